@@ -53,3 +53,49 @@ def eye_crop_rect(corner_a, corner_b, scale: float = 2.0) -> RotatedRect:
     dist = math.hypot(bx - ax, by - ay)
     side = max(dist * scale, 1.0)
     return RotatedRect((ax + bx) / 2, (ay + by) / 2, side, side, math.atan2(by - ay, bx - ax))
+
+
+def rotation_from(start, end, target: float = 0.0) -> float:
+    """MediaPipe's rect rotation: turn the start->end vector onto `target` radians, result in [-pi, pi)."""
+    angle = target + math.atan2(end[1] - start[1], end[0] - start[0])
+    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+
+
+def bounding_box(points):
+    """(xmin, ymin, xmax, ymax) of (x, y[, ...]) points."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def square_roi(box, start, end, scale: float) -> RotatedRect:
+    """MediaPipe DetectionsToRects (box centre, rotation from two keypoints) followed by
+    RectTransformation(square_long, scale): a rotated square of side scale × the box's longer side."""
+    xmin, ymin, xmax, ymax = box
+    side = max(xmax - xmin, ymax - ymin) * scale
+    return RotatedRect((xmin + xmax) / 2, (ymin + ymax) / 2, side, side, rotation_from(start, end))
+
+
+def letterbox_rect(width: float, height: float) -> RotatedRect:
+    """The square that holds the whole frame centred (black padding outside), as detectors want it."""
+    side = max(width, height)
+    return RotatedRect(width / 2, height / 2, side, side, 0.0)
+
+
+def fraction_inside(rect: RotatedRect, width: float, height: float, steps: int = 6) -> float:
+    """Share of the rect's area inside the frame [0, width] x [0, height], sampled on a steps × steps grid."""
+    inside = 0
+    for i in range(steps):
+        for j in range(steps):
+            x, y = rect.to_frame((i + 0.5) / steps, (j + 0.5) / steps, 1, 1)
+            if 0 <= x <= width and 0 <= y <= height:
+                inside += 1
+    return inside / (steps * steps)
+
+
+def distance(a, b) -> float:
+    return math.hypot(b[0] - a[0], b[1] - a[1])
+
+
+def is_finite_point(p) -> bool:
+    return all(math.isfinite(v) for v in p)

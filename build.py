@@ -1,0 +1,298 @@
+"""Build the static site into dist/ (and optionally serve it).
+
+    python build.py                      # dist/ from site/, models/, the npm runtimes and the face models
+    python build.py --serve [--port 8000] # build, then serve dist/ with COOP/COEP headers
+    python build.py --retrain            # train -> export -> quantize first (needs the [train] extras)
+
+No torch needed for a plain build: `pip install -e .` plus Node.js/npm is enough.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SITE = ROOT / "site"
+MODELS = ROOT / "models"
+NODE_MODULES = ROOT / "node_modules"
+FACE_CACHE = ROOT / ".cache" / "face_models"
+
+# Exact versions; package.json and package-lock.json pin the same ones.
+RUNTIME_VERSIONS = {"pyodide": "314.0.7", "@pyscript/core": "0.7.31", "onnxruntime-web": "1.30.0"}
+
+PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
+# ort.wasm.min.mjs is the CPU (WebAssembly) build; it loads its glue module and the wasm from wasmPaths.
+ORT_FILES = ["ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]
+# PyScript's core chunk imports these plugin chunks at start-up; the rest (editor, terminal, toml, zip)
+# load only when a page uses those features, which this one does not.
+PYSCRIPT_STARTUP_CHUNKS = ("core", "error", "deprecations-manager", "donkey", "py-editor", "py-game", "py-terminal")
+
+EYE_MODELS = ["eye_state.onnx", "eye_state.json"]
+OPTIONAL_EYE_MODELS = ["eye_state.int8.onnx"]
+SITE_SKIP = {"__pycache__", ".pytest_cache"}
+
+MIME_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+    ".zip": "application/octet-stream",
+    ".py": "text/plain; charset=utf-8",
+    ".md": "text/plain; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    "": "application/octet-stream",
+}
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+class BuildError(RuntimeError):
+    """A build step cannot go on; the message says what is missing and how to get it."""
+
+
+def step(msg: str) -> None:
+    print(f"[build] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- npm runtimes
+
+
+def installed_version(package: str) -> str | None:
+    pkg = NODE_MODULES / package / "package.json"
+    if not pkg.exists():
+        return None
+    return json.loads(pkg.read_text()).get("version")
+
+
+def node_modules_stale() -> bool:
+    if any(installed_version(p) != v for p, v in RUNTIME_VERSIONS.items()):
+        return True
+    marker = NODE_MODULES / ".package-lock.json"  # npm writes it on every install
+    lock = ROOT / "package-lock.json"
+    return not marker.exists() or marker.stat().st_mtime < lock.stat().st_mtime
+
+
+def ensure_npm_runtimes() -> None:
+    if not node_modules_stale():
+        step("npm runtimes up to date (" + ", ".join(f"{p} {v}" for p, v in RUNTIME_VERSIONS.items()) + ")")
+        return
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        raise BuildError("Node.js and npm are needed to fetch the browser runtimes (pyodide, @pyscript/core, "
+                         "onnxruntime-web). Install Node.js >= 18 (e.g. `apt-get install nodejs npm`) and rerun.")
+    if not (ROOT / "package-lock.json").exists():
+        raise BuildError("package-lock.json is missing; it is committed with the repository (restore it).")
+    step("npm ci (installing the pinned browser runtimes)")
+    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT)
+    if done.returncode != 0:
+        raise BuildError(f"`npm ci` failed with exit code {done.returncode} (see its output above)")
+    wrong = {p: installed_version(p) for p, v in RUNTIME_VERSIONS.items() if installed_version(p) != v}
+    if wrong:
+        raise BuildError(f"after npm ci the installed versions differ from the pinned ones: {wrong}")
+
+
+def pyscript_chunks(dist_dir: Path) -> list[str]:
+    """core.js plus the chunks it imports at start-up (static imports followed transitively)."""
+    wanted, todo = [], ["core.js"]
+    import_re = re.compile(r'(?:from|import)\s*\(?\s*"\./([\w.-]+\.js)"')
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        if not (dist_dir / name).exists():
+            raise BuildError(f"@pyscript/core/dist/{name} is missing; run `npm ci`")
+        wanted.append(name)
+        for dep in import_re.findall((dist_dir / name).read_text(encoding="utf-8")):
+            if dep.rsplit("-", 1)[0] in PYSCRIPT_STARTUP_CHUNKS or dep == "core.js":
+                todo.append(dep)
+    return sorted(wanted)
+
+
+def copy_runtimes(out: Path) -> None:
+    vendor = out / "vendor"
+    sources = {
+        "pyodide": (NODE_MODULES / "pyodide", PYODIDE_FILES),
+        "ort": (NODE_MODULES / "onnxruntime-web" / "dist", ORT_FILES),
+    }
+    pyscript_dist = NODE_MODULES / "@pyscript" / "core" / "dist"
+    sources["pyscript"] = (pyscript_dist, pyscript_chunks(pyscript_dist) + ["core.css"])
+    for folder, (src, names) in sources.items():
+        (vendor / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (src / name).exists():
+                raise BuildError(f"{src / name} is missing; run `npm ci`")
+            shutil.copy2(src / name, vendor / folder / name)
+        step(f"vendor/{folder}: {len(names)} files")
+    shutil.copy2(NODE_MODULES / "@pyscript" / "core" / "LICENSE", vendor / "pyscript" / "LICENSE")
+
+
+# ---------------------------------------------------------------- site and models
+
+
+def copy_site(out: Path) -> list[str]:
+    """Copies site/ (pages, Python modules, licences); returns the Python files the page loads."""
+    if not (SITE / "index.html").exists():
+        raise BuildError(f"{SITE / 'index.html'} is missing")
+    shutil.copytree(SITE, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SITE_SKIP, "*.pyc"))
+    py_files = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.py")
+                      if not SITE_SKIP.intersection(p.relative_to(SITE).parts) and p.name != "main.py")
+    step(f"site: {sum(1 for _ in SITE.rglob('*') if _.is_file())} files ({len(py_files)} Python modules)")
+    return py_files
+
+
+def copy_models(out: Path) -> dict:
+    """Eye-state model(s) from models/, face models from the conversion cache; returns what was shipped."""
+    target = out / "models"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in EYE_MODELS:
+        if not (MODELS / name).exists():
+            raise BuildError(f"models/{name} is missing. Make it with `python -m pipeline.export` "
+                             f"(or `python build.py --retrain` to train, export and quantize).")
+        shutil.copy2(MODELS / name, target / name)
+    shipped = {"eye_state": "eye_state.onnx"}
+    for name in OPTIONAL_EYE_MODELS:
+        if (MODELS / name).exists():
+            shutil.copy2(MODELS / name, target / name)
+            shipped["eye_state_int8"] = name
+    step("eye-state model: " + ", ".join(shipped.values()))
+
+    try:
+        from pipeline.face_models import ensure_face_models
+    except ImportError as exc:
+        raise BuildError(f"cannot import pipeline.face_models ({exc}); run `pip install -e .` first") from exc
+    step("face models (MediaPipe TFLite -> ONNX, cached in .cache/face_models)")
+    paths = ensure_face_models(FACE_CACHE)
+    for key in ("face_detection", "face_landmark", "iris_landmark", "json"):
+        shutil.copy2(paths[key], target / Path(paths[key]).name)
+        shipped[key] = Path(paths[key]).name
+    licences = out / "licenses"
+    licences.mkdir(exist_ok=True)
+    for key in ("license", "notice"):
+        shutil.copy2(paths[key], licences / Path(paths[key]).name)
+    return shipped
+
+
+def write_pyscript_config(out: Path, py_files: list[str]) -> None:
+    """PyScript config: self-hosted interpreter, our modules into the Pyodide FS, ort as a JS module."""
+    config = {
+        "interpreter": "./vendor/pyodide/pyodide.mjs",
+        "files": {f"./{name}": f"./{name}" for name in py_files},
+        "js_modules": {"main": {"./vendor/ort/ort.wasm.min.mjs": "ort"}},
+    }
+    (out / "pyscript.json").write_text(json.dumps(config, indent=1))
+
+
+def write_manifest(out: Path) -> dict:
+    files = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_file() and path.name != "manifest.json":
+            data = path.read_bytes()
+            files[path.relative_to(out).as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest = {"runtimes": RUNTIME_VERSIONS, "files": files,
+                "total_bytes": sum(f["bytes"] for f in files.values())}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def retrain() -> None:
+    """train -> export -> quantize, each by its CLI so their own defaults and checks apply."""
+    for module in ("pipeline.train", "pipeline.export", "pipeline.quantize"):
+        step(f"--retrain: python -m {module}")
+        done = subprocess.run([sys.executable, "-m", module], cwd=ROOT)
+        if done.returncode != 0:
+            raise BuildError(f"`python -m {module}` failed with exit code {done.returncode} "
+                             f"(--retrain needs `pip install -e .[train]` and ../shared/data/mrl)")
+
+
+def build(out: Path = ROOT / "dist", skip_npm: bool = False) -> dict:
+    started = time.perf_counter()
+    if not skip_npm:
+        ensure_npm_runtimes()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    copy_runtimes(out)
+    py_files = copy_site(out)
+    copy_models(out)
+    write_pyscript_config(out, py_files)
+    manifest = write_manifest(out)
+    step(f"dist ready: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB "
+         f"in {time.perf_counter() - started:.1f} s -> {out}")
+    return manifest
+
+
+# ---------------------------------------------------------------- serving
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with exact MIME types and cross-origin isolation headers (ort-web threads)."""
+
+    extensions_map = MIME_TYPES
+
+    def end_headers(self):
+        for key, value in ISOLATION_HEADERS.items():
+            self.send_header(key, value)
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_request(self, code="-", size="-"):  # quiet: only failed requests
+        if str(getattr(code, "value", code)).startswith(("4", "5")):
+            super().log_request(code, size)
+
+
+def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    handler = functools.partial(SiteHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
+    parser.add_argument("--serve", action="store_true", help="serve the built site after building")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--retrain", action="store_true", help="train, export and quantize before building")
+    parser.add_argument("--no-build", action="store_true", help="with --serve: serve the existing dist/")
+    args = parser.parse_args(argv)
+    try:
+        if args.retrain:
+            retrain()
+        if not args.no_build:
+            build(args.out)
+        elif not (args.out / "index.html").exists():
+            raise BuildError(f"{args.out} has no index.html; run `python build.py` first")
+    except BuildError as exc:
+        print(f"[build] error: {exc}", file=sys.stderr)
+        return 1
+    if args.serve:
+        server = make_server(args.out, args.port, args.host)
+        step(f"serving {args.out} at http://{args.host}:{server.server_port}/ (Ctrl+C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

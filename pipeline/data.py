@@ -1,0 +1,459 @@
+"""Load eye images into memory: the MRL Eye Dataset (zip or folder) or any open/ + closed/ labelled folder or zip.
+
+Everything is decoded once, converted to gray (BT.601), resized to `size` with INTER_AREA and kept as uint8.
+Zip loads are cached under `.cache/` (keyed by path, size, mtime), so a second run is instant.
+
+    python -m pipeline.data --data ../shared/data/mrl/mrlEyes_2018_01_dev.zip --size 48
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import warnings
+import zipfile
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.preprocess import color_to_gray_u8
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MRL_ZIP = REPO_ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
+CACHE_DIR = REPO_ROOT / ".cache" / "eyedata"
+CACHE_VERSION = 1
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+MRL_FIELDS = ("subject", "image_id", "gender", "glasses", "eye_state", "reflections", "lighting", "sensor")
+META_KEYS = ("subject", "gender", "glasses", "reflections", "lighting", "sensor")
+MRL_NAME = re.compile(r"^s(\d{4})_(\d+)_([01])_([01])_([01])_([012])_([01])_(\d{2})$")
+MRL_LAYOUT = "mrlEyes_2018_01/sXXXX/sXXXX_IIIII_G_GL_E_R_L_SS.png (MRL Eye Dataset, zip or extracted folder)"
+FOLDER_LAYOUT = "a folder or zip with open/ and closed/ subfolders (at any depth) holding image files"
+
+# Readable names of the MRL field values (used by reports).
+VALUE_NAMES = {
+    "gender": {0: "man", 1: "woman"},
+    "glasses": {0: "no", 1: "yes"},
+    "reflections": {0: "none", 1: "small", 2: "big"},
+    "lighting": {0: "bad", 1: "good"},
+    "sensor": {1: "RealSense", 2: "IDS", 3: "Aptina"},
+}
+
+
+class DataLayoutError(ValueError):
+    """The path does not exist or does not hold one of the supported layouts."""
+
+
+class MrlName(NamedTuple):
+    subject: int
+    image_id: int
+    gender: int
+    glasses: int
+    eye_state: int
+    reflections: int
+    lighting: int
+    sensor: int
+
+
+def parse_mrl_name(name: str) -> MrlName:
+    """`s0012_00345_0_1_0_2_0_01.png` (any directory part) -> its eight fields as ints."""
+    stem = Path(name.replace("\\", "/")).stem
+    m = MRL_NAME.match(stem)
+    if not m:
+        raise ValueError(
+            f"not an MRL file name: {name!r}; expected subject_imageid_gender_glasses_eyestate_reflections_lighting_sensor,"
+            " e.g. s0012_00345_0_1_0_2_0_01.png"
+        )
+    return MrlName(*(int(g) for g in m.groups()))
+
+
+def subject_name(subject: int) -> str:
+    return f"s{int(subject):04d}"
+
+
+@dataclass
+class LoadReport:
+    n_files: int = 0
+    n_loaded: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)
+    conflicting_duplicates: list[str] = field(default_factory=list)
+    n_same_label_duplicates: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.n_loaded} images loaded of {self.n_files} files; {len(self.corrupt)} corrupt/unreadable skipped; "
+            f"{len(self.conflicting_duplicates)} dropped as identical pixels with conflicting labels; "
+            f"{self.n_same_label_duplicates} identical-pixel copies with the same label kept"
+            + (f"; {len(self.unparsed)} image names not in the MRL format skipped" if self.unparsed else "")
+        )
+
+
+@dataclass
+class EyeData:
+    images: np.ndarray  # uint8 [N,S,S]
+    labels: np.ndarray  # int64 [N], 0 closed / 1 open
+    meta: dict[str, np.ndarray]  # int arrays (MRL only): subject, gender, glasses, reflections, lighting, sensor
+    paths: list[str]
+    source: str = ""
+    kind: str = "folder"  # "mrl" or "folder"
+    report: LoadReport = field(default_factory=LoadReport)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def subjects(self) -> np.ndarray | None:
+        return self.meta.get("subject")
+
+    def subset(self, index) -> "EyeData":
+        idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=np.int64)
+        return EyeData(
+            images=self.images[idx], labels=self.labels[idx], meta={k: v[idx] for k, v in self.meta.items()},
+            paths=[self.paths[i] for i in idx], source=self.source, kind=self.kind, report=self.report,
+        )
+
+    def select_subjects(self, subjects) -> "EyeData":
+        if self.subjects is None:
+            raise ValueError(f"{self.source} has no subject information (only MRL data has subjects)")
+        wanted = {int(str(s).lstrip("s")) for s in subjects}
+        return self.subset(np.isin(self.subjects, sorted(wanted)))
+
+
+# ---------------------------------------------------------------- sources: a zip or a folder, listed as names
+
+class _Source:
+    """Lists the files of a zip or folder (relative names with '/') and reads their bytes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.is_dir():
+            self.names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+            self._zip = None
+        elif zipfile.is_zipfile(path):
+            self._zip = zipfile.ZipFile(path)
+            self.names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
+        else:
+            raise DataLayoutError(f"{path} is neither a folder nor a zip file; expected {MRL_LAYOUT} or {FOLDER_LAYOUT}")
+
+    def read(self, name: str) -> bytes:
+        return self._zip.read(name) if self._zip else (self.path / name).read_bytes()
+
+    def close(self) -> None:
+        if self._zip:
+            self._zip.close()
+
+
+def _is_image(name: str) -> bool:
+    parts = name.split("/")
+    hidden = any(p.startswith(".") or p == "__MACOSX" for p in parts)
+    return not hidden and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def decode_gray(data: bytes) -> np.ndarray | None:
+    """Image bytes (any common format, gray/colour/alpha, 8 or 16 bit) -> uint8 gray [H,W], or None if unreadable."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:  # formats OpenCV cannot decode (e.g. some GIFs): try Pillow
+        img = _decode_with_pillow(data)
+        if img is None:
+            return None
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:
+        img = color_to_gray_u8(img, order="bgr")
+    return img if img.ndim == 2 and img.size else None
+
+
+def _decode_with_pillow(data: bytes) -> np.ndarray | None:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception:
+        return None
+    return np.ascontiguousarray(rgb[..., ::-1])  # BGR like OpenCV
+
+
+def _decode_all(source: _Source, names: list[str], size: int, workers: int, desc: str):
+    """Decode + resize every name; returns (images uint8 [N,S,S], ok mask, pixel hashes)."""
+    images = np.zeros((len(names), size, size), np.uint8)
+    ok = np.zeros(len(names), bool)
+    hashes: list[bytes] = [b""] * len(names)
+
+    def work(item: tuple[int, bytes]) -> None:
+        i, data = item
+        gray = decode_gray(data)
+        if gray is None:
+            return
+        hashes[i] = hashlib.blake2b(gray.tobytes() + np.asarray(gray.shape).tobytes(), digest_size=16).digest()
+        images[i] = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+        ok[i] = True
+
+    def read(name: str) -> bytes:
+        try:
+            return source.read(name)
+        except Exception:  # unreadable zip member or file: counted as corrupt
+            return b""
+
+    chunk = 512
+    with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(
+        total=len(names), desc=desc, unit="img", mininterval=0.5, leave=False
+    ) as bar:
+        for start in range(0, len(names), chunk):
+            batch = [(i, read(names[i])) for i in range(start, min(start + chunk, len(names)))]
+            list(pool.map(work, batch))  # cv2 releases the GIL while decoding
+            bar.update(len(batch))
+    return images, ok, hashes
+
+
+def _drop_conflicting_duplicates(hashes: list[bytes], labels: np.ndarray, report: LoadReport, names: list[str]):
+    groups: dict[bytes, list[int]] = defaultdict(list)
+    for i, h in enumerate(hashes):
+        groups[h].append(i)
+    keep = np.ones(len(hashes), bool)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        if len({int(labels[i]) for i in idx}) > 1:
+            keep[idx] = False
+            report.conflicting_duplicates.extend(names[i] for i in idx)
+        else:
+            report.n_same_label_duplicates += len(idx) - 1
+    return keep
+
+
+# ---------------------------------------------------------------- MRL
+
+def _mrl_entries(source: _Source, report: LoadReport) -> tuple[list[str], list[MrlName]]:
+    names, fields = [], []
+    for name in source.names:
+        if not _is_image(name):
+            continue
+        try:
+            fields.append(parse_mrl_name(name))
+            names.append(name)
+        except ValueError:
+            report.unparsed.append(name)
+    return names, fields
+
+
+def _sample(n: int, max_images: int | None, seed: int) -> np.ndarray:
+    if max_images is None or max_images >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_images, replace=False))
+
+
+def load_mrl(path, size: int = 48, *, subjects=None, max_images: int | None = None, seed: int = 0,
+             workers: int = 2, cache: bool = True) -> EyeData:
+    """MRL Eye Dataset from the official zip (read in place) or an extracted folder.
+
+    `subjects` (ints or "s0012") and `max_images` (random subset, `seed`) load only part of it (not cached).
+    """
+    path = _checked_path(path)
+    partial = subjects is not None or max_images is not None
+    key = _cache_key(path, size, "mrl") if cache and not partial else None
+    if key and (cached := _read_cache(key)) is not None:
+        return cached
+    source = _Source(path)
+    try:
+        report = LoadReport()
+        names, fields = _mrl_entries(source, report)
+        if not names:
+            raise DataLayoutError(_layout_message(path, source.names, expected=MRL_LAYOUT))
+        if subjects is not None:
+            wanted = {int(str(s).lstrip("s")) for s in subjects}
+            pairs = [(n, f) for n, f in zip(names, fields) if f.subject in wanted]
+            names, fields = [p[0] for p in pairs], [p[1] for p in pairs]
+        pick = _sample(len(names), max_images, seed)
+        names, fields = [names[i] for i in pick], [fields[i] for i in pick]
+        report.n_files = len(names)
+        images, ok, hashes = _decode_all(source, names, size, workers, desc=f"MRL {path.name}")
+    finally:
+        source.close()
+    table = np.asarray(fields, dtype=np.int64).reshape(-1, len(MRL_FIELDS))
+    labels = table[:, MRL_FIELDS.index("eye_state")]
+    data = _finish(images, labels, ok, hashes, names, report, str(path), "mrl",
+                   meta={k: table[:, MRL_FIELDS.index(k)] for k in META_KEYS})
+    if key:
+        _write_cache(key, data)
+    return data
+
+
+# ---------------------------------------------------------------- open/ closed/ folders
+
+def _folder_label(name: str) -> int | None:
+    """Label from the nearest enclosing folder called open or closed (case-insensitive)."""
+    for part in reversed(name.lower().split("/")[:-1]):
+        if part == "open":
+            return 1
+        if part == "closed":
+            return 0
+    return None
+
+
+def load_folder(path, size: int = 48, *, workers: int = 2, cache: bool = True) -> EyeData:
+    """Any folder or zip holding `open/` and `closed/` subfolders at any depth (any common image format)."""
+    path = _checked_path(path)
+    key = _cache_key(path, size, "folder") if cache and path.is_file() else None
+    if key and (cached := _read_cache(key)) is not None:
+        return cached
+    source = _Source(path)
+    try:
+        names, labels = [], []
+        for name in source.names:
+            label = _folder_label(name)
+            if label is not None and _is_image(name):
+                names.append(name)
+                labels.append(label)
+        if not names:
+            raise DataLayoutError(_layout_message(path, source.names, expected=FOLDER_LAYOUT))
+        report = LoadReport(n_files=len(names))
+        images, ok, hashes = _decode_all(source, names, size, workers, desc=f"images {path.name}")
+    finally:
+        source.close()
+    data = _finish(images, np.asarray(labels, np.int64), ok, hashes, names, report, str(path), "folder", meta={})
+    if key:
+        _write_cache(key, data)
+    return data
+
+
+def load_any(path=None, size: int = 48, **kwargs) -> EyeData:
+    """MRL layout if the file names are MRL names, else the open/closed layout; clear error otherwise."""
+    path = _checked_path(path if path is not None else default_data_path())
+    source = _Source(path)
+    try:
+        images = [n for n in source.names if _is_image(n)]
+        is_mrl = any(MRL_NAME.match(Path(n).stem) for n in images)
+        has_folders = any(_folder_label(n) is not None for n in images)
+    finally:
+        source.close()
+    if is_mrl:
+        return load_mrl(path, size, **kwargs)
+    if has_folders:
+        kwargs = {k: v for k, v in kwargs.items() if k in ("workers", "cache")}
+        return load_folder(path, size, **kwargs)
+    raise DataLayoutError(_layout_message(path, source.names, expected=f"either {MRL_LAYOUT} or {FOLDER_LAYOUT}"))
+
+
+def default_data_path() -> Path:
+    if DEFAULT_MRL_ZIP.exists():
+        return DEFAULT_MRL_ZIP
+    raise DataLayoutError(
+        f"no --data given and the default MRL zip {DEFAULT_MRL_ZIP} does not exist; pass --data with {MRL_LAYOUT} "
+        f"or {FOLDER_LAYOUT}"
+    )
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def _checked_path(path) -> Path:
+    if path is None:
+        return default_data_path()
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataLayoutError(f"data path {p} does not exist; expected {MRL_LAYOUT} or {FOLDER_LAYOUT}")
+    return p
+
+
+def _layout_message(path: Path, names: list[str], expected: str) -> str:
+    shown = ", ".join(names[:5]) or "nothing"
+    return f"{path} does not have the expected layout: expected {expected}; found {len(names)} files ({shown}{', ...' if len(names) > 5 else ''})"
+
+
+def _finish(images, labels, ok, hashes, names, report: LoadReport, source: str, kind: str, meta) -> EyeData:
+    report.corrupt = [n for n, good in zip(names, ok) if not good]
+    if report.corrupt:
+        warnings.warn(f"{len(report.corrupt)} corrupt or unreadable images skipped: {report.corrupt[:10]}", stacklevel=3)
+    keep = ok.copy()
+    idx_ok = np.flatnonzero(ok)
+    keep_ok = _drop_conflicting_duplicates([hashes[i] for i in idx_ok], labels[idx_ok], report, [names[i] for i in idx_ok])
+    keep[idx_ok] = keep_ok
+    if report.conflicting_duplicates:
+        warnings.warn(
+            f"dropped {len(report.conflicting_duplicates)} images whose pixels are identical but whose labels conflict",
+            stacklevel=3,
+        )
+    idx = np.flatnonzero(keep)
+    report.n_loaded = len(idx)
+    if not len(idx):
+        raise DataLayoutError(f"no readable images in {source} ({len(report.corrupt)} corrupt)")
+    return EyeData(
+        images=images[idx], labels=labels[idx].astype(np.int64), meta={k: np.asarray(v)[idx] for k, v in meta.items()},
+        paths=[names[i] for i in idx], source=source, kind=kind, report=report,
+    )
+
+
+def _cache_key(path: Path, size: int, kind: str) -> str:
+    st = path.stat()
+    ident = f"v{CACHE_VERSION}|{kind}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{size}"
+    return f"{kind}_{path.stem}_{size}px_{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+
+
+def _read_cache(key: str) -> EyeData | None:
+    file = CACHE_DIR / f"{key}.npz"
+    if not file.exists():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            info = json.loads(str(z["info"]))
+            return EyeData(
+                images=z["images"], labels=z["labels"], meta={k: z[f"meta_{k}"] for k in info["meta_keys"]},
+                paths=[str(p) for p in z["paths"]], source=info["source"], kind=info["kind"], report=LoadReport(**info["report"]),
+            )
+    except Exception as exc:  # a broken cache file is rebuilt, never trusted
+        warnings.warn(f"ignoring unreadable cache {file}: {exc}", stacklevel=2)
+        return None
+
+
+def _write_cache(key: str, data: EyeData) -> None:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    info = {"source": data.source, "kind": data.kind, "meta_keys": list(data.meta), "report": data.report.__dict__}
+    tmp = CACHE_DIR / f"{key}.tmp.npz"
+    np.savez(tmp, images=data.images, labels=data.labels, paths=np.asarray(data.paths), info=json.dumps(info),
+             **{f"meta_{k}": v for k, v in data.meta.items()})
+    os.replace(tmp, CACHE_DIR / f"{key}.npz")
+
+
+def describe(data: EyeData) -> str:
+    lines = [f"{data.source} ({data.kind}): {len(data)} images {data.size}x{data.size}, "
+             f"closed {int((data.labels == 0).sum())}, open {int((data.labels == 1).sum())}",
+             data.report.summary()]
+    if data.subjects is not None:
+        lines.append(f"{len(np.unique(data.subjects))} subjects")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Load eye images (MRL or open/closed folders) and report what was found.")
+    ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
+    ap.add_argument("--size", type=int, default=48)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-cache", action="store_true")
+    args = ap.parse_args(argv)
+    data = load_any(args.data, args.size, workers=args.workers, cache=not args.no_cache)
+    print(describe(data))
+    for name in data.report.corrupt[:20]:
+        print("corrupt:", name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Model factory: any timm model by name (1-channel input adapted by timm) plus the seed's small `baseline_cnn`.
+
+ImageNet weights (`pretrained=True`) come only from a local file (`pretrained_path`) or the local Hugging Face / timm
+cache: there is no network here, and a missing file fails with a message that says where to put it.
+
+    python -m pipeline.models --list mobilenetv3_small_050 lcnet_050 resnet10t baseline_cnn
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.preprocess import CLASSES, DEFAULT_SPEC
+
+BASELINE = "baseline_cnn"
+
+
+class PretrainedWeightsMissing(RuntimeError):
+    pass
+
+
+class BaselineCNN(nn.Module):
+    """The seed's small CNN: conv-bn-relu blocks with max-pooling, global average pool, dropout, linear."""
+
+    def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2):
+        super().__init__()
+        blocks, c = [], in_chans
+        for w in widths:
+            blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(c, num_classes))
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head[-1]
+
+
+def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained: bool = False,
+                 pretrained_path: str | os.PathLike | None = None, **kwargs) -> nn.Module:
+    if name == BASELINE:
+        if pretrained:
+            raise PretrainedWeightsMissing(f"{BASELINE} has no pretrained weights; drop --pretrained")
+        return BaselineCNN(num_classes, in_chans)
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
+        raise ValueError(f"unknown model {name!r}: expected {BASELINE} or a timm model name"
+                         + (f" (similar: {', '.join(close)})" if close else ""))
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if pretrained_path is not None:
+        path = Path(pretrained_path).expanduser()
+        if not path.is_file():
+            raise PretrainedWeightsMissing(f"--pretrained-path {path} is not a file; {_where_to_put(name)}")
+        overlay = {"file": str(path)}
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes,
+                                 in_chans=in_chans, **kwargs)
+    from huggingface_hub import constants as hf_constants
+
+    offline = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True  # never reach for the network: the local cache or nothing
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise PretrainedWeightsMissing(f"no local ImageNet weights for {name} ({type(exc).__name__}: {reason}); "
+                                       f"{_where_to_put(name)}") from None
+    finally:
+        hf_constants.HF_HUB_OFFLINE = offline
+
+
+def _where_to_put(name: str) -> str:
+    import timm
+
+    if not timm.list_models(name, pretrained=True):
+        alternatives = [n.split(".")[0] for n in timm.list_models(f"*{name}*", pretrained=True)][:5]
+        return (f"timm publishes no ImageNet weights for {name!r}"
+                + (f" (names with weights: {', '.join(dict.fromkeys(alternatives))})" if alternatives else "")
+                + "; pass a weights file with timm's key names as --pretrained-path FILE, or train without --pretrained")
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub = getattr(cfg, "hf_hub_id", None) if cfg else None
+    hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    where = (f"download the weights on a machine with internet (e.g. `huggingface-cli download {hub}`) and copy "
+             f"the cache into {hf_home}/hub, or " if hub else "")
+    return (f"{where}pass the weights file (.safetensors/.pth/.bin with timm's key names) as --pretrained-path FILE, "
+            "or train without --pretrained")
+
+
+def check_pretrained_available(name: str, pretrained_path=None) -> None:
+    """Fail early (before loading data) when --pretrained cannot be honoured."""
+    create_model(name, num_classes=2, in_chans=1, pretrained=True, pretrained_path=pretrained_path)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def classifier_of(model: nn.Module) -> nn.Module:
+    return model.get_classifier()
+
+
+def make_checkpoint(model: nn.Module, name: str, *, preprocess: dict | None = None, **extra) -> dict:
+    """The checkpoint dict of docs/DESIGN.md (extra keys, e.g. optimizer state, are allowed)."""
+    ckpt = {
+        "model": name,
+        "num_classes": int(getattr(model, "num_classes", 2)),
+        "in_chans": 1,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "preprocess": preprocess or {k: getattr(DEFAULT_SPEC, k) for k in ("size", "channels", "mean", "std", "gray")},
+        "classes": list(CLASSES),
+    }
+    ckpt.update(extra)
+    return ckpt
+
+
+def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found (expected a .pth written by pipeline.train)")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not a pipeline checkpoint: expected a dict with 'model' and 'state_dict' "
+                         "(see docs/DESIGN.md)")
+    model = create_model(ckpt["model"], num_classes=ckpt.get("num_classes", 2), in_chans=ckpt.get("in_chans", 1))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Print parameter counts and output shapes of candidate models.")
+    ap.add_argument("--list", nargs="+", default=["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE])
+    ap.add_argument("--img-size", type=int, default=48)
+    args = ap.parse_args(argv)
+    for name in args.list:
+        model = create_model(name).eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, 1, args.img_size, args.img_size))
+        print(f"{name:28s} {count_parameters(model) / 1e6:6.3f} M params, output {tuple(out.shape)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Offline replay of videos through the page's frame pipeline (eyecore) with onnxruntime + OpenCV.
+
+    python -m pipeline.video VIDEO [VIDEO ...] [--labels CSV ...] [--csv OUT] [--json OUT]
+                             [--model PATH] [--no-iris] [--max-frames N]
+
+`<name>_ideal.csv` (per-frame 0/1 closed labels) and `<name>_timestamps.txt` (JSON list of frame
+wall-clock times) beside a video are used automatically; without timestamps, time = frame / fps.
+With labels, frame-level and blink-level scores per video and pooled (pipeline.video_metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from eyecore.frame import FramePipeline, PipelineConfig
+from eyecore.temporal import EyeStateTracker, TemporalConfig, label_blink_frames
+from pipeline import video_metrics
+from pipeline.cv_runtime import CvRuntime
+from pipeline.face_models import ensure_face_models
+
+DEFAULT_EYE_MODEL = Path("models/eye_state.onnx")
+CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
+               "state_left", "state_right", "both_closed", "blink_id", "p_cnn_left", "p_cnn_right",
+               "face", "face_score"]
+STAGES = ("detect", "landmarks", "classify", "iris", "total")
+
+
+class VideoError(ValueError):
+    """A video, label or timestamp file that cannot be used, with the reason."""
+
+
+def companion(video: Path, suffix: str) -> Path:
+    return video.with_name(video.stem + suffix)
+
+
+def read_frames(path: Path, max_frames: int | None = None):
+    """Yield BGR frames; a file OpenCV cannot open or decode raises VideoError."""
+    if not path.is_file():
+        raise VideoError(f"{path}: no such video file")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise VideoError(f"{path}: OpenCV cannot open this file as a video")
+        count = 0
+        while max_frames is None or count < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+                raise VideoError(f"{path}: frame {count} is not a 3-channel colour image")
+            count += 1
+            yield frame
+        if count == 0:
+            raise VideoError(f"{path}: no frame could be decoded (corrupt or unsupported video)")
+    finally:
+        cap.release()
+
+
+def video_info(path: Path) -> tuple:
+    cap = cv2.VideoCapture(str(path))
+    fps, count = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return (fps if fps and fps > 0 else 30.0), count
+
+
+def _round(value, digits=4):
+    return None if value is None else round(value, digits)
+
+
+def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=None,
+           max_frames: int | None = None, progress: bool = True) -> dict:
+    """Run one video; returns {"rows": [...], "blinks": [...], "timings": {...}, "frames": n}."""
+    fps, count = video_info(path)
+    limit = count if max_frames is None else min(count, max_frames) if count > 0 else max_frames
+    rows, states, stage_ms = [], [], {s: [] for s in STAGES}
+    bar = tqdm(total=limit or None, desc=path.name, unit="frame", disable=not progress, leave=False)
+    pipeline.reset()
+    for index, frame in enumerate(read_frames(path, max_frames)):
+        if times is not None and index >= len(times):
+            raise VideoError(f"{path}: more frames than timestamps ({len(times)}) in "
+                             f"{companion(path, '_timestamps.txt').name}")
+        t = times[index] if times is not None else index / fps
+        result = pipeline.process(frame, t)
+        left, right = result.left, result.right
+        state = tracker.update(t, left.p_open if left else None, right.p_open if right else None)
+        states.append(state)
+        for stage in STAGES:
+            if stage in result.timings:
+                stage_ms[stage].append(result.timings[stage])
+        rows.append({
+            "frame": index, "time": round(t, 4),
+            "p_open_left": _round(left and left.p_open), "p_open_right": _round(right and right.p_open),
+            "eyelid_left": _round(left and left.eyelid_opening),
+            "eyelid_right": _round(right and right.eyelid_opening),
+            "state_left": state.left, "state_right": state.right, "both_closed": int(state.both_closed),
+            "p_cnn_left": _round(left and left.p_cnn), "p_cnn_right": _round(right and right.p_cnn),
+            "face": int(result.status == "face"), "face_score": _round(result.face_score),
+        })
+        bar.update(1)
+    bar.close()
+    blinks = [s.blink for s in states if s.blink is not None]
+    for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
+        row["blink_id"] = blink_id
+    timings = {stage: {"mean_ms": sum(v) / len(v), "frames": len(v)} for stage, v in stage_ms.items() if v}
+    return {"rows": rows, "blinks": [b.to_dict() for b in blinks], "timings": timings, "frames": len(rows)}
+
+
+def _load_optional(path: Path | None, loader, what: str):
+    if path is None or not path.exists():
+        return None
+    try:
+        return loader(path)
+    except ValueError as error:
+        raise VideoError(f"{what} {path}: {error}") from None
+
+
+def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1):
+    runtime = CvRuntime(models_dir, eye_model, threads=threads)
+    config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris)
+    if not runtime.has_classifier:
+        # Without the classifier the eyelid opening is the only signal.
+        config.cnn_weight, config.iris_weight = 0.0, 1.0
+    return FramePipeline(runtime, config)
+
+
+def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", eye_model=None,
+        use_iris=True, threads=1, temporal=None, progress=True) -> dict:
+    """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
+    videos = [Path(v) for v in videos]
+    if labels and len(labels) != len(videos):
+        raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
+    ensure_face_models(models_dir, quiet=not progress)
+    pipeline = make_pipeline(models_dir, eye_model, use_iris, threads)
+    per_frame, scored, info = {}, {}, {}
+    for i, path in enumerate(videos):
+        label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
+        truth = _load_optional(label_path, video_metrics.load_labels, "label file")
+        times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps,
+                               "timestamp file")
+        if labels and truth is None:
+            raise VideoError(f"label file {label_path} does not exist")
+        _, count = video_info(path)
+        expected = count if max_frames is None else min(count, max_frames)
+        for what, values in (("label file", truth), ("timestamp file", times)):
+            if values is not None and max_frames is None and count > 0 and len(values) != count:
+                raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
+                                 f"{count} frames (one entry per frame expected)")
+        out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress)
+        name = path.stem
+        if name in per_frame:
+            name = f"{name}#{i}"
+        per_frame[name] = out["rows"]
+        info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "timings": out["timings"],
+                      "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected}
+        if truth is not None:
+            truth = truth[:out["frames"]] if max_frames is not None else truth
+            if len(truth) != out["frames"]:
+                raise VideoError(f"label file {label_path} has {len(truth)} labels but {out['frames']} frames "
+                                 f"were decoded from {path.name}")
+            scored[name] = ([r["both_closed"] for r in out["rows"]], truth)
+    report = {"videos": {n: dict(v) for n, v in info.items()}, "per_frame": per_frame,
+              "config": {"pipeline": {k: v for k, v in asdict(pipeline.config).items() if k != "preprocess"},
+                         "eye_model": str(eye_model) if eye_model else None, "max_frames": max_frames}}
+    if scored:
+        summary = video_metrics.summarize(scored)
+        for name, metrics in summary["videos"].items():
+            report["videos"][name].update(metrics)
+        report["pooled"] = summary["pooled"]
+    return report
+
+
+def write_csv(report: dict, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for name, rows in report["per_frame"].items():
+            for row in rows:
+                writer.writerow({"video": name, **row})
+
+
+def _print_summary(report: dict) -> None:
+    for name, v in report["videos"].items():
+        stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" else "")
+                           for s, t in v["timings"].items())
+        line = f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks | {stages}"
+        if "frame" in v:
+            line += (f"\n  frame F1 {v['frame']['f1']:.3f} (shifted {v['frame_shifted']['f1']:.3f}), "
+                     f"blink F1 {v['blink']['f1']:.3f} ({v['blink']['tp']}/{v['blink']['labelled']} found, "
+                     f"{v['blink']['fp']} false)")
+        print(line)
+    if "pooled" in report:
+        p = report["pooled"]
+        print(f"pooled: frame P/R/F1 {p['frame']['precision']:.3f}/{p['frame']['recall']:.3f}/{p['frame']['f1']:.3f}"
+              f" (shifted F1 {p['frame_shifted']['f1']:.3f}), blink P/R/F1 {p['blink']['precision']:.3f}/"
+              f"{p['blink']['recall']:.3f}/{p['blink']['f1']:.3f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Replay videos through the page's frame pipeline.")
+    parser.add_argument("videos", nargs="+", help="video files (OpenCV-readable)")
+    parser.add_argument("--labels", nargs="+", help="per-frame 0/1 closed label files, one per video "
+                                                    "(default: <name>_ideal.csv beside each video)")
+    parser.add_argument("--csv", type=Path, help="write per-frame rows here")
+    parser.add_argument("--json", type=Path, help="write metrics (videos, pooled) and timings here")
+    parser.add_argument("--model", type=Path, default=None,
+                        help=f"eye classifier ONNX (default {DEFAULT_EYE_MODEL} if it exists)")
+    parser.add_argument("--no-iris", action="store_true", help="skip the iris model (eyelid opening from FaceMesh)")
+    parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
+    parser.add_argument("--models-dir", default=".cache/face_models", help="face model cache")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    args = parser.parse_args(argv)
+
+    model = args.model
+    if model is None and DEFAULT_EYE_MODEL.exists():
+        model = DEFAULT_EYE_MODEL
+    if model is not None and not model.exists():
+        parser.error(f"--model {model}: file not found")
+    if model is None:
+        print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
+              file=sys.stderr)
+    try:
+        report = run(args.videos, args.labels, args.max_frames, args.models_dir, model,
+                     use_iris=not args.no_iris, threads=args.threads)
+    except VideoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _print_summary(report)
+    if args.csv:
+        write_csv(report, args.csv)
+    if args.json:
+        args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "per_frame"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

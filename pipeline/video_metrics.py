@@ -1,0 +1,217 @@
+"""Frame-level and blink-level scores of per-frame closed-eye predictions against labels.
+
+Frame level: closed is the positive class; precision / recall / F1 with tp/fp/fn/tn.
+
+Blink level: an event is a maximal run of closed frames (first, last frame index, inclusive).
+A predicted event matches a labelled one when it overlaps the labelled event widened by `tolerance`
+frames on each side, i.e. when at most `tolerance` frames lie between their nearest frames' indices
+(label frames 10-12: a prediction starting at frame 16 matches with tolerance 4, one at 17 does not).
+Matching is one-to-one and maximal: a prediction covering a whole video matches at most one label.
+Pooled scores sum the counts over videos, then compute precision / recall / F1 once.
+
+Zero-division convention: with nothing to find and nothing predicted (tp = fp = fn = 0) precision,
+recall and F1 are 1.0; otherwise an empty denominator gives 0.0.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+DEFAULT_TOLERANCE = 4
+
+
+def as_flags(values, what: str = "flags") -> list:
+    """0/1 (or bool) sequence -> list of int; anything else is an error naming `what`."""
+    flags = []
+    for index, value in enumerate(values):
+        if value is True or value is False or value in (0, 1):
+            flags.append(int(value))
+        else:
+            raise ValueError(f"{what}[{index}] = {value!r}: expected 0/1 or a bool per frame "
+                             "(map unknown frames to 0 or 1 before scoring)")
+    return flags
+
+
+def _check_pair(pred_closed, labels) -> tuple:
+    pred = as_flags(pred_closed, "pred_closed")
+    truth = as_flags(labels, "labels")
+    if len(pred) != len(truth):
+        raise ValueError(f"{len(pred)} predicted frames but {len(truth)} labels: lengths must match")
+    return pred, truth
+
+
+def shift_labels(labels, k: int) -> list:
+    """Labels moved k frames later (k < 0: earlier); same length, the vacated end repeats its edge value."""
+    flags = as_flags(labels, "labels")
+    if not flags or k == 0:
+        return flags
+    if k > 0:
+        return [flags[0]] * min(k, len(flags)) + flags[:max(len(flags) - k, 0)]
+    k = -k
+    return flags[k:] + [flags[-1]] * min(k, len(flags))
+
+
+def prf(tp: int, fp: int, fn: int) -> dict:
+    """Precision, recall and F1 from counts (see the module docstring for empty denominators)."""
+    if tp == fp == fn == 0:
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def frame_counts(pred_closed, labels) -> dict:
+    pred, truth = _check_pair(pred_closed, labels)
+    tp = sum(1 for p, y in zip(pred, truth) if p and y)
+    fp = sum(1 for p, y in zip(pred, truth) if p and not y)
+    fn = sum(1 for p, y in zip(pred, truth) if not p and y)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": len(pred) - tp - fp - fn, "frames": len(pred)}
+
+
+def frame_metrics(pred_closed, labels) -> dict:
+    """{"precision", "recall", "f1", "tp", "fp", "fn", "tn", "frames"} with closed as positive."""
+    counts = frame_counts(pred_closed, labels)
+    return {**prf(counts["tp"], counts["fp"], counts["fn"]), **counts}
+
+
+def events(flags) -> list:
+    """Maximal runs of 1s as (first, last) frame indices, inclusive."""
+    runs = []
+    start = None
+    values = as_flags(flags)
+    for index, value in enumerate(values):
+        if value and start is None:
+            start = index
+        elif not value and start is not None:
+            runs.append((start, index - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(values) - 1))
+    return runs
+
+
+def _check_events(runs, what: str) -> list:
+    runs = [(int(a), int(b)) for a, b in runs]
+    for index, (a, b) in enumerate(runs):
+        if b < a or (index and a <= runs[index - 1][1]):
+            raise ValueError(f"{what} must be (first, last) frame pairs in time order without overlap; "
+                             f"problem at {index}: {runs[max(index - 1, 0):index + 1]}")
+    return runs
+
+
+def match_events(pred_events, label_events, tolerance: int = DEFAULT_TOLERANCE) -> list:
+    """Maximum one-to-one matching; returns (pred index, label index) pairs.
+
+    Both lists are in time order without overlap, so each label's compatible predictions form a
+    contiguous range whose ends never move backwards from one label to the next. Giving each label,
+    in order, the earliest compatible prediction still free is then a maximum matching (the
+    earliest-deadline-first exchange argument); tests check it against exhaustive search.
+    """
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0 frames, got {tolerance}")
+    preds = _check_events(pred_events, "pred_events")
+    labels = _check_events(label_events, "label_events")
+    pairs = []
+    j = 0
+    for i, (first, last) in enumerate(labels):
+        while j < len(preds) and preds[j][1] < first - tolerance:
+            j += 1
+        if j < len(preds) and preds[j][0] <= last + tolerance:
+            pairs.append((j, i))
+            j += 1
+    return pairs
+
+
+def blink_metrics(pred_closed, labels, tolerance: int = DEFAULT_TOLERANCE) -> dict:
+    """{"precision", "recall", "f1", "tp", "fp", "fn", "predicted", "labelled", "tolerance_frames"}."""
+    pred, truth = _check_pair(pred_closed, labels)
+    pred_runs, label_runs = events(pred), events(truth)
+    return _blink_result(len(match_events(pred_runs, label_runs, tolerance)),
+                         len(pred_runs), len(label_runs), tolerance)
+
+
+def _blink_result(tp: int, predicted: int, labelled: int, tolerance: int) -> dict:
+    fp, fn = predicted - tp, labelled - tp
+    return {**prf(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn,
+            "predicted": predicted, "labelled": labelled, "tolerance_frames": tolerance}
+
+
+def _pool_frames(results: list) -> dict:
+    totals = {key: sum(r[key] for r in results) for key in ("tp", "fp", "fn", "tn", "frames")}
+    return {**prf(totals["tp"], totals["fp"], totals["fn"]), **totals}
+
+
+def summarize(videos: dict, tolerance: int = DEFAULT_TOLERANCE, label_shift: int = 1) -> dict:
+    """videos: name -> (pred_closed, labels), one value per frame.
+
+    Returns {"videos": {name: {"frames", "frame", "blink"[, "frame_shifted"]}},
+             "pooled": {"n_videos", "frames", "frame", "blink"[, "frame_shifted"]}}.
+    "frame_shifted" scores frames against labels moved `label_shift` frames later (the focus labels
+    run about one frame early); it is left out when label_shift is 0.
+    """
+    if not videos:
+        raise ValueError("summarize needs at least one video")
+    per_video = {}
+    for name, pair in videos.items():
+        if len(pair) != 2:
+            raise ValueError(f"video {name!r}: expected (pred_closed, labels), got {len(pair)} items")
+        try:
+            pred, truth = _check_pair(*pair)
+        except ValueError as error:
+            raise ValueError(f"video {name!r}: {error}") from None
+        entry = {"frames": len(pred), "frame": frame_metrics(pred, truth),
+                 "blink": blink_metrics(pred, truth, tolerance)}
+        if label_shift:
+            entry["frame_shifted"] = {**frame_metrics(pred, shift_labels(truth, label_shift)),
+                                      "label_shift": label_shift}
+        per_video[name] = entry
+    entries = list(per_video.values())
+    blink_totals = {key: sum(e["blink"][key] for e in entries) for key in ("tp", "predicted", "labelled")}
+    pooled = {"n_videos": len(entries), "frames": sum(e["frames"] for e in entries),
+              "frame": _pool_frames([e["frame"] for e in entries]),
+              "blink": _blink_result(blink_totals["tp"], blink_totals["predicted"],
+                                     blink_totals["labelled"], tolerance)}
+    if label_shift:
+        pooled["frame_shifted"] = {**_pool_frames([e["frame_shifted"] for e in entries]),
+                                   "label_shift": label_shift}
+    return {"videos": per_video, "pooled": pooled}
+
+
+def load_labels(path) -> list:
+    """A `<name>_ideal.csv` file: one 0/1 per line (1 = eyes closed); BOM and blank lines allowed."""
+    path = Path(path)
+    flags = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        if text not in ("0", "1"):
+            raise ValueError(f"{path}:{number}: expected 0 or 1 per line (1 = eyes closed), got {text!r}")
+        flags.append(int(text))
+    if not flags:
+        raise ValueError(f"{path}: no labels found (expected one 0/1 per line)")
+    return flags
+
+
+def load_timestamps(path) -> list:
+    """A `<name>_timestamps.txt` file (JSON list of wall-clock strings or numbers of seconds) ->
+    seconds since the first frame."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: expected a JSON list of frame times ({error})") from None
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{path}: expected a non-empty JSON list of frame times")
+    seconds = []
+    for index, value in enumerate(raw):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds.append(float(value))
+            continue
+        try:
+            seconds.append(datetime.fromisoformat(str(value)).timestamp())
+        except ValueError:
+            raise ValueError(f"{path}[{index}]: {value!r} is neither seconds nor an ISO date-time") from None
+    return [s - seconds[0] for s in seconds]

@@ -1,0 +1,179 @@
+"""The page's named app states: one state and one human message per situation.
+
+`#status[data-state]` shows `AppStateMachine.state`; the text shows `message` (+ `detail`).
+Standard library only (runs in Pyodide).
+
+Camera errors (getUserMedia DOMException names) map to states with `error_to_state`. A camera that
+another app or tab holds (NotReadableError, AbortError) is reported as "camera-ended" — the camera
+could not deliver frames — but with its own "busy" message, so the user knows what to close.
+"""
+from __future__ import annotations
+
+import time
+
+LOADING = "loading"
+READY = "ready"
+REQUESTING_CAMERA = "requesting-camera"
+RUNNING = "running"
+CAMERA_DENIED = "camera-denied"
+NO_CAMERA = "no-camera"
+CAMERA_ENDED = "camera-ended"
+NO_FACE = "no-face"
+UNCERTAIN = "uncertain"
+MODEL_FAILED = "model-failed"
+PROCESSING_CLIP = "processing-clip"
+CLIP_DONE = "clip-done"
+CLIP_FAILED = "clip-failed"
+
+MESSAGES = {
+    LOADING: "Loading the models…",
+    READY: "Ready. Press Start to use your camera, or choose a video file.",
+    REQUESTING_CAMERA: "Waiting for camera permission… Allow access in the browser prompt.",
+    RUNNING: "Watching your eyes.",
+    CAMERA_DENIED: "Camera access was blocked. Allow it in the address bar and press Start.",
+    NO_CAMERA: "No camera was found. Connect a camera and press Start, or choose a video file.",
+    CAMERA_ENDED: "The camera stopped. Check that it is connected and press Start.",
+    NO_FACE: "No face in view. Face the camera with your whole face in the picture.",
+    UNCERTAIN: "Your eyes are not clearly visible. Move closer, face the camera, or add light.",
+    MODEL_FAILED: "The models could not be loaded or run. Reload the page to try again.",
+    PROCESSING_CLIP: "Processing your video file on this device…",
+    CLIP_DONE: "Video processed. Download the CSV, or choose another file.",
+    CLIP_FAILED: "This video file could not be read. Try another file (MP4 or WebM).",
+}
+STATES = tuple(MESSAGES)
+
+CAMERA_BUSY_MESSAGE = ("The camera is in use by another app or tab. Close it there and press Start.")
+UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs https:// or "
+                       "localhost). You can still choose a video file.")
+
+# States the per-frame results move between.
+LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN)
+_CAMERA_PROBLEMS = (CAMERA_DENIED, NO_CAMERA, CAMERA_ENDED)
+_AFTER_LIVE = {RUNNING, NO_FACE, UNCERTAIN, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
+
+TRANSITIONS = {
+    LOADING: {READY},
+    READY: {REQUESTING_CAMERA, PROCESSING_CLIP, LOADING},
+    REQUESTING_CAMERA: {RUNNING, READY, *_CAMERA_PROBLEMS},
+    RUNNING: _AFTER_LIVE,
+    NO_FACE: _AFTER_LIVE,
+    UNCERTAIN: _AFTER_LIVE,
+    CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
+    NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
+    CAMERA_ENDED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
+    PROCESSING_CLIP: {CLIP_DONE, CLIP_FAILED, READY},
+    CLIP_DONE: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
+    CLIP_FAILED: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
+    MODEL_FAILED: {LOADING},
+}
+# A model can fail to load or to run at any moment.
+for _targets in TRANSITIONS.values():
+    _targets.add(MODEL_FAILED)
+
+_ERROR_STATES = {
+    "NotAllowedError": CAMERA_DENIED,
+    "PermissionDeniedError": CAMERA_DENIED,   # old Chrome name
+    "SecurityError": CAMERA_DENIED,
+    "NotFoundError": NO_CAMERA,
+    "DevicesNotFoundError": NO_CAMERA,        # old Chrome name
+    "OverconstrainedError": NO_CAMERA,
+    "ConstraintNotSatisfiedError": NO_CAMERA,  # old Chrome name
+    "NotSupportedError": NO_CAMERA,            # no navigator.mediaDevices (insecure context)
+    "NotReadableError": CAMERA_ENDED,          # busy elsewhere or hardware error
+    "TrackStartError": CAMERA_ENDED,           # old Chrome name of NotReadableError
+    "AbortError": CAMERA_ENDED,
+    "ended": CAMERA_ENDED,                     # the track's "ended" event
+}
+_ERROR_MESSAGES = {
+    "NotReadableError": CAMERA_BUSY_MESSAGE,
+    "TrackStartError": CAMERA_BUSY_MESSAGE,
+    "AbortError": CAMERA_BUSY_MESSAGE,
+    "NotSupportedError": UNSUPPORTED_MESSAGE,
+}
+
+
+def error_to_state(name: str) -> str:
+    """getUserMedia DOMException name (or "ended") -> app state. Unknown names -> camera-ended."""
+    return _ERROR_STATES.get(name, CAMERA_ENDED)
+
+
+def error_message(name: str) -> str:
+    """The human message for a camera error name."""
+    if name in _ERROR_MESSAGES:
+        return _ERROR_MESSAGES[name]
+    message = MESSAGES[error_to_state(name)]
+    if name not in _ERROR_STATES:
+        message = f"The camera could not start ({name}). Press Start to try again."
+    return message
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+class AppStateMachine:
+    """Current app state, its message and a detail line (e.g. loading progress).
+
+    `on_change(machine)` is called after every change of state, message or detail.
+    """
+
+    def __init__(self, debounce_s: float = 0.4, on_change=None, clock=time.monotonic):
+        if debounce_s < 0:
+            raise ValueError(f"debounce_s must be >= 0 seconds, got {debounce_s}")
+        self.debounce_s = debounce_s
+        self.on_change = on_change
+        self._clock = clock
+        self.state = LOADING
+        self.message = MESSAGES[LOADING]
+        self.detail = ""
+        self._candidate: str | None = None
+        self._candidate_since = 0.0
+
+    def can_go(self, state: str) -> bool:
+        return state == self.state or state in TRANSITIONS[self.state]
+
+    def go(self, state: str, detail: str = "", message: str | None = None) -> bool:
+        """Move to `state` (staying is allowed, to update the detail). Returns True if anything changed.
+        Raises InvalidTransition for a move the page should never make."""
+        if state not in MESSAGES:
+            raise InvalidTransition(f"unknown app state {state!r}; expected one of {STATES}")
+        if not self.can_go(state):
+            allowed = sorted(TRANSITIONS[self.state])
+            raise InvalidTransition(f"cannot go from {self.state!r} to {state!r}; allowed: {allowed}")
+        message = message or MESSAGES[state]
+        changed = (state, message, detail) != (self.state, self.message, self.detail)
+        self.state, self.message, self.detail = state, message, detail
+        self._candidate = None
+        if changed and self.on_change is not None:
+            self.on_change(self)
+        return changed
+
+    def camera_error(self, name: str) -> str:
+        """Enter the state for a getUserMedia / track error name, with its specific message."""
+        state = error_to_state(name)
+        self.go(state, message=error_message(name))
+        return state
+
+    def on_frame_result(self, face_found: bool, eyes_known: bool, confidence_ok: bool,
+                        t: float | None = None) -> str:
+        """Moves between running / no-face / uncertain once the new situation has lasted
+        `debounce_s` seconds (t defaults to the clock). Ignored in any other state."""
+        if self.state not in LIVE_STATES:
+            return self.state
+        now = self._clock() if t is None else t
+        if not face_found:
+            target = NO_FACE
+        elif not (eyes_known and confidence_ok):
+            target = UNCERTAIN
+        else:
+            target = RUNNING
+        if target == self.state:
+            self._candidate = None
+        elif target != self._candidate:
+            self._candidate, self._candidate_since = target, now
+        if self._candidate is not None and now - self._candidate_since >= self.debounce_s:
+            self.go(target)
+        return self.state
+
+    def to_dict(self) -> dict:
+        return {"state": self.state, "message": self.message, "detail": self.detail}

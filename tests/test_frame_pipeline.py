@@ -1,0 +1,152 @@
+import math
+
+import pytest
+
+from eyecore.frame import EYES, FramePipeline, PipelineConfig, FrameResult
+from eyecore import landmarks as lm
+
+from face_helpers import face_models_dir, needs_shared, video_frame
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("cv2")
+
+
+class GeometryOnly:
+    """frame_size is the only runtime call `_visible_eyes` makes."""
+
+    def __init__(self, width=640, height=480):
+        self.size = (width, height)
+
+    def frame_size(self, frame):
+        return self.size
+
+
+def face_points(dx=0.0, z_left_outer=0.0):
+    """468 points with both eyes of a frontal face near the frame centre, shifted by dx."""
+    points = [(320.0 + dx, 240.0, 0.0)] * lm.NUM_FACE_LANDMARKS
+    points[33] = (272.0 + dx, 198.0, 0.0)
+    points[133] = (302.0 + dx, 198.0, 0.0)
+    points[362] = (340.0 + dx, 196.0, z_left_outer / 2)
+    points[263] = (370.0 + dx, 195.0, z_left_outer)
+    return points
+
+
+def visible(points, yaw=None):
+    pipeline = FramePipeline(GeometryOnly(), PipelineConfig(use_classifier=False))
+    return pipeline._visible_eyes(points, 640, 480, lm.yaw_degrees(points) if yaw is None else yaw)
+
+
+def test_frontal_eyes_are_both_visible():
+    assert set(visible(face_points())) == {"left", "right"}
+
+
+def test_eye_off_frame_is_unknown():
+    assert set(visible(face_points(dx=-290))) == {"left"}   # right eye corners at x = -18 .. 12
+    assert set(visible(face_points(dx=300))) == {"right"}   # left eye corners beyond x = 640
+    assert visible(face_points(dx=-1000)) == {}
+
+
+def test_far_eye_at_extreme_yaw_is_unknown():
+    # the left eye's outer corner 120 px deeper than the right's over ~100 px width: yaw ~50 deg+
+    points = face_points(z_left_outer=130.0)
+    assert lm.yaw_degrees(points) > 50
+    assert set(visible(points)) == {"right"}
+    points = face_points(z_left_outer=-130.0)
+    assert set(visible(points)) == {"left"}
+
+
+def test_degenerate_landmarks_give_unknown_eyes_without_crashing():
+    same = [(100.0, 100.0, 0.0)] * lm.NUM_FACE_LANDMARKS
+    assert visible(same, yaw=0.0) == {}
+    nan = face_points()
+    nan[33] = (float("nan"), 198.0, 0.0)
+    assert set(visible(nan)) == {"left"}
+
+
+def mean_brightness_classifier(path, size=48, gain=4.0):
+    """A real ONNX eye 'classifier' whose answer is known: logits = [0, gain * mean(input)]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.zeros((size * size, 2), np.float32)
+    weights[:, 1] = gain / (size * size)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["logits"])],
+        "mean_brightness",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(weights, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return gain
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    from pipeline.cv_runtime import CvRuntime
+
+    path = tmp_path_factory.mktemp("eye") / "mean_brightness.onnx"
+    mean_brightness_classifier(path)
+    return CvRuntime(face_models_dir(), path)
+
+
+@needs_shared
+@pytest.mark.shared
+def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
+    pipeline = FramePipeline(runtime, PipelineConfig())
+    frame = video_frame()
+    result = pipeline.process(frame, 0.0)
+    assert isinstance(result, FrameResult) and result.status == "face"
+    assert {"detect", "landmarks", "classify", "iris", "total"} <= set(result.timings)
+    for eye in EYES:
+        er = result.eyes[eye]
+        # the batched call kept each eye's own answer: recompute it from that eye's crop alone
+        from eyecore.geometry import eye_crop_rect
+
+        rect = eye_crop_rect(*er.corners, 2.0)
+        tensor = runtime.crop(frame, rect, 48, 48, pipeline.eye_spec)
+        assert tensor.shape == (1, 1, 48, 48)
+        assert er.p_cnn == pytest.approx(1 / (1 + math.exp(-4.0 * float(tensor.mean()))), abs=1e-5)
+        assert er.p_open == pytest.approx(er.p_cnn)  # default fusion: classifier only
+        assert 0.2 < er.eyelid_opening < 0.6
+        xs = [x for x, _ in er.crop]
+        assert min(xs) < er.corners[0][0] < er.corners[1][0] < max(xs)
+    assert result.left.p_cnn != result.right.p_cnn
+    d = result.to_dict()
+    assert d["left"]["crop"] and d["status"] == "face"
+
+
+@needs_shared
+@pytest.mark.shared
+def test_tracking_skips_detection_until_the_face_is_lost(runtime):
+    pipeline = FramePipeline(runtime, PipelineConfig(use_iris=False))
+    frame = video_frame()
+    assert pipeline.process(frame, 0.0).detected
+    second = pipeline.process(frame, 0.03)
+    assert second.status == "face" and not second.detected and "detect" not in second.timings
+    black = pipeline.process(np.zeros_like(frame), 0.06)
+    assert black.status == "no-face" and black.left is None and black.right is None
+    assert pipeline.process(frame, 0.09).detected
+
+
+@needs_shared
+@pytest.mark.shared
+def test_noise_and_black_frames_have_no_face(runtime):
+    pipeline = FramePipeline(runtime, PipelineConfig())
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for frame in (noise, np.zeros((480, 640, 3), np.uint8)):
+        result = pipeline.process(frame, 0.0)
+        assert result.status == "no-face" and result.eyes == {"left": None, "right": None}
+
+
+@needs_shared
+@pytest.mark.shared
+def test_face_half_out_of_frame_makes_the_cut_eye_unknown(runtime):
+    frame = video_frame()
+    shifted = np.zeros_like(frame)
+    shifted[:, :640 - 290] = frame[:, 290:]  # the person's right eye (image left) leaves the frame
+    result = FramePipeline(runtime, PipelineConfig()).process(shifted, 0.0)
+    assert result.status == "face"
+    assert result.right is None and result.left is not None and result.left.p_open is not None

@@ -1,0 +1,122 @@
+"""App state machine: transitions, messages, camera-error mapping, debounced frame results."""
+import pytest
+
+from eyecore import states as S
+from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
+
+DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera",
+              "camera-ended", "no-face", "uncertain", "model-failed"}
+
+
+def started(**kwargs):
+    machine = AppStateMachine(**kwargs)
+    machine.go(S.READY)
+    machine.go(S.REQUESTING_CAMERA)
+    machine.go(S.RUNNING)
+    return machine
+
+
+def test_every_state_has_one_message_and_the_dom_states_exist():
+    assert DOM_STATES | {"processing-clip", "clip-done"} <= set(S.STATES)
+    assert all(S.MESSAGES[s].strip() for s in S.STATES)
+    assert len(set(S.MESSAGES.values())) == len(S.STATES)
+    assert set(S.TRANSITIONS) == set(S.STATES)
+
+
+def test_happy_path_and_messages():
+    changes = []
+    machine = AppStateMachine(on_change=lambda m: changes.append(m.to_dict()))
+    assert machine.state == S.LOADING
+    machine.go(S.LOADING, detail="face model 1 of 4")
+    assert machine.detail == "face model 1 of 4"
+    machine.go(S.READY)
+    machine.go(S.REQUESTING_CAMERA)
+    machine.go(S.RUNNING)
+    assert [c["state"] for c in changes] == ["loading", "ready", "requesting-camera", "running"]
+    assert machine.to_dict() == {"state": "running", "message": S.MESSAGES[S.RUNNING], "detail": ""}
+    assert machine.go(S.RUNNING) is False  # nothing changed, no callback
+    assert len(changes) == 4
+
+
+def test_invalid_transitions_are_refused_with_the_allowed_ones():
+    machine = AppStateMachine()
+    with pytest.raises(InvalidTransition, match="cannot go from 'loading' to 'running'"):
+        machine.go(S.RUNNING)
+    with pytest.raises(InvalidTransition, match="unknown app state"):
+        machine.go("sleeping")
+    machine.go(S.MODEL_FAILED)
+    assert not machine.can_go(S.READY) and machine.can_go(S.LOADING)
+
+
+def test_clip_mode_path():
+    machine = AppStateMachine()
+    machine.go(S.READY)
+    machine.go(S.PROCESSING_CLIP, detail="frame 10 of 300")
+    machine.go(S.CLIP_DONE)
+    machine.go(S.PROCESSING_CLIP)
+    machine.go(S.CLIP_FAILED)
+    assert machine.message == S.MESSAGES[S.CLIP_FAILED]
+    machine.go(S.REQUESTING_CAMERA)
+
+
+@pytest.mark.parametrize("name,state", [
+    ("NotAllowedError", "camera-denied"), ("SecurityError", "camera-denied"),
+    ("NotFoundError", "no-camera"), ("OverconstrainedError", "no-camera"),
+    ("NotReadableError", "camera-ended"), ("ended", "camera-ended"),
+    ("SomethingNewError", "camera-ended"),
+])
+def test_error_mapping(name, state):
+    assert error_to_state(name) == state
+
+
+def test_camera_errors_enter_their_state_with_a_specific_message():
+    machine = started()
+    machine.go(S.REQUESTING_CAMERA)
+    assert machine.camera_error("NotAllowedError") == S.CAMERA_DENIED
+    assert "Allow it in the address bar" in machine.message
+    machine.go(S.REQUESTING_CAMERA)
+    machine.camera_error("NotReadableError")
+    assert machine.state == S.CAMERA_ENDED and machine.message == S.CAMERA_BUSY_MESSAGE
+    assert "SomethingNewError" in error_message("SomethingNewError")
+
+
+def test_frame_results_are_debounced():
+    machine = started(debounce_s=0.4)
+    t = 10.0
+    for _ in range(11):                    # 0.33 s without a face at 30 fps: no change yet
+        assert machine.on_frame_result(False, False, False, t=t) == S.RUNNING
+        t += 1 / 30
+    for _ in range(3):                     # a face again resets the pending change
+        machine.on_frame_result(True, True, True, t=t)
+        t += 1 / 30
+    start = t
+    while machine.state == S.RUNNING:
+        machine.on_frame_result(False, False, False, t=t)
+        t += 1 / 30
+    assert machine.state == S.NO_FACE and t - start >= 0.4
+    machine.on_frame_result(True, False, True, t=t)
+    machine.on_frame_result(True, True, False, t=t + 0.41)
+    assert machine.state == S.UNCERTAIN
+    machine.on_frame_result(True, True, True, t=t + 0.5)
+    machine.on_frame_result(True, True, True, t=t + 0.95)
+    assert machine.state == S.RUNNING
+
+
+def test_flicker_does_not_change_the_status():
+    machine = started(debounce_s=0.4)
+    for i in range(300):
+        machine.on_frame_result(i % 2 == 0, True, True, t=i / 30)
+        assert machine.state == S.RUNNING
+
+
+def test_frame_results_are_ignored_outside_live_states():
+    machine = AppStateMachine(debounce_s=0.0)
+    assert machine.on_frame_result(False, False, False, t=1.0) == S.LOADING
+
+
+def test_default_clock_is_used_without_t():
+    now = [0.0]
+    machine = started(debounce_s=0.2, clock=lambda: now[0])
+    machine.on_frame_result(False, False, False)
+    now[0] = 0.25
+    assert machine.on_frame_result(False, False, False) == S.NO_FACE

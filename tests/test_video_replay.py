@@ -1,0 +1,67 @@
+import csv
+import json
+
+import pytest
+
+from face_helpers import FOCUS, MAHIE_1, face_models_dir, needs_shared
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("cv2")
+
+pytestmark = [needs_shared, pytest.mark.shared]
+
+
+def replay(args, capsys):
+    from pipeline.video import main
+
+    code = main([*map(str, args), "--models-dir", str(face_models_dir())])
+    return code, capsys.readouterr()
+
+
+def test_replay_writes_one_row_per_frame_and_scores(tmp_path, capsys):
+    from pipeline.video_metrics import load_timestamps
+
+    out_csv, out_json = tmp_path / "frames.csv", tmp_path / "metrics.json"
+    code, out = replay([MAHIE_1, "--max-frames", 120, "--csv", out_csv, "--json", out_json], capsys)
+    assert code == 0, out.err
+    rows = list(csv.DictReader(open(out_csv)))
+    assert len(rows) == 120
+    assert [int(r["frame"]) for r in rows] == list(range(120))
+    for column in ("time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right", "state_left",
+                   "state_right", "both_closed", "blink_id"):
+        assert column in rows[0]
+    # the timestamps file beside the video is used
+    times = load_timestamps(FOCUS / "mahie_test_1_timestamps.txt")
+    assert [float(r["time"]) for r in rows[:5]] == pytest.approx(times[:5], abs=1e-3)
+    # a face is found and eyes are labelled on (nearly) every frame of this clip
+    assert sum(r["state_left"] != "unknown" for r in rows) > 110
+    assert all(0.0 <= float(r["p_open_left"]) <= 1.0 for r in rows if r["p_open_left"])
+    report = json.loads(out_json.read_text())
+    video = report["videos"]["mahie_test_1"]
+    for level in ("frame", "blink"):
+        for key in ("precision", "recall", "f1", "tp", "fp", "fn"):
+            assert key in video[level] and key in report["pooled"][level]
+    assert "frame_shifted" in report["pooled"]
+    assert video["timings"]["total"]["frames"] == 120
+
+
+def test_corrupt_video_gets_a_clear_message(tmp_path, capsys):
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"RIFF\x00\x00not really a video" * 10)
+    code, out = replay([bad], capsys)
+    assert code == 2
+    assert "broken.avi" in out.err and ("cannot open" in out.err or "no frame could be decoded" in out.err)
+
+
+def test_label_file_of_the_wrong_length_is_rejected(tmp_path, capsys):
+    video = tmp_path / "clip.avi"
+    video.symlink_to(MAHIE_1)  # a link, not a copy of the shared data
+    (tmp_path / "clip_ideal.csv").write_text("0\n1\n0\n")
+    code, out = replay([video], capsys)
+    assert code == 2
+    assert "3 entries" in out.err and "1790 frames" in out.err
+
+
+def test_missing_video_is_reported(tmp_path, capsys):
+    code, out = replay([tmp_path / "nope.avi"], capsys)
+    assert code == 2 and "no such video file" in out.err
