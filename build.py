@@ -38,6 +38,7 @@ PYSCRIPT_STARTUP_CHUNKS = ("core", "error", "deprecations-manager", "donkey", "p
 
 EYE_MODELS = ["eye_state.onnx", "eye_state.json"]
 OPTIONAL_EYE_MODELS = ["eye_state.int8.onnx"]
+PREFER_INT8 = False  # measured with scripts/bench_page.py (see docs/BENCHMARKS.md)
 SITE_SKIP = {"__pycache__", ".pytest_cache"}
 
 MIME_TYPES = {
@@ -158,21 +159,16 @@ def copy_site(out: Path) -> list[str]:
     return py_files
 
 
-def copy_models(out: Path) -> dict:
-    """Eye-state model(s) from models/, face models from the conversion cache; returns what was shipped."""
+def copy_models(out: Path, models_dir: Path = MODELS) -> dict:
+    """Every model the page runs, with an RGBA uint8 input (fuse_rgba_input); returns
+    {"files": {key: dist-relative path}, "inputs": {model: input spec}}."""
     target = out / "models"
     target.mkdir(parents=True, exist_ok=True)
     for name in EYE_MODELS:
-        if not (MODELS / name).exists():
-            raise BuildError(f"models/{name} is missing. Make it with `python -m pipeline.export` "
+        if not (models_dir / name).exists():
+            raise BuildError(f"{models_dir / name} is missing. Make it with `python -m pipeline.export` "
                              f"(or `python build.py --retrain` to train, export and quantize).")
-        shutil.copy2(MODELS / name, target / name)
-    shipped = {"eye_state": "eye_state.onnx"}
-    for name in OPTIONAL_EYE_MODELS:
-        if (MODELS / name).exists():
-            shutil.copy2(MODELS / name, target / name)
-            shipped["eye_state_int8"] = name
-    step("eye-state model: " + ", ".join(shipped.values()))
+    shutil.copy2(models_dir / "eye_state.json", target / "eye_state.json")
 
     try:
         from pipeline.face_models import ensure_face_models
@@ -180,14 +176,113 @@ def copy_models(out: Path) -> dict:
         raise BuildError(f"cannot import pipeline.face_models ({exc}); run `pip install -e .` first") from exc
     step("face models (MediaPipe TFLite -> ONNX, cached in .cache/face_models)")
     paths = ensure_face_models(FACE_CACHE)
-    for key in ("face_detection", "face_landmark", "iris_landmark", "json"):
-        shutil.copy2(paths[key], target / Path(paths[key]).name)
-        shipped[key] = Path(paths[key]).name
+    shutil.copy2(paths["json"], target / Path(paths["json"]).name)
     licences = out / "licenses"
     licences.mkdir(exist_ok=True)
     for key in ("license", "notice"):
         shutil.copy2(paths[key], licences / Path(paths[key]).name)
-    return shipped
+
+    specs = model_input_specs(Path(paths["json"]), models_dir / "eye_state.json")
+    sources = {name: Path(paths[name]) for name in ("face_detection", "face_landmark", "iris_landmark")}
+    sources["eye_state"] = models_dir / "eye_state.onnx"
+    for name in OPTIONAL_EYE_MODELS:
+        if (models_dir / name).exists():
+            sources["eye_state_int8"] = models_dir / name
+    files = {}
+    for key, src in sources.items():
+        dst = target / (src.name[:-len(".onnx")] + ".rgba.onnx")
+        fuse_rgba_input(src, dst, specs["eye_state" if key.startswith("eye_state") else key])
+        files[key] = "models/" + dst.name
+    step("models (RGBA input): " + ", ".join(Path(f).name for f in files.values()))
+    return {"files": files, "inputs": specs}
+
+
+def input_spec(channels: str, layout: str, scale: float, offset: float) -> dict:
+    """How a model's float input is made from pixels: value = channel_mix(R, G, B) * scale + offset."""
+    if channels not in ("rgb", "gray") or layout not in ("NHWC", "NCHW"):
+        raise BuildError(f"unsupported model input: channels={channels!r} layout={layout!r}")
+    return {"channels": channels, "layout": layout, "scale": scale, "offset": offset}
+
+
+def fuse_rgba_input(src: Path, dst: Path, spec: dict) -> None:
+    """Writes a copy of `src` whose input is the canvas' RGBA bytes, uint8 [N,H,W,4].
+
+    Prepended nodes: Cast -> MatMul with [4,C] channel weights (RGB: identity without alpha; gray:
+    BT.601 from eyecore.preprocess) -> * scale + offset -> (NCHW: Transpose). The page then needs one
+    ort-web call per model and no per-pixel Python (too slow in Pyodide: ~4 ms per 48x48 eye crop,
+    ~80 ms per 192x192 face crop, measured). tests/test_build.py checks the arithmetic against
+    eyecore.preprocess.rgba_to_input and the original models."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if str(SITE) not in sys.path:  # eyecore without `pip install -e .`
+        sys.path.insert(0, str(SITE))
+    from eyecore.preprocess import GRAY_WEIGHTS
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    if len(graph.input) != 1:
+        raise BuildError(f"{src.name}: expected one input, found {len(graph.input)}")
+    original = graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in original.type.tensor_type.shape.dim]
+    n, h, w, c = dims if spec["layout"] == "NHWC" else (dims[0], dims[2], dims[3], dims[1])
+    want_c = 3 if spec["channels"] == "rgb" else 1
+    if c != want_c:
+        raise BuildError(f"{src.name}: input {dims} has {c} channels, the spec says {spec['channels']}")
+    if spec["channels"] == "rgb":
+        weights = np.eye(4, 3, dtype=np.float32)
+    else:
+        weights = np.array([[*GRAY_WEIGHTS, 0.0]], dtype=np.float32).T
+    prefix = "rgba_front_"
+    graph.initializer.extend([
+        numpy_helper.from_array(weights, prefix + "weights"),
+        numpy_helper.from_array(np.array([spec["scale"]], dtype=np.float32), prefix + "scale"),
+        numpy_helper.from_array(np.array([spec["offset"]], dtype=np.float32), prefix + "offset"),
+    ])
+    nhwc = original.name if spec["layout"] == "NHWC" else prefix + "nhwc"
+    nodes = [helper.make_node("Cast", ["rgba"], [prefix + "f"], to=TensorProto.FLOAT),
+             helper.make_node("MatMul", [prefix + "f", prefix + "weights"], [prefix + "mixed"]),
+             helper.make_node("Mul", [prefix + "mixed", prefix + "scale"], [prefix + "scaled"]),
+             helper.make_node("Add", [prefix + "scaled", prefix + "offset"], [nhwc])]
+    if spec["layout"] == "NCHW":
+        nodes.append(helper.make_node("Transpose", [nhwc], [original.name], perm=[0, 3, 1, 2]))
+    for node in reversed(nodes):
+        graph.node.insert(0, node)
+    graph.input.remove(original)
+    graph.input.insert(0, helper.make_tensor_value_info("rgba", TensorProto.UINT8, [n, h, w, 4]))
+    onnx.checker.check_model(model)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+
+
+def model_input_specs(face_json: Path, eye_json: Path) -> dict:
+    """Input spec of every model, from face_models.json (range) and eye_state.json (mean/std)."""
+    specs = {}
+    for name, entry in json.loads(face_json.read_text())["models"].items():
+        lo, hi = entry["input"]["range"]
+        specs[name] = input_spec(entry["input"]["channels"], entry["input"]["layout"], (hi - lo) / 255.0, lo)
+    pre = json.loads(eye_json.read_text())["preprocess"]
+    specs["eye_state"] = input_spec("gray" if pre["channels"] == 1 else "rgb", "NCHW",
+                                    1.0 / (255.0 * pre["std"]), -pre["mean"] / pre["std"])
+    return specs
+
+
+def write_page_config(out: Path, shipped: dict) -> None:
+    """Which model files the page loads and how their inputs are made; the int8 classifier is the
+    default only where it was measured faster in the page (PREFER_INT8), `?eye=fp32|int8` overrides."""
+    files = shipped["files"]
+    eye_models = {"fp32": files["eye_state"]}
+    if "eye_state_int8" in files:
+        eye_models["int8"] = files["eye_state_int8"]
+    config = {
+        "models": {name: files[name] for name in ("face_detection", "face_landmark", "iris_landmark")},
+        "eye_models": eye_models,
+        "eye_model_json": "models/eye_state.json",
+        "inputs": shipped["inputs"],
+    }
+    config["models"]["eye_state"] = eye_models["int8" if PREFER_INT8 and "int8" in eye_models else "fp32"]
+    (out / "page_config.json").write_text(json.dumps(config, indent=1))
 
 
 def write_pyscript_config(out: Path, py_files: list[str]) -> None:
@@ -222,7 +317,7 @@ def retrain() -> None:
                              f"(--retrain needs `pip install -e .[train]` and ../shared/data/mrl)")
 
 
-def build(out: Path = ROOT / "dist", skip_npm: bool = False) -> dict:
+def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool = False) -> dict:
     started = time.perf_counter()
     if not skip_npm:
         ensure_npm_runtimes()
@@ -231,7 +326,8 @@ def build(out: Path = ROOT / "dist", skip_npm: bool = False) -> dict:
     out.mkdir(parents=True)
     copy_runtimes(out)
     py_files = copy_site(out)
-    copy_models(out)
+    shipped = copy_models(out, models_dir)
+    write_page_config(out, shipped)
     write_pyscript_config(out, py_files)
     manifest = write_manifest(out)
     step(f"dist ready: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB "
@@ -268,6 +364,8 @@ def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> h
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
+    parser.add_argument("--models", type=Path, default=MODELS,
+                        help="folder with eye_state.onnx, eye_state.json (and eye_state.int8.onnx); default models/")
     parser.add_argument("--serve", action="store_true", help="serve the built site after building")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--host", default="127.0.0.1")
@@ -278,7 +376,7 @@ def main(argv=None) -> int:
         if args.retrain:
             retrain()
         if not args.no_build:
-            build(args.out)
+            build(args.out, args.models)
         elif not (args.out / "index.html").exists():
             raise BuildError(f"{args.out} has no index.html; run `python build.py` first")
     except BuildError as exc:

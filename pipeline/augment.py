@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 
 def _uniform(n: int, lo: float, hi: float, like: torch.Tensor) -> torch.Tensor:
@@ -81,15 +82,12 @@ def noise(x):  # sensor noise
     return x + torch.randn_like(x) * _per_sample(_uniform(len(x), 0.005, 0.05, x))
 
 
-def jpeg(x):  # JPEG artefacts at a few quality levels (torchvision's encoder runs per quality group, on CPU)
-    out = x.clone()
-    levels = torch.randint(0, 4, (len(x),))
-    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    for level, quality in enumerate((25, 45, 65, 85)):
-        idx = torch.nonzero(levels == level).flatten()
-        if len(idx):
-            out[idx.to(x.device)] = TF.jpeg(u8[idx], quality=quality).to(x.device, x.dtype) / 255
-    return out
+def jpeg(x):  # JPEG artefacts, quality 25-85 per image (OpenCV codec on CPU: ~30 µs per 48 px image)
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    qualities = torch.randint(25, 86, (len(x),)).tolist()
+    out = np.stack([cv2.imdecode(cv2.imencode(".jpg", img[0], [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+                    for img, q in zip(u8, qualities)])
+    return torch.from_numpy(out[:, None]).to(x.device, x.dtype) / 255
 
 
 def downup(x):  # low-resolution webcam eyes: down to 35-80 % of the side, back up bilinear
@@ -204,7 +202,6 @@ def main(argv: list[str] | None = None) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from pipeline.data import load_any
 

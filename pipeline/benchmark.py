@@ -134,7 +134,7 @@ def run_benchmark(rows: list[Row], sets: EvalSets, workdir: Path, *, runs: int =
             continue
         for variant, path in row.variants.items():
             spec = spec_from_onnx(path)
-            metrics = score(path, sets.test_images, sets.test_labels, spec)
+            metrics = score(path, sets.test, spec)
             meta = read_metadata(path)
             results.append({
                 "row": row.name, "path": row.path, "note": row.note, "variant": variant, "onnx": path,
@@ -194,7 +194,7 @@ def environment() -> dict:
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "onnxruntime_web": ORT_WEB_VERSION, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "onnxruntime_web": ORT_WEB_VERSION, "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def main(argv=None) -> int:

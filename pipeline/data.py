@@ -28,7 +28,7 @@ from pipeline.preprocess import color_to_gray_u8
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MRL_ZIP = REPO_ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
-CACHE_DIR = REPO_ROOT / ".cache" / "eyedata"
+CACHE_DIR = Path(os.environ.get("EYESTATE_CACHE_DIR", REPO_ROOT / ".cache" / "eyedata"))
 CACHE_VERSION = 1
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
@@ -254,6 +254,18 @@ def _mrl_entries(source: _Source, report: LoadReport) -> tuple[list[str], list[M
         except ValueError:
             report.unparsed.append(name)
     return names, fields
+
+
+def scan_mrl(path) -> tuple[list[str], np.ndarray]:
+    """File names and their parsed fields ([N,8] ints, MRL_FIELDS order) without decoding any image."""
+    source = _Source(_checked_path(path))
+    try:
+        names, fields = _mrl_entries(source, LoadReport())
+    finally:
+        source.close()
+    if not names:
+        raise DataLayoutError(_layout_message(Path(path), source.names, expected=MRL_LAYOUT))
+    return names, np.asarray(fields, dtype=np.int64).reshape(-1, len(MRL_FIELDS))
 
 
 def _sample(n: int, max_images: int | None, seed: int) -> np.ndarray:

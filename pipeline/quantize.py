@@ -38,11 +38,9 @@ class QuantizeError(RuntimeError):
 
 @dataclass
 class EvalSets:
-    calib: np.ndarray  # uint8 [N,S,S] training-subject images, class-balanced
-    val_images: np.ndarray
-    val_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
+    calib: "EyeData"  # class-balanced sample of training-subject images
+    val: "EyeData"  # pipeline.data.EyeData of the validation subjects
+    test: "EyeData"  # ... of the test subjects
     note: str
 
 
@@ -57,18 +55,6 @@ def balanced_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
         idx = np.flatnonzero(labels == c)
         picks.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
     return np.sort(np.concatenate(picks))
-
-
-def read_split(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise QuantizeError(f"split file {p} not found; expected JSON with train/val/test subject lists "
-                            f"(made by pipeline.split)")
-    split = json.loads(p.read_text())
-    subjects = split.get("subjects", split) if isinstance(split, dict) else None
-    if not isinstance(subjects, dict) or not all(k in subjects for k in ("train", "val", "test")):
-        raise QuantizeError(f"split file {p} has no train/val/test subject lists")
-    return subjects
 
 
 def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int = 1000,
@@ -98,9 +84,14 @@ def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int 
         d = cap(data)
         note = f"{data.source} has no subjects: calibration and evaluation share one image pool"
         warnings.warn(note)
-        return EvalSets(calib.images, d.images, d.labels, d.images, d.labels, note)
-    split = read_split(split_path)
-    parts = {k: data.select_subjects(split[k]) for k in ("train", "val", "test")}
+        return EvalSets(calib, d, d, note)
+    from pipeline.split import load_split, part_mask
+
+    try:
+        split = load_split(split_path)
+    except (OSError, ValueError) as e:
+        raise QuantizeError(f"split: {e}") from None
+    parts = {k: data.subset(part_mask(data, split, k)) for k in ("train", "val", "test")}
     for k, d in parts.items():
         if len(d) == 0 or len(np.unique(d.labels)) < 2:
             raise QuantizeError(f"{data.source}: the {k} subjects of {split_path} give {len(d)} images "
@@ -110,34 +101,31 @@ def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int 
     val, test = cap(parts["val"]), cap(parts["test"])
     note = (f"calibration: {len(calib)} images of {len(split['train'])} training subjects; "
             f"val {len(val)} images; test {len(test)} images of {len(split['test'])} subjects")
-    return EvalSets(calib.images, val.images, val.labels, test.images, test.labels, note)
+    return EvalSets(calib, val, test, note)
 
 
 # ---------------------------------------------------------------- inference + metrics
 
-def predict_logits(model_path, images: np.ndarray, spec: PreprocessSpec, batch: int = 256,
-                   threads: int = 2) -> np.ndarray:
-    sess = onnx_session(model_path, threads=threads)
-    out = []
-    for i in range(0, len(images), batch):
-        out.append(sess.run(None, {INPUT_NAME: gray_to_input(images[i:i + batch], spec)})[0])
-    return np.concatenate(out)
-
-
-def score(model_path, images, labels, spec) -> dict:
+def score(model_path, data, spec: PreprocessSpec | None = None, threads: int = 2) -> dict:
+    """pipeline.evaluate metrics of an ONNX model on an EyeData (accuracy, precision/recall of "closed", macro-F1)."""
     from pipeline.evaluate import evaluate_arrays
 
-    logits = predict_logits(model_path, images, spec)
-    return evaluate_arrays(logits, labels)
+    sess = onnx_session(model_path, threads=threads)
+    spec = spec or spec_from_onnx(model_path)
+    return evaluate_arrays(lambda x: sess.run(None, {INPUT_NAME: x})[0], data, spec, batch_size=256)
 
 
 # ---------------------------------------------------------------- quantization
 
 class ArrayReader:
-    """onnxruntime CalibrationDataReader over preprocessed images."""
+    """onnxruntime CalibrationDataReader over preprocessed images, in equal batches.
 
-    def __init__(self, x: np.ndarray, batch: int = 64):
-        self.batches = [x[i:i + batch] for i in range(0, len(x), batch)]
+    The histogram calibrators (Percentile, Entropy) fail on a shorter last batch, so the remainder is dropped.
+    """
+
+    def __init__(self, x: np.ndarray, batch: int = 50):
+        batch = max(1, min(batch, len(x)))
+        self.batches = [x[i:i + batch] for i in range(0, len(x) - batch + 1, batch)]
         self.pos = 0
 
     def get_next(self):
@@ -204,8 +192,8 @@ def choose_calibration(fp32_path, sets: EvalSets, activations: str, methods=CALI
     with tempfile.TemporaryDirectory() as tmp:
         for method in methods:
             path = Path(tmp) / f"{method}.onnx"
-            quantize_static_model(fp32_path, path, sets.calib, method=method, activations=activations)
-            f1 = score(path, sets.val_images, sets.val_labels, spec)["macro_f1"]
+            quantize_static_model(fp32_path, path, sets.calib.images, method=method, activations=activations)
+            f1 = score(path, sets.val, spec)["macro_f1"]
             if verbose:
                 print(f"  calibration {method:10s}: validation macro-F1 {100 * f1:.2f}")
             if f1 > best_f1 + 1e-9:
@@ -226,13 +214,14 @@ def quantize(fp32_path, out_path, sets: EvalSets, *, mode: str = "static", metho
         if mode == "static":
             if method == "auto":
                 method = choose_calibration(fp32_path, sets, activations, verbose=verbose)
-            settings = quantize_static_model(fp32_path, tmp, sets.calib, method=method, activations=activations)
+            settings = quantize_static_model(fp32_path, tmp, sets.calib.images, method=method,
+                                             activations=activations)
         elif mode == "dynamic":
             settings = quantize_dynamic_model(fp32_path, tmp)
         else:
             raise QuantizeError(f"--mode {mode!r}; expected static or dynamic")
-        fp32 = score(fp32_path, sets.test_images, sets.test_labels, spec)
-        q = score(tmp, sets.test_images, sets.test_labels, spec)
+        fp32 = score(fp32_path, sets.test, spec)
+        q = score(tmp, sets.test, spec)
         drop = 100 * (fp32["accuracy"] - q["accuracy"])
         report = {"settings": settings, "fp32": fp32, "int8": q, "accuracy_drop_points": drop,
                   "macro_f1_drop_points": 100 * (fp32["macro_f1"] - q["macro_f1"]), "data": sets.note,

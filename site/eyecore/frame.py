@@ -6,8 +6,10 @@ classifier in one batched call; the optional iris model gives an eyelid opening 
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from . import blazeface, landmarks as lm
@@ -27,11 +29,17 @@ class PipelineConfig:
     use_classifier: bool = True
     use_iris: bool = True
     # p_open = (cnn_weight * p_cnn + iris_weight * p_iris) / (sum of the weights that are available),
-    # p_iris = sigmoid((eyelid_opening - iris_open_center) / iris_open_width).
+    # p_iris = sigmoid((eyelid_opening / reference - iris_closed_ratio) / iris_ratio_width), where the
+    # reference is this eye's usual opening (a high percentile over the last iris_baseline_s seconds,
+    # at least iris_min_baseline) or 1 when iris_relative is off (then iris_closed_ratio is absolute).
     cnn_weight: float = 1.0
     iris_weight: float = 0.0
-    iris_open_center: float = 0.25
-    iris_open_width: float = 0.05
+    iris_relative: bool = True
+    iris_closed_ratio: float = 0.75
+    iris_ratio_width: float = 0.05
+    iris_baseline_s: float = 30.0
+    iris_baseline_percentile: float = 0.75
+    iris_min_baseline: float = 0.2
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -45,11 +53,14 @@ class EyeResult:
     p_open: float | None          # fused signal the temporal layer gets (None if nothing available)
     p_cnn: float | None           # classifier alone
     eyelid_opening: float | None  # iris model (or FaceMesh when use_iris is off) lid gap / eye width
+    p_iris: float | None          # eyelid opening mapped to a probability of open
+    opening_baseline: float | None  # this eye's usual opening (see PipelineConfig)
     corners: tuple                # ((x, y), (x, y)) image-left then image-right corner, frame pixels
     crop: list                    # classifier crop corners TL, TR, BR, BL in frame pixels (overlay)
 
     def to_dict(self) -> dict:
         return {"p_open": self.p_open, "p_cnn": self.p_cnn, "eyelid_opening": self.eyelid_opening,
+                "p_iris": self.p_iris, "opening_baseline": self.opening_baseline,
                 "corners": [list(c) for c in self.corners], "crop": [list(c) for c in self.crop]}
 
 
@@ -86,6 +97,44 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+class OpeningBaseline:
+    """A high percentile of one eye's eyelid opening over a sliding time window: the person's usual
+    open level (blinks are short, so they barely move it). Sorted list + time queue: O(n) memmove per frame."""
+
+    def __init__(self, window_s: float, percentile: float):
+        self.window_s = window_s
+        self.percentile = percentile
+        self.reset()
+
+    def reset(self) -> None:
+        self._queue = deque()
+        self._sorted = []
+
+    def update(self, t: float, value: float) -> float:
+        if self._queue and t < self._queue[-1][0]:  # time went backwards: a new clip or stream
+            self.reset()
+        self._queue.append((t, value))
+        bisect.insort(self._sorted, value)
+        while self._queue and self._queue[0][0] < t - self.window_s:
+            _, old = self._queue.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        return self._sorted[min(len(self._sorted) - 1, int(self.percentile * len(self._sorted)))]
+
+
+def p_open_from_opening(opening: float, baseline: float | None, config: PipelineConfig) -> float:
+    reference = max(baseline, config.iris_min_baseline) if config.iris_relative and baseline else 1.0
+    return _sigmoid((opening / reference - config.iris_closed_ratio) / config.iris_ratio_width)
+
+
+def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> float | None:
+    """Weighted mean of the signals that are available (and have a weight)."""
+    parts = [(w, p) for w, p in ((config.cnn_weight, p_cnn), (config.iris_weight, p_iris))
+             if p is not None and w > 0]
+    if not parts:
+        return None
+    return sum(w * p for w, p in parts) / sum(w for w, _ in parts)
+
+
 class FramePipeline:
     def __init__(self, runtime: Runtime, config: PipelineConfig | None = None):
         self.runtime = runtime
@@ -93,9 +142,14 @@ class FramePipeline:
         self.eye_spec = TensorSpec.from_preprocess(self.config.preprocess)
         self._clock = getattr(runtime, "now", None) or time.perf_counter
         self._roi = None  # face ROI carried to the next frame while tracking
+        cfg = self.config
+        self._baselines = {eye: OpeningBaseline(cfg.iris_baseline_s, cfg.iris_baseline_percentile)
+                           for eye in EYES}
 
     def reset(self) -> None:
         self._roi = None
+        for baseline in self._baselines.values():
+            baseline.reset()
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -114,34 +168,30 @@ class FramePipeline:
         presence = _sigmoid(float(out["face_flag"][0]))
         return lm.project(out["landmarks"], roi, size, lm.NUM_FACE_LANDMARKS), presence
 
-    def _iris_opening(self, frame, corners, eye):
-        roi = lm.iris_roi(*corners)
+    def _iris_openings(self, frame, corners: dict) -> dict:
+        """Both eyes in one batched iris-model call; the left eye is mirrored (the model knows one eye)."""
+        names = list(corners)
         size = lm.IRIS_INPUT_SIZE
-        flip = lm.IRIS_FLIP[eye]
-        spec = IRIS_SPEC.flipped() if flip else IRIS_SPEC
-        tensor = self.runtime.crop(frame, roi, size, size, spec)
-        out = self.runtime.run("iris_landmark", {"input": tensor})
-        contour = lm.project(out["eye_contour"], roi, size, lm.EYE_CONTOUR_POINTS, flip)
-        return lm.iris_lid_opening(contour)
+        rois = {eye: lm.iris_roi(*corners[eye]) for eye in names}
+        crops = [self.runtime.crop(frame, rois[eye], size, size,
+                                   IRIS_SPEC.flipped() if lm.IRIS_FLIP[eye] else IRIS_SPEC) for eye in names]
+        out = self.runtime.run("iris_landmark", {"input": self.runtime.stack(crops)})
+        contours = out["eye_contour"]
+        per_eye = 3 * lm.NUM_IRIS_CONTOUR
+        openings = {}
+        for i, eye in enumerate(names):
+            raw = contours[i * per_eye:i * per_eye + 3 * lm.EYE_CONTOUR_POINTS]
+            contour = lm.project(raw, rois[eye], size, lm.EYE_CONTOUR_POINTS, lm.IRIS_FLIP[eye])
+            openings[eye] = lm.iris_lid_opening(contour)
+        return openings
 
     def _classify(self, frame, rects: dict) -> dict:
         names = list(rects)
         size = self.config.preprocess.size
         crops = [self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names]
         out = self.runtime.run("eye_state", {"input": self.runtime.stack(crops)})
-        logits = next(iter(out.values()))
+        logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
         return {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
-
-    def _fuse(self, p_cnn, opening):
-        cfg = self.config
-        parts = []
-        if p_cnn is not None and cfg.cnn_weight > 0:
-            parts.append((cfg.cnn_weight, p_cnn))
-        if opening is not None and cfg.iris_weight > 0:
-            parts.append((cfg.iris_weight, _sigmoid((opening - cfg.iris_open_center) / cfg.iris_open_width)))
-        if not parts:
-            return None
-        return sum(w * p for w, p in parts) / sum(w for w, _ in parts)
 
     # -- per frame ----------------------------------------------------------------------------
 
@@ -170,7 +220,7 @@ class FramePipeline:
         result = FrameResult(t=t, status="no-face", timings=timings)
 
         points = presence = None
-        for attempt in range(2):  # a lost track gets one fresh detection on the same frame
+        for _ in range(2):  # a lost track gets one fresh detection on the same frame
             if self._roi is None:
                 t0 = clock()
                 det = self._detect(frame, width, height)
@@ -184,7 +234,7 @@ class FramePipeline:
             points, presence = self._landmarks(frame, roi)
             timings["landmarks"] = timings.get("landmarks", 0.0) + (clock() - t0) * 1000
             result.face_score = presence
-            if presence >= self.config.presence_threshold and all(is_finite_point(p) for p in points):
+            if presence >= self.config.presence_threshold and math.isfinite(sum(p[0] + p[1] for p in points)):
                 result.face_roi = roi.corners()
                 self._roi = lm.face_roi_from_landmarks(points)
                 break
@@ -212,19 +262,19 @@ class FramePipeline:
             p_cnn = self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
             timings["classify"] = (clock() - t0) * 1000
 
-        openings = {}
-        t0 = clock()
-        for eye, (corners, _) in visible.items():
-            if self.config.use_iris:
-                openings[eye] = self._iris_opening(frame, corners, eye)
-            else:
-                openings[eye] = lm.facemesh_lid_opening(points, eye)
         if self.config.use_iris and visible:
+            t0 = clock()
+            openings = self._iris_openings(frame, {eye: corners for eye, (corners, _) in visible.items()})
             timings["iris"] = (clock() - t0) * 1000
+        else:
+            openings = {eye: lm.facemesh_lid_opening(points, eye) for eye in visible}
 
         for eye, (corners, rect) in visible.items():
             p = p_cnn.get(eye)
-            opening = openings.get(eye)
-            setattr(result, eye, EyeResult(self._fuse(p, opening), p, opening, corners, rect.corners()))
+            opening = openings[eye]
+            baseline = self._baselines[eye].update(t, opening)
+            p_iris = p_open_from_opening(opening, baseline, self.config)
+            setattr(result, eye, EyeResult(fuse(p, p_iris, self.config), p, opening, p_iris, baseline,
+                                           corners, rect.corners()))
         timings["total"] = (clock() - start) * 1000
         return result

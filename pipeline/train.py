@@ -1,0 +1,378 @@
+"""Train an eye-state classifier on MRL (subject-disjoint split) or an open/closed folder.
+
+    python -m pipeline.train --model mobilenetv3_small_050 --epochs 20 --out-dir weights/mnv3
+    python -m pipeline.train --out-dir weights/mnv3 --resume          # continue after a kill
+
+The whole training set lives in memory as a uint8 tensor (on the GPU when there is one); batches are augmented
+with torch ops on the whole batch, so there is no per-image Python loop. AdamW, warm-up + cosine LR schedule,
+class-balanced sampling, early stopping on validation macro-F1. Test subjects are never touched here.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.augment import BatchAugment, parse_augmentations
+from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any
+from pipeline.metrics import classification_metrics, softmax_p_open
+from pipeline.models import BASELINE, check_pretrained_available, count_parameters, create_model, make_checkpoint
+from pipeline.preprocess import DEFAULT_SPEC, to_model_input
+from pipeline.split import DEFAULT_SPLIT, PARTS, load_split, make_image_split, make_split, part_mask
+
+RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "workers", "patience", "stop_after")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="mobilenetv3_small_050", help=f"timm model name or {BASELINE}")
+    ap.add_argument("--pretrained", action="store_true", help="ImageNet weights from --pretrained-path or the local cache")
+    ap.add_argument("--pretrained-path", default=None)
+    ap.add_argument("--num-classes", type=int, default=2, choices=[2], help="closed/open (kept for the seed's command)")
+    ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
+    ap.add_argument("--split", default=str(DEFAULT_SPLIT), help="split JSON; generated into --out-dir if absent")
+    ap.add_argument("--fold", type=int, default=None, help="train/val from the split's k-fold entry i (model selection)")
+    ap.add_argument("--img-size", type=int, default=DEFAULT_SPEC.size)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--warmup-epochs", type=float, default=1.0)
+    ap.add_argument("--min-lr-ratio", type=float, default=0.01, help="final LR = lr * this (cosine floor)")
+    ap.add_argument("--freeze-epochs", type=int, default=0,
+                    help="with --pretrained: train only the classifier for this many epochs, then all layers")
+    ap.add_argument("--finetune-lr-scale", type=float, default=0.1, help="LR factor of the all-layers phase after freezing")
+    ap.add_argument("--label-smoothing", type=float, default=0.05)
+    ap.add_argument("--balance", choices=["sampler", "loss", "none"], default="sampler",
+                    help="class balance by weighted sampling (default), by loss weights, or not at all")
+    ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
+    ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
+    ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 2 on CPU)")
+    ap.add_argument("--workers", type=int, default=2, help="threads decoding images while loading")
+    ap.add_argument("--max-train-images", type=int, default=None, help="random class-stratified subset (smoke tests)")
+    ap.add_argument("--max-val-images", type=int, default=None)
+    ap.add_argument("--out-dir", default="weights/")
+    ap.add_argument("--resume", nargs="?", const="auto", default=None,
+                    help="continue from OUT_DIR/last.pth (or the given file): model, optimizer, schedule, RNG, history")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop after this many epochs in this run (time-boxing); continue later with --resume")
+    ap.add_argument("--no-cache", action="store_true", help="do not use the .cache/ copy of the decoded data")
+    return ap
+
+
+# ---------------------------------------------------------------- data and split
+
+def _subsample(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    idx = np.arange(len(labels))
+    if n is None or n >= len(labels):
+        return idx
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[: max(1, round(n * (labels == c).mean()))]
+              for c in np.unique(labels)]
+    return np.sort(np.concatenate(picked))
+
+
+def prepare_data(args, out_dir: Path):
+    data = load_any(args.data, args.img_size, workers=args.workers, cache=not args.no_cache)
+    print(describe(data), flush=True)
+    split_path = Path(args.split)
+    if data.kind == "mrl" and split_path.exists():
+        split = load_split(split_path)
+        split_ref = str(split_path)
+    elif data.kind == "mrl":
+        split = make_split(data.subjects, data.labels, args.seed, meta=data.meta)
+        split_ref = str(out_dir / "split.json")
+        print(f"split file {split_path} not found: generated a subject-disjoint split -> {split_ref}")
+    elif split_path.exists() and json.loads(split_path.read_text()).get("kind") == "images":
+        split = load_split(split_path)
+        split_ref = str(split_path)
+    else:
+        split = make_image_split(data.labels, args.seed)
+        split_ref = str(out_dir / "split.json")
+        print(f"{data.source} has no subjects: stratified image split -> {split_ref}")
+    if split_ref == str(out_dir / "split.json"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+    if args.fold is not None:
+        folds = split.get("folds") or []
+        if not 0 <= args.fold < len(folds):
+            raise SystemExit(f"--fold {args.fold}: the split has {len(folds)} folds (make them with pipeline.split --kfold K)")
+        split = {**split, "train": folds[args.fold]["train"], "val": folds[args.fold]["val"]}
+    parts = {}
+    for part, limit in (("train", args.max_train_images), ("val", args.max_val_images)):
+        sub = data.subset(part_mask(data, split, part))
+        if len(sub) == 0 or len(np.unique(sub.labels)) < 2:
+            raise SystemExit(f"the {part} part of split {split_ref} has {len(sub)} images of {len(np.unique(sub.labels))} "
+                             f"class(es) in {data.source}; it needs both classes")
+        parts[part] = sub.subset(_subsample(sub.labels, limit, args.seed))
+    split_record = {p: split[p] for p in PARTS} if data.kind == "mrl" else {"kind": "images", "file": split_ref}
+    split_record["file"] = split_ref
+    return parts["train"], parts["val"], split_record
+
+
+# ---------------------------------------------------------------- schedule, freezing, sampling
+
+def lr_factor(step: int, steps_per_epoch: int, args) -> float:
+    """Warm-up + cosine; with freezing, a constant head-only phase then a scaled warm-up + cosine over the rest."""
+    frozen = _freeze_epochs(args) * steps_per_epoch
+    warmup = max(1, int(args.warmup_epochs * steps_per_epoch))
+    if step < frozen:
+        return min(1.0, (step + 1) / warmup)
+    scale = args.finetune_lr_scale if frozen else 1.0
+    s, total = step - frozen, max(1, args.epochs * steps_per_epoch - frozen)
+    if s < warmup:
+        return scale * (s + 1) / warmup
+    progress = min(1.0, (s - warmup) / max(1, total - warmup))
+    return scale * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _freeze_epochs(args) -> int:
+    return args.freeze_epochs if args.pretrained else 0
+
+
+def set_head_only(model: torch.nn.Module, head_only: bool) -> None:
+    head = set(id(p) for p in model.get_classifier().parameters())
+    for p in model.parameters():
+        p.requires_grad_(not head_only or id(p) in head)
+
+
+def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator) -> torch.Tensor:
+    if balance != "sampler":
+        return torch.randperm(len(labels), generator=generator)[:n] if n <= len(labels) else \
+            torch.randint(len(labels), (n,), generator=generator)
+    counts = torch.bincount(labels, minlength=2).float()
+    weights = (1.0 / counts.clamp_min(1))[labels]
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+# ---------------------------------------------------------------- evaluation during training
+
+@torch.no_grad()
+def predict_logits(model, images_u8: torch.Tensor, spec, device, batch_size: int = 512) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(images_u8), batch_size):
+        x = to_model_input(images_u8[i:i + batch_size].to(device), spec)
+        out.append(model(x).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def validate(model, val: EyeData, val_images: torch.Tensor, spec, device) -> dict:
+    logits = predict_logits(model, val_images, spec, device)
+    loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.labels)).item()
+    m = classification_metrics(val.labels, softmax_p_open(logits), val.meta)
+    return {"val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+            "val_balanced_subject_accuracy": m["balanced_subject_accuracy"], "val_ece": m["ece"]}
+
+
+# ---------------------------------------------------------------- outputs
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_history(out_dir: Path, history: list[dict], info: dict) -> None:
+    (out_dir / "history.json").write_text(json.dumps({**info, "history": history}, indent=1) + "\n")
+    with open(out_dir / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    plot_curves(history, out_dir / "curves.png")
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot(ep, [h["train_loss"] for h in history], label="train loss")
+    a.plot(ep, [h["val_loss"] for h in history], label="val loss")
+    a.set_xlabel("epoch"), a.legend(), a.grid(alpha=0.3)
+    for key in ("train_accuracy", "val_accuracy", "val_macro_f1", "val_balanced_subject_accuracy"):
+        if history[0].get(key) is not None:
+            b.plot(ep, [h[key] for h in history], label=key.replace("_", " "))
+    b.set_xlabel("epoch"), b.legend(), b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- main loop
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
+    """With --resume: the run's own arguments come from last.pth; only RESUMABLE_OVERRIDES may change."""
+    if not args.resume:
+        return args, None
+    path = Path(args.out_dir) / "last.pth" if args.resume == "auto" else Path(args.resume)
+    if not path.is_file():
+        raise SystemExit(f"--resume: {path} not found (expected last.pth of an earlier run in --out-dir)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    merged = dict(state["args"])
+    for key in RESUMABLE_OVERRIDES:
+        if key in args._given:
+            merged[key] = getattr(args, key)
+    merged.update(resume=args.resume, out_dir=args.out_dir, _given=args._given)
+    print(f"resuming from {path} (epoch {state['epoch'] + 1} done)")
+    return argparse.Namespace(**merged), state
+
+
+def train(args) -> dict:
+    args, state = resolve_resume(args)
+    out_dir = Path(args.out_dir)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    torch.set_num_threads(args.threads or (2 if device.type == "cpu" else torch.get_num_threads()))
+    if state and state.get("finished"):
+        print(f"{out_dir / 'last.pth'} is a finished run ({state['finished']}); nothing to do")
+        return state["summary"]
+    if args.pretrained and not state:
+        check_pretrained_available(args.model, args.pretrained_path)  # fail before loading any data
+    augment = BatchAugment(parse_augmentations(args.augmentations))
+    random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
+
+    train_set, val_set, split_record = prepare_data(args, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = DEFAULT_SPEC.__class__(size=args.img_size)
+    preprocess = {"size": spec.size, "channels": 1, "mean": spec.mean, "std": spec.std, "gray": spec.gray}
+    model = create_model(args.model, args.num_classes, 1, pretrained=args.pretrained and not state,
+                         pretrained_path=args.pretrained_path).to(device)
+    from timm.optim import param_groups_weight_decay
+
+    optimizer = torch.optim.AdamW(param_groups_weight_decay(model, args.weight_decay), lr=args.lr)
+    epoch_size = args.epoch_size or len(train_set)
+    steps_per_epoch = math.ceil(epoch_size / args.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, args))
+    history, best, bad_epochs, start = [], -1.0, 0, 0
+    if state:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        history, best, bad_epochs, start = state["history"], state["best_val_macro_f1"], state["bad_epochs"], state["epoch"] + 1
+
+    train_images = torch.from_numpy(train_set.images[:, None]).to(device)
+    train_labels = torch.from_numpy(train_set.labels).to(device)
+    val_images = torch.from_numpy(val_set.images[:, None])
+    class_weights = None
+    if args.balance == "loss":
+        counts = torch.bincount(train_labels, minlength=2).float()
+        class_weights = (counts.sum() / (2 * counts.clamp_min(1))).to(device)
+    use_amp = device.type == "cuda"
+    n_params = count_parameters(model)
+    info = {"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "model": args.model,
+            "params": n_params, "device": str(device), "augment": repr(augment), "split": split_record,
+            "n_train": len(train_set), "n_val": len(val_set)}
+    print(f"{args.model}: {n_params / 1e6:.3f} M params on {device}; train {len(train_set)} / val {len(val_set)} images; "
+          f"{steps_per_epoch} steps of {args.batch_size} per epoch; {augment}", flush=True)
+
+    stopped = None
+    epochs_this_run = 0
+    for epoch in range(start, args.epochs):
+        set_head_only(model, epoch < _freeze_epochs(args))
+        model.train()
+        gen = torch.Generator().manual_seed(args.seed * 100003 + epoch)  # epoch order does not depend on resumes
+        order = sample_epoch(train_labels.cpu(), epoch_size, args.balance, gen).to(device)
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", leave=False,
+                   mininterval=1.0)
+        for step in bar:
+            idx = order[step * args.batch_size:(step + 1) * args.batch_size]
+            x = augment(train_images[idx].float() / 255)
+            y = train_labels[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(to_model_input(x, spec))
+                loss = F.cross_entropy(logits.float(), y, weight=class_weights, label_smoothing=args.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == y).sum().item()
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+               "train_accuracy": correct / seen, **validate(model, val_set, val_images, spec, device),
+               "images_per_s": seen / train_time, "epoch_seconds": time.perf_counter() - t0}
+        history.append(row)
+        improved = row["val_macro_f1"] > best
+        best = max(best, row["val_macro_f1"])
+        bad_epochs = 0 if improved else bad_epochs + 1
+        print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']:.4f} train acc {row['train_accuracy']:.4f} | "
+              f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
+              f"{' (best)' if improved else ''} | {row['images_per_s']:.0f} img/s, {row['epoch_seconds']:.1f} s",
+              flush=True)
+        common = dict(preprocess=preprocess, epoch=epoch, best_val_macro_f1=best, args=info["args"], split=split_record)
+        if improved:
+            _atomic_save(make_checkpoint(model, args.model, val_metrics=row, **common), out_dir / "best.pth")
+        epochs_this_run += 1
+        if args.patience and bad_epochs >= args.patience:
+            stopped = f"early stop at epoch {epoch + 1}: no val macro-F1 gain for {args.patience} epochs"
+        elif epoch + 1 == args.epochs:
+            stopped = f"completed {args.epochs} epochs"
+        summary = {"best_val_macro_f1": best, "best_epoch": max(history, key=lambda h: h["val_macro_f1"])["epoch"],
+                   "epochs_run": len(history), "params": n_params, "out_dir": str(out_dir), "finished": stopped}
+        write_history(out_dir, history, {**info, "summary": summary})
+        _atomic_save(make_checkpoint(model, args.model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                     rng=_rng_state(), history=history, bad_epochs=bad_epochs, finished=stopped,
+                                     summary=summary, **common), out_dir / "last.pth")
+        if stopped:
+            break
+        if args.stop_after and epochs_this_run >= args.stop_after:
+            print(f"stopping after {epochs_this_run} epoch(s) as asked; continue with --resume")
+            break
+    print(f"{summary['finished'] or 'paused'}; best val macro-F1 {best:.4f} at epoch {summary['best_epoch']} -> "
+          f"{out_dir / 'best.pth'}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args._given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    try:
+        return train(args)
+    except Exception as exc:
+        from pipeline.data import DataLayoutError
+        from pipeline.models import PretrainedWeightsMissing
+
+        if isinstance(exc, (DataLayoutError, PretrainedWeightsMissing)):
+            raise SystemExit(f"error: {exc}") from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

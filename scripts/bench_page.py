@@ -1,0 +1,110 @@
+"""Benchmark the built page in headless Chromium with a fake 640x480 camera.
+
+    python scripts/bench_page.py [--video FILE] [--seconds 15] [--variant "?eye=int8" ...] [--no-build]
+
+Per variant (a query string the page understands: eye=fp32|int8, threads=N): processed FPS, p50/p95
+frame time (pipeline + drawing, from the page's own per-frame log), first-label time after
+navigation, total bytes loaded, and each start-up stage (ms since navigation). Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser_utils import (FOCUS_VIDEOS, ROOT, browser_missing_reason, ensure_built, launch, serve,  # noqa: E402
+                           synthetic_y4m, video_to_y4m, wait_state)
+
+STAGES = ["html_ms", "pyodide_ms", "modules_ms", "face_detection_ms", "face_landmark_ms", "eye_state_ms",
+          "models_ms", "ready_ms", "first_label_ms"]
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def measure(playwright, base: str, video: Path, seconds: float, variant: str, warmup: float) -> dict:
+    browser = launch(playwright, video)
+    try:
+        page = browser.new_page()
+        page.goto(base + "index.html" + variant)
+        wait_state(page, "ready", 180_000)
+        page.click("#start")
+        wait_state(page, ["running", "no-face", "uncertain"], 30_000)
+        page.wait_for_function("window.eyestateTimings.first_label_ms !== undefined", timeout=30_000)
+        time.sleep(warmup)
+        start = page.evaluate("performance.now()")
+        time.sleep(seconds)
+        log = page.evaluate("Array.from(window.eyestateLog)")
+        timings = page.evaluate("window.eyestateTimings")
+        loaded = page.evaluate("""() => {
+            const nav = performance.getEntriesByType('navigation')[0];
+            const res = performance.getEntriesByType('resource');
+            return (nav ? nav.encodedBodySize : 0) + res.reduce((s, e) => s + e.encodedBodySize, 0);
+        }""")
+        threads = page.evaluate("globalThis.crossOriginIsolated")
+    finally:
+        browser.close()
+    window = [e for e in log if e["done"] >= start]
+    if len(window) < 2:
+        raise RuntimeError(f"only {len(window)} frames processed in {seconds} s")
+    frame_ms = [e["frameMs"] for e in window]
+    span_s = (window[-1]["done"] - window[0]["done"]) / 1000
+    return {"variant": variant or "(default)", "fps": (len(window) - 1) / span_s,
+            "p50_ms": statistics.median(frame_ms), "p95_ms": percentile(frame_ms, 0.95),
+            "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--video", type=Path, help="camera video (default: 20 s of the shared focus video)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per variant")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the first label before measuring")
+    parser.add_argument("--variant", action="append", default=None,
+                        help='query string per run, e.g. "?eye=int8" (repeatable; default: the page as built)')
+    parser.add_argument("--no-build", action="store_true", help="use the existing dist/")
+    args = parser.parse_args(argv)
+    reason = browser_missing_reason()
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    dist = ROOT / "dist"
+    if not args.no_build:
+        ensure_built(dist)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = args.video or FOCUS_VIDEOS / "mahie_test_1.avi"
+        if source.exists():
+            video = video_to_y4m(source, Path(tmp) / "camera.y4m", 0, 20)
+        else:
+            print(f"{source} not found: using a synthetic clip without a face (no landmark/classifier work)")
+            video = synthetic_y4m(Path(tmp) / "camera.y4m", duration_s=20)
+        results = []
+        with serve(dist) as base, sync_playwright() as playwright:
+            for variant in args.variant or [""]:
+                results.append(measure(playwright, base, video, args.seconds, variant, args.warmup))
+    print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as 640x480 y4m; {args.seconds:.0f} s measured "
+          f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu\n")
+    print("| variant | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded | cross-origin isolated |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in results:
+        first = r["timings"].get("first_label_ms")
+        print(f"| {r['variant']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+              f"{first / 1000 if first else float('nan'):.2f} | {r['bytes'] / 1e6:.1f} MB | {r['isolated']} |")
+    print("\nstart-up stages (s since navigation):\n")
+    print("| variant | " + " | ".join(s.removesuffix("_ms") for s in STAGES) + " |")
+    print("| --- | " + " | ".join("---:" for _ in STAGES) + " |")
+    for r in results:
+        cells = [f"{r['timings'][s] / 1000:.2f}" if s in r["timings"] else "–" for s in STAGES]
+        print(f"| {r['variant']} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

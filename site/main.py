@@ -1,0 +1,113 @@
+"""PyScript entry point: load the models with visible progress, then hand over to page_app.App.
+
+Start-up stage times (ms since navigation) go to `window.eyestateTimings` for the benchmark:
+pyodide_ms (this file starts running), modules_ms, <model>_ms per model, models_ms, ready_ms, and
+later camera_ms and first_label_ms.
+"""
+import asyncio
+import json
+
+import js
+
+PYTHON_STARTED = js.performance.now()
+
+from pyodide.ffi import can_run_sync  # noqa: E402
+from pyscript.js_modules import ort  # noqa: E402  (self-hosted, see pyscript.json)
+
+from eyecore import states as S  # noqa: E402
+from eyecore.frame import PipelineConfig  # noqa: E402
+from eyecore.preprocess import PreprocessSpec  # noqa: E402
+from page_app import App  # noqa: E402
+from page_view import View  # noqa: E402
+from web_runtime import WebRuntime  # noqa: E402
+
+
+class Timings(dict):
+    """Stage times, mirrored into window.eyestateTimings as they happen."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        setattr(js.window.eyestateTimings, key, round(float(value), 1))
+
+    def setdefault(self, key, value):
+        if key not in self:
+            self[key] = value
+        return self[key]
+
+
+def query_param(name: str):
+    return js.URLSearchParams.new(js.window.location.search).get(name)
+
+
+async def fetch_json(url: str) -> dict:
+    response = await js.fetch(url)
+    if not response.ok:
+        raise RuntimeError(f"{url}: HTTP {response.status}")
+    return json.loads(await response.text())
+
+
+async def load_models(view, config: dict, timings: Timings, needed: list) -> dict:
+    """All needed ort-web sessions in parallel; each stage is ticked off as it finishes."""
+    base = js.URL.new("./", js.document.baseURI).href
+    threads = query_param("threads")
+    WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else None)
+    files = {name: config["models"][name] for name in needed}
+
+    async def one(name, path):
+        try:
+            session = await WebRuntime.create_session(ort, base + path)
+        except Exception as error:
+            view.stage_done(name, 0, ok=False)
+            raise RuntimeError(f"could not load {path}: {error}") from error
+        timings[f"{name}_ms"] = js.performance.now()
+        view.stage_done(name, js.performance.now())
+        return name, session
+
+    sessions = dict(await asyncio.gather(*(one(n, p) for n, p in files.items())))
+    timings["models_ms"] = js.performance.now()
+    return sessions
+
+
+async def boot() -> None:
+    timings = Timings()
+    timings["pyodide_ms"] = PYTHON_STARTED
+    view = View()
+    machine = S.AppStateMachine(on_change=view.show_state)
+    view.show_state(machine)
+    view.stage_done("pyodide", PYTHON_STARTED)
+    timings["modules_ms"] = js.performance.now()
+    view.stage_done("modules", timings["modules_ms"])
+    try:
+        if not can_run_sync():
+            raise RuntimeError("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); "
+                               "use a current Chrome, Edge or another Chromium-based browser")
+        config = await fetch_json("page_config.json")
+        eye_meta = await fetch_json(config["eye_model_json"])
+        choice = query_param("eye")
+        if choice:
+            if choice not in config["eye_models"]:
+                raise RuntimeError(f"?eye={choice}: expected one of {config['eye_models']}")
+            config["models"]["eye_state"] = config["eye_models"][choice]
+        spec = PreprocessSpec.from_dict(eye_meta["preprocess"])
+        pipeline_config = PipelineConfig(preprocess=spec)
+        # The iris model only feeds p_open when it has a weight; skip it (2 runs per frame) otherwise.
+        pipeline_config.use_iris = pipeline_config.iris_weight > 0
+        needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
+        if not pipeline_config.use_iris:
+            view.stage_done("iris_landmark", 0, ok=True)
+            js.document.querySelector('#loading li[data-stage="iris_landmark"] .ms').textContent = "not needed"
+        sessions = await load_models(view, config, timings, needed)
+        runtime = WebRuntime(ort, sessions, config["inputs"])
+    except Exception as error:
+        js.console.error(f"eye-state start-up failed: {error}")
+        machine.go(S.MODEL_FAILED, detail=str(error)[:300])
+        return
+    app = App(runtime, pipeline_config, machine, view, timings)
+    js.window.eyestateApp = app  # for debugging in the console
+    app.wire()
+    view.loading_finished()
+    machine.go(S.READY)
+    timings["ready_ms"] = js.performance.now()
+
+
+asyncio.ensure_future(boot())

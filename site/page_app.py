@@ -1,0 +1,388 @@
+"""The page's behaviour: camera, live frame loop, recorded-clip mode, alarm sound.
+
+One FramePipeline + EyeStateTracker (eyecore) per session; the named states come from
+eyecore.states.AppStateMachine. Frames are processed one at a time: the next video-frame callback is
+requested only after the current frame is done, so runs never overlap.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections import deque
+
+import js
+from pyodide.ffi import JsException, create_once_callable, create_proxy
+
+from eyecore import states as S
+from eyecore.frame import FramePipeline
+from eyecore.temporal import CLOSED, OPEN, EyeStateTracker, label_blink_frames
+from page_clip import ClipError, ClipReader
+from web_runtime import js_obj
+
+
+def query_param(name: str):
+    return js.URLSearchParams.new(js.window.location.search).get(name)
+
+CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id"]
+CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
+FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
+
+
+def _round(value, digits=4):
+    return "" if value is None else round(value, digits)
+
+
+def _error_name(error) -> str:
+    """DOMException name of a JS error raised into Python (e.g. NotAllowedError)."""
+    for candidate in (getattr(error, "js_error", None), error):
+        name = getattr(candidate, "name", None)
+        if isinstance(name, str) and name:
+            return name
+    text = str(error)
+    return text.split(":", 1)[0].strip() or "Error"
+
+
+class Beeper:
+    """Audible microsleep alarm (WebAudio). The AudioContext is made on the Start click (a user
+    gesture), otherwise browsers keep it muted."""
+
+    def __init__(self):
+        self.ctx = None
+        self.last_beep = -1e9
+
+    def unlock(self) -> None:
+        if self.ctx is None and hasattr(js.window, "AudioContext"):
+            self.ctx = js.window.AudioContext.new()
+        if self.ctx is not None and self.ctx.state == "suspended":
+            self.ctx.resume()
+
+    def update(self, active: bool, now: float) -> None:
+        if not active or self.ctx is None or now - self.last_beep < 0.8:
+            return
+        self.last_beep = now
+        osc = self.ctx.createOscillator()
+        gain = self.ctx.createGain()
+        osc.type = "square"
+        osc.frequency.value = 880
+        start = self.ctx.currentTime
+        gain.gain.setValueAtTime(0.0001, start)
+        gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02)
+        gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.35)
+        osc.connect(gain)
+        gain.connect(self.ctx.destination)
+        osc.start(start)
+        osc.stop(start + 0.4)
+
+
+class Stats:
+    """Processed FPS over the last 2 s and smoothed per-stage latency."""
+
+    def __init__(self):
+        self.done = deque()
+        self.latency = {}
+
+    def reset(self) -> None:
+        self.done.clear()
+        self.latency.clear()
+
+    def frame(self, now: float, timings: dict) -> None:
+        self.done.append(now)
+        while self.done and now - self.done[0] > 2.0:
+            self.done.popleft()
+        for key, ms in timings.items():
+            old = self.latency.get(key)
+            self.latency[key] = ms if old is None else old * 0.9 + ms * 0.1
+
+    @property
+    def fps(self) -> float:
+        if len(self.done) < 2:
+            return 0.0
+        return (len(self.done) - 1) / max(1e-6, self.done[-1] - self.done[0])
+
+
+class App:
+    def __init__(self, runtime, pipeline_config, machine, view, timings):
+        self.runtime = runtime
+        self.pipeline = FramePipeline(runtime, pipeline_config)
+        self.tracker = EyeStateTracker()
+        self.machine = machine
+        self.view = view
+        self.timings = timings
+        self.stats = Stats()
+        self.beeper = Beeper()
+        self.video = js.document.getElementById("video")
+        self.clip_video = js.document.getElementById("clip-video")
+        self.stream = None
+        self.live = False
+        self.clip_active = False
+        self.first_label_seen = False
+        self.frame_log = js.Array.new()
+        js.window.eyestateLog = self.frame_log
+        self._proxies = []  # event handlers kept alive for the page's lifetime
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def _on(self, element_id: str, event: str, handler) -> None:
+        proxy = create_proxy(handler)
+        self._proxies.append(proxy)
+        js.document.getElementById(element_id).addEventListener(event, proxy)
+
+    def wire(self) -> None:
+        self._on("start", "click", lambda _e: self._start_clicked())
+        self._on("stop", "click", lambda _e: self.stop_camera(to_ready=True))
+        self._on("camera", "change", lambda e: asyncio.ensure_future(self.start_camera(e.target.value)))
+        self._on("clip-file", "change", self._clip_chosen)
+        resize = create_proxy(lambda _e: self.view.timeline.resize())
+        self._proxies.append(resize)
+        js.window.addEventListener("resize", resize)
+        for element_id in ("start", "clip-file"):
+            js.document.getElementById(element_id).disabled = False
+
+    def _start_clicked(self) -> None:
+        self.beeper.unlock()  # inside the click: browsers allow sound only after a gesture
+        asyncio.ensure_future(self.start_camera())
+
+    # -- per frame -------------------------------------------------------------------------------
+
+    def process(self, frame, width: int, height: int, t: float, media_time: float | None = None,
+                started: float | None = None):
+        """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view.
+        Returns (FrameResult, TemporalState)."""
+        started = js.performance.now() if started is None else started
+        result = self.pipeline.process(frame, t)
+        left, right = result.left, result.right
+        state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
+        self.machine.on_frame_result(face_found=result.status == "face",
+                                     eyes_known=left is not None and right is not None,
+                                     confidence_ok=state.left != "unknown" and state.right != "unknown",
+                                     t=t)
+        live_state = self.machine.state in S.LIVE_STATES or self.machine.state == S.PROCESSING_CLIP
+        shown = state if live_state else None
+        self.view.overlay.size_to(width, height)
+        self.view.overlay.draw(result, shown)
+        self.view.show_eyes(shown)
+        self.view.show_metrics(state)
+        self.view.timeline.add(t, {"left": left.p_open if left else None, "right": right.p_open if right else None})
+        now = js.performance.now()
+        timings = dict(result.timings)
+        timings.update({f"ort:{k}": v for k, v in self.runtime.take_spent().items()})
+        timings["frame"] = now - started
+        self.stats.frame(now / 1000.0, timings)
+        self.view.show_fps(self.stats.fps)
+        self.view.show_latency(self.stats.latency, now / 1000.0)
+        self.beeper.update(state.alarm and not self.clip_active, now / 1000.0)
+        if not self.first_label_seen and (state.left in (OPEN, CLOSED) or state.right in (OPEN, CLOSED)):
+            self.first_label_seen = True
+            self.timings["first_label_ms"] = now
+        if self.frame_log.length >= FRAME_LOG_LIMIT:
+            self.frame_log.shift()
+        self.frame_log.push(js_obj({
+            "mediaTime": media_time, "t": t, "done": now, "app": self.machine.state, "left": state.left,
+            "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
+            "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"]}))
+        return result, state
+
+    def _fail(self, error) -> None:
+        js.console.error(f"eye-state pipeline failed: {error}")
+        self.live = False
+        self.machine.go(S.MODEL_FAILED, detail=str(error)[:300])
+
+    # -- camera ----------------------------------------------------------------------------------
+
+    async def start_camera(self, device_id: str | None = None) -> None:
+        if self.clip_active:
+            return
+        self.stop_camera()
+        self.machine.go(S.REQUESTING_CAMERA)
+        devices = getattr(js.navigator, "mediaDevices", None)
+        if devices is None or not hasattr(devices, "getUserMedia"):
+            self.machine.camera_error("NotSupportedError")
+            return
+        video = {"width": {"ideal": 640}, "height": {"ideal": 480}}
+        if device_id:
+            video["deviceId"] = {"exact": device_id}
+        started = js.performance.now()
+        try:
+            stream = await devices.getUserMedia(js_obj({"video": video, "audio": False}))
+        except JsException as error:
+            self.machine.camera_error(_error_name(error))
+            return
+        self.stream = stream
+        self.video.hidden = False
+        self.clip_video.hidden = True
+        self.video.srcObject = stream
+        try:
+            await self.video.play()
+        except JsException as error:
+            self.stop_camera()
+            self.machine.camera_error(_error_name(error))
+            return
+        self.timings.setdefault("camera_ms", js.performance.now() - started)
+        track = stream.getVideoTracks()[0]
+        track.addEventListener("ended", create_once_callable(lambda _e: self._camera_ended(stream)))
+        js.document.getElementById("placeholder").hidden = True
+        js.document.getElementById("start").hidden = True
+        js.document.getElementById("stop").hidden = False
+        self.view.overlay.mirrored = True
+        self.view.reset_live()
+        self.stats.reset()
+        self.pipeline.reset()
+        self.tracker = EyeStateTracker()
+        self.machine.go(S.RUNNING)
+        asyncio.ensure_future(self._list_cameras(track))
+        self.live = True
+        self._request_frame()
+
+    async def _list_cameras(self, track) -> None:
+        try:
+            devices = await js.navigator.mediaDevices.enumerateDevices()
+        except JsException:
+            return
+        cameras = [d for d in devices if d.kind == "videoinput"]
+        picker = js.document.getElementById("camera")
+        js.document.getElementById("camera-picker").hidden = len(cameras) < 2
+        if len(cameras) < 2:
+            return
+        current = track.getSettings().deviceId
+        picker.textContent = ""
+        for i, cam in enumerate(cameras):
+            option = js.document.createElement("option")
+            option.value = cam.deviceId
+            option.textContent = cam.label or f"Camera {i + 1}"
+            option.selected = cam.deviceId == current
+            picker.append(option)
+
+    def _camera_ended(self, stream) -> None:
+        if stream is not self.stream:
+            return  # an old stream we stopped ourselves
+        self.stop_camera()
+        self.machine.camera_error("ended")
+
+    def stop_camera(self, to_ready: bool = False) -> None:
+        self.live = False
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            for track in stream.getTracks():
+                track.stop()
+            self.video.srcObject = None
+        js.document.getElementById("start").hidden = False
+        js.document.getElementById("stop").hidden = True
+        self.view.reset_live()
+        if to_ready and self.machine.can_go(S.READY):
+            self.machine.go(S.READY)
+
+    def _request_frame(self) -> None:
+        if not self.live:
+            return
+        callback = create_once_callable(self._on_video_frame)
+        if hasattr(self.video, "requestVideoFrameCallback"):
+            self.video.requestVideoFrameCallback(callback)
+        else:
+            js.requestAnimationFrame(callback)
+
+    def _on_video_frame(self, _now, metadata=None) -> None:
+        media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
+        asyncio.ensure_future(self._live_step(media_time))
+
+    async def _live_step(self, media_time) -> None:
+        if not self.live:
+            return
+        try:
+            width, height = int(self.video.videoWidth), int(self.video.videoHeight)
+            if width and height:
+                started = js.performance.now()
+                frame = self.runtime.snapshot(self.video, width, height)
+                self.process(frame, width, height, started / 1000.0, media_time, started)
+        except Exception as error:  # a model that fails mid-run: say so instead of freezing
+            self._fail(error)
+            return
+        self._request_frame()
+
+    # -- recorded clip ---------------------------------------------------------------------------
+
+    def _clip_chosen(self, event) -> None:
+        files = event.target.files
+        if files.length == 0:
+            return
+        asyncio.ensure_future(self.process_clip(files.item(0)))
+        event.target.value = ""  # choosing the same file again fires change again
+
+    async def process_clip(self, file) -> None:
+        """Every frame of a local video file, in order, exactly once (method: page_clip.py)."""
+        if self.clip_active:
+            return
+        self.stop_camera()
+        self.clip_active = True
+        self.machine.go(S.PROCESSING_CLIP, detail=file.name)
+        js.document.getElementById("clip").hidden = False
+        download = js.document.getElementById("clip-download")
+        download.hidden = True
+        video = self.clip_video
+        url = js.URL.createObjectURL(file)
+        self.video.hidden = True
+        video.hidden = False
+        js.document.getElementById("placeholder").hidden = True
+        self.view.overlay.mirrored = False
+        self.view.reset_live()
+        self.pipeline.reset()
+        self.tracker = EyeStateTracker()
+        self.stats.reset()
+        try:
+            rows, states, dropped = await self._clip_frames(video, url)
+        except Exception as error:
+            js.console.error(f"clip failed: {error}")
+            self.clip_active = False
+            if isinstance(error, (JsException, ClipError)):
+                self.machine.go(S.CLIP_FAILED, detail=str(error)[:200])
+            else:
+                self._fail(error)
+            return
+        finally:
+            js.URL.revokeObjectURL(url)
+        self.clip_active = False
+        blinks = [s.blink for s in states if s.blink is not None]
+        for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
+            row["blink_id"] = blink_id
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        csv_text = text.getvalue()
+        js.document.getElementById("clip-csv").value = csv_text
+        blob = js.Blob.new(js_obj([csv_text]), js_obj({"type": "text/csv"}))
+        download.href = js.URL.createObjectURL(blob)
+        download.download = (file.name.rsplit(".", 1)[0] or "video") + "_eye_state.csv"
+        download.hidden = False
+        summary = js.document.getElementById("clip-summary")
+        summary.setAttribute("data-frames", str(len(rows)))
+        summary.setAttribute("data-blinks", str(len(blinks)))
+        summary.setAttribute("data-dropped", str(dropped))
+        summary.textContent = (f"{len(rows)} frames, {len(blinks)} blinks"
+                               + (f"; {dropped} frames could not be read" if dropped else ""))
+        self.machine.go(S.CLIP_DONE, detail=file.name)
+
+    async def _clip_frames(self, video, url):
+        reader = ClipReader(video, url, float(query_param("cliprate") or CLIP_PLAYBACK_RATE))
+        rows, states = [], []
+        try:
+            await reader.open()
+            progress = js.document.getElementById("clip-progress")
+            async for media_time, canvas in reader.frames():
+                result, state = self.process(canvas, reader.width, reader.height, media_time, media_time)
+                reader.recycle(canvas)
+                left, right = result.left, result.right
+                rows.append({"frame": len(rows), "time": round(media_time, 4),
+                             "p_open_left": _round(left and left.p_open),
+                             "p_open_right": _round(right and right.p_open),
+                             "state_left": state.left, "state_right": state.right, "state": state.eyes,
+                             "blink_id": 0})
+                states.append(state)
+                progress.value = min(1.0, media_time / (reader.duration or 1.0))
+        finally:
+            reader.close()
+        js.console.log(f"clip: {len(rows)} frames; {reader.dropped_then_recovered} skipped by the browser "
+                       f"and fetched again by seeking; {reader.unrecovered} not recovered")
+        return rows, states, reader.unrecovered
+
+

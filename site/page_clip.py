@@ -1,0 +1,169 @@
+"""Every frame of a local video file, in order, exactly once (recorded-clip mode).
+
+Method. The video plays; each requestVideoFrameCallback pauses it at once and copies the presented
+frame into a canvas, so nothing new is presented while the pipeline works on it. A browser may still
+present frames the page never sees (its callbacks coalesce when the main thread is busy). A gap is
+noticed by metadata.presentedFrames jumping by more than one, or by a mediaTime step above 1.5× the
+smallest frame step seen; the missing frames are then fetched in order by seeking (paused) to just
+past the last processed frame (+1.25 × that smallest step) until the gap is closed. Frames are
+identified by mediaTime, so a frame presented twice (after a resume or seek) is used once.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import js
+from pyodide.ffi import create_once_callable, create_proxy
+
+GAP_FACTOR = 1.5
+STEP_FACTOR = 1.25
+SEEK_TIMEOUT_S = 2.0
+
+
+class ClipError(RuntimeError):
+    """The chosen video file cannot be processed (message says why)."""
+
+
+class ClipReader:
+    def __init__(self, video, url: str, playback_rate: float = 1.0):
+        self.video = video
+        self.url = url
+        self.rate = playback_rate
+        self.width = self.height = 0
+        self.duration = 0.0
+        self.dropped_then_recovered = 0
+        self.unrecovered = 0  # frames that were skipped and could not be fetched by seeking
+        self._frame_waiter = None
+        self._canvases = []
+        self._proxies = []
+        self._ended = False
+        self._error = None
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _listen(self, event: str, handler) -> None:
+        proxy = create_proxy(handler)
+        self._proxies.append((event, proxy))
+        self.video.addEventListener(event, proxy)
+
+    def close(self) -> None:
+        self.video.pause()
+        for event, proxy in self._proxies:
+            self.video.removeEventListener(event, proxy)
+            proxy.destroy()
+        self._proxies.clear()
+
+    def _wake(self, value=None) -> None:
+        waiter, self._frame_waiter = self._frame_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(value)
+
+    def _on_frame(self, _now, meta) -> None:
+        self.video.pause()  # nothing new is presented while this frame is processed
+        canvas = self._canvases.pop() if self._canvases else js.OffscreenCanvas.new(self.width, self.height)
+        canvas.getContext("2d").drawImage(self.video, 0, 0, self.width, self.height)
+        self._wake((float(meta.mediaTime), int(meta.presentedFrames), canvas))
+
+    def recycle(self, canvas) -> None:
+        self._canvases.append(canvas)
+
+    async def open(self) -> None:
+        loop = asyncio.get_event_loop()
+        ready = loop.create_future()
+
+        def on_error(_e):
+            err = self.video.error
+            self._error = ClipError(f"the browser cannot decode this file ({err.message if err else 'error'}); "
+                                    "try an MP4 (H.264) or WebM file")
+            if not ready.done():
+                ready.set_result(False)
+            self._wake(None)
+
+        def on_ended(_e):
+            self._ended = True
+            self._wake(None)
+
+        self._listen("error", on_error)
+        self._listen("ended", on_ended)
+        self._listen("loadeddata", lambda _e: ready.done() or ready.set_result(True))
+        self.video.muted = True
+        self.video.src = self.url
+        await ready
+        if self._error:
+            raise self._error
+        self.width, self.height = int(self.video.videoWidth), int(self.video.videoHeight)
+        if not (self.width and self.height):
+            raise ClipError("the file has no video track")
+        self.duration = float(self.video.duration or 0.0)
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    async def _next_presented(self, start_playing: bool, timeout: float | None = None):
+        """(mediaTime, presentedFrames, canvas) of the next presented frame, None at the end."""
+        loop = asyncio.get_event_loop()
+        waiter = loop.create_future()
+        self._frame_waiter = waiter
+        self.video.requestVideoFrameCallback(create_once_callable(self._on_frame))
+        if start_playing:
+            if self.video.ended or self._ended:
+                return None
+            self.video.playbackRate = self.rate
+            await self.video.play()
+        try:
+            result = await asyncio.wait_for(waiter, timeout) if timeout else await waiter
+        except asyncio.TimeoutError:
+            result = None
+        if self._error:
+            raise self._error
+        return result
+
+    async def _seek(self, t: float):
+        self.video.pause()
+        self.video.currentTime = t
+        return await self._next_presented(False, SEEK_TIMEOUT_S)
+
+    async def frames(self):
+        """Async iterator of (mediaTime, canvas); hand each canvas back with recycle()."""
+        first = await self._seek(0.0)
+        if first is None:
+            raise ClipError("no frame could be decoded from this file")
+        last_t, last_presented = first[0], first[1]
+        yield first[0], first[2]
+        step = None  # smallest mediaTime step between consecutive frames so far
+        while True:
+            got = await self._next_presented(True)
+            if got is None:
+                break
+            t, presented, canvas = got
+            if t <= last_t:
+                self.recycle(canvas)  # the same frame again after a resume or seek
+                last_presented = presented
+                continue
+            jumped = last_presented is not None and presented - last_presented > 1
+            gap = step is not None and t - last_t > GAP_FACTOR * step
+            if jumped and step is None:  # before any step is known: assume evenly spaced frames
+                step = (t - last_t) / (presented - last_presented)
+            if jumped or gap:
+                async for missing_t, missing_canvas in self._fill_gap(last_t, t, step):
+                    yield missing_t, missing_canvas
+                    last_t = missing_t
+                # resume where the current frame is, so playback goes on after it
+                again = await self._seek(t)
+                if again is not None:
+                    self.recycle(again[2])
+            step = t - last_t if step is None else min(step, t - last_t)
+            last_t, last_presented = t, None if (jumped or gap) else presented
+            yield t, canvas
+
+    async def _fill_gap(self, after: float, before: float, step: float):
+        t = after
+        while t + STEP_FACTOR * step < before:
+            got = await self._seek(t + STEP_FACTOR * step)
+            if got is None or not (t < got[0] < before):
+                if got is not None:
+                    self.recycle(got[2])
+                self.unrecovered += 1 if got is None else 0
+                return  # no frame there (variable frame rate): the gap was not a drop
+            self.dropped_then_recovered += 1
+            t = got[0]
+            yield got[0], got[2]

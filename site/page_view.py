@@ -1,0 +1,277 @@
+"""Everything the page shows: status, loading list, per-eye cards, metrics, overlay, timeline, alarm.
+
+DOM attributes follow the contract in docs/DESIGN.md. Only changed values are written (each DOM
+write is an FFI call; the frame loop calls `render` 30 times a second).
+"""
+from __future__ import annotations
+
+import js
+
+from eyecore.temporal import UNKNOWN
+
+EYE_COLOURS = {"left": "#2f80ed", "right": "#e2761b"}
+STATE_COLOURS = {"open": "#1e9e5a", "closed": "#d93b3b", "unknown": "#8a8f98"}
+TIMELINE_SECONDS = 20.0
+LATENCY_STAGES = (("detect", "face detection"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
+                  ("iris", "eyelid landmarks"), ("total", "pipeline total"), ("frame", "frame incl. drawing"),
+                  ("ort:crop", "· canvas crops"),
+                  ("ort:face_landmark", "· FaceMesh model"), ("ort:eye_state", "· classifier model"))
+
+
+def _el(element_id: str):
+    element = js.document.getElementById(element_id)
+    if not element:  # JS null arrives as a falsy JsNull, not None
+        raise RuntimeError(f"index.html has no #{element_id}")
+    return element
+
+
+class Attr:
+    """Writes a DOM attribute / text only when the value changes."""
+
+    def __init__(self, element, attribute: str | None = None):
+        self.element, self.attribute, self.value = element, attribute, None
+
+    def set(self, value) -> None:
+        value = str(value)
+        if value == self.value:
+            return
+        self.value = value
+        if self.attribute is None:
+            self.element.textContent = value
+        else:
+            self.element.setAttribute(self.attribute, value)
+
+
+class EyeCard:
+    def __init__(self, eye: str):
+        root = _el(f"eye-{eye}")
+        self.state = Attr(root, "data-state")
+        self.p_open = Attr(root, "data-p-open")
+        self.text = Attr(root.querySelector(".eye-state"))
+        self.p_text = Attr(root.querySelector(".eye-p"))
+        self.bar = root.querySelector(".bar-fill")
+        self.bar_width = None
+
+    def show(self, state: str, p_open: float | None) -> None:
+        self.state.set(state)
+        self.p_open.set("" if p_open is None else f"{p_open:.3f}")
+        self.text.set(state if state in ("open", "closed") else "unknown")
+        self.p_text.set("p(open) –" if p_open is None else f"p(open) {p_open:.2f}")
+        width = "0%" if p_open is None else f"{p_open * 100:.0f}%"
+        if width != self.bar_width:
+            self.bar_width = width
+            self.bar.style.width = width
+
+
+class Timeline:
+    """Rolling p(open) plot; scrolls the existing pixels and draws only the new segment per frame."""
+
+    def __init__(self, canvas):
+        self.canvas = canvas
+        self.ctx = canvas.getContext("2d")
+        self.last = None  # (t, {eye: p})
+        self.resize()
+
+    def resize(self) -> None:
+        ratio = js.window.devicePixelRatio or 1
+        width = max(100, int(self.canvas.clientWidth * ratio))
+        height = max(50, int(self.canvas.clientHeight * ratio))
+        self.canvas.width, self.canvas.height = width, height
+        self.px_per_s = width / TIMELINE_SECONDS
+        self.clear()
+
+    def clear(self) -> None:
+        self.ctx.setTransform(1, 0, 0, 1, 0, 0)
+        self.ctx.fillStyle = "#fbfbfd"
+        self.ctx.fillRect(0, 0, self.canvas.width, self.canvas.height)
+        self.last = None
+
+    def _y(self, p: float) -> float:
+        margin = 4
+        return margin + (1.0 - p) * (self.canvas.height - 2 * margin)
+
+    def add(self, t: float, values: dict) -> None:
+        ctx, width, height = self.ctx, self.canvas.width, self.canvas.height
+        if self.last is None or t < self.last[0] or t - self.last[0] > TIMELINE_SECONDS:
+            self.clear()
+            self.last = (t, values)
+            return
+        shift = (t - self.last[0]) * self.px_per_s
+        if shift < 1.0:  # accumulate until at least a pixel of movement
+            return
+        ctx.drawImage(self.canvas, -round(shift), 0)
+        ctx.fillStyle = "#fbfbfd"
+        ctx.fillRect(width - round(shift) - 1, 0, round(shift) + 1, height)
+        ctx.fillStyle = "#e6e8ee"  # the 0.5 guide line
+        ctx.fillRect(width - round(shift) - 1, round(self._y(0.5)), round(shift) + 1, 1)
+        ctx.lineWidth = 2
+        for eye, colour in EYE_COLOURS.items():
+            before, now = self.last[1].get(eye), values.get(eye)
+            if before is None or now is None:
+                continue
+            ctx.strokeStyle = colour
+            ctx.beginPath()
+            ctx.moveTo(width - 1 - round(shift), self._y(before))
+            ctx.lineTo(width - 1, self._y(now))
+            ctx.stroke()
+        self.last = (t, values)
+
+
+class Overlay:
+    """Eye crop outlines and labels over the video. `mirrored` = the preview is shown as a selfie
+    (CSS scaleX(-1)); the overlay itself is not mirrored, so text stays readable: x is flipped here."""
+
+    def __init__(self, canvas):
+        self.canvas = canvas
+        self.ctx = canvas.getContext("2d")
+        self.mirrored = True
+        self.drawn = False
+
+    def size_to(self, width: int, height: int) -> None:
+        if self.canvas.width != width or self.canvas.height != height:
+            self.canvas.width, self.canvas.height = width, height
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.ctx.clearRect(0, 0, self.canvas.width, self.canvas.height)
+            self.drawn = False
+
+    def _x(self, x: float) -> float:
+        return self.canvas.width - x if self.mirrored else x
+
+    def draw(self, result, state) -> None:
+        ctx = self.ctx
+        self.clear()
+        if result is None or result.status != "face":
+            return
+        self.drawn = True
+        scale = max(1.0, self.canvas.width / 640)
+        if result.face_roi:
+            ctx.strokeStyle = "rgba(255,255,255,0.35)"
+            ctx.lineWidth = 1 * scale
+            self._polygon(result.face_roi)
+        ctx.font = f"600 {int(14 * scale)}px system-ui, sans-serif"
+        for eye in ("left", "right"):
+            found = getattr(result, eye)
+            if found is None:
+                continue
+            eye_state = getattr(state, eye) if state is not None else UNKNOWN
+            colour = STATE_COLOURS.get(eye_state, STATE_COLOURS["unknown"])
+            ctx.strokeStyle = colour
+            ctx.lineWidth = 2.5 * scale
+            self._polygon(found.crop)
+            xs = [self._x(p[0]) for p in found.crop]
+            ys = [p[1] for p in found.crop]
+            label = f"{'L' if eye == 'left' else 'R'} {eye_state if eye_state != UNKNOWN else '?'}"
+            x, y = min(xs), min(ys) - 6 * scale
+            ctx.fillStyle = "rgba(0,0,0,0.55)"
+            ctx.fillRect(x - 2 * scale, y - 15 * scale, ctx.measureText(label).width + 4 * scale, 18 * scale)
+            ctx.fillStyle = colour if eye_state != UNKNOWN else "#fff"
+            ctx.fillText(label, x, y)
+
+    def _polygon(self, corners) -> None:
+        ctx = self.ctx
+        ctx.beginPath()
+        first = corners[0]
+        ctx.moveTo(self._x(first[0]), first[1])
+        for x, y in corners[1:]:
+            ctx.lineTo(self._x(x), y)
+        ctx.closePath()
+        ctx.stroke()
+
+
+class View:
+    def __init__(self):
+        self.status = _el("status")
+        self.status_state = Attr(self.status, "data-state")
+        self.status_message = Attr(_el("status-message"))
+        self.status_detail = Attr(_el("status-detail"))
+        self.eyes = {"left": EyeCard("left"), "right": EyeCard("right")}
+        self.blinks = Attr(_el("blinks"), "data-count")
+        self.blinks_text = Attr(_el("blinks"))
+        self.blink_rate = Attr(_el("blink-rate"), "data-value")
+        self.blink_rate_text = Attr(_el("blink-rate"))
+        self.perclos = Attr(_el("perclos"), "data-value")
+        self.perclos_meter = _el("perclos-meter")
+        self.perclos_text = Attr(_el("perclos").querySelector(".perclos-text"))
+        self.fps = Attr(_el("fps"), "data-fps")
+        self.fps_text = Attr(_el("fps"))
+        self.alarm = Attr(_el("alarm"), "data-active")
+        self.latency_body = _el("latency").querySelector("tbody")
+        self.latency_cells = {}
+        self.overlay = Overlay(_el("overlay"))
+        self.timeline = Timeline(_el("timeline"))
+        self.load_progress = _el("load-progress")
+        self._latency_shown_at = 0.0
+        self._build_latency_table()
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    def stage_done(self, stage: str, ms: float, ok: bool = True) -> None:
+        item = js.document.querySelector(f'#loading li[data-stage="{stage}"]')
+        if not item:
+            return
+        item.setAttribute("data-done", "true" if ok else "failed")
+        item.querySelector(".ms").textContent = f"{ms / 1000:.1f} s" if ok else "failed"
+        done = js.document.querySelectorAll('#loading li[data-done="true"]').length
+        self.load_progress.value = done
+
+    def loading_finished(self) -> None:
+        _el("loading").setAttribute("data-finished", "true")
+        self.load_progress.hidden = True
+
+    def show_state(self, machine) -> None:
+        self.status_state.set(machine.state)
+        self.status_message.set(machine.message)
+        self.status_detail.set(machine.detail)
+
+    # -- per frame --------------------------------------------------------------------------------
+
+    def _build_latency_table(self) -> None:
+        for key, label in LATENCY_STAGES:
+            row = js.document.createElement("tr")
+            name = js.document.createElement("th")
+            name.textContent = label
+            value = js.document.createElement("td")
+            value.textContent = "–"
+            row.append(name)
+            row.append(value)
+            self.latency_body.append(row)
+            self.latency_cells[key] = Attr(value)
+
+    def show_latency(self, averages: dict, now: float) -> None:
+        if now - self._latency_shown_at < 0.5:  # readable, and cheap
+            return
+        self._latency_shown_at = now
+        for key, cell in self.latency_cells.items():
+            value = averages.get(key)
+            cell.set("–" if value is None else f"{value:.1f}")
+
+    def show_fps(self, fps: float) -> None:
+        self.fps.set(f"{fps:.1f}")
+        self.fps_text.set(f"{fps:.0f} fps")
+
+    def show_eyes(self, state) -> None:
+        for eye, card in self.eyes.items():
+            if state is None:
+                card.show(UNKNOWN, None)
+            else:
+                card.show(getattr(state, eye), getattr(state, f"p_{eye}"))
+
+    def show_metrics(self, state) -> None:
+        self.blinks.set(state.blink_count)
+        self.blinks_text.set(state.blink_count)
+        self.blink_rate.set(f"{state.blink_rate_per_min:.1f}")
+        self.blink_rate_text.set(f"{state.blink_rate_per_min:.0f} /min")
+        value = f"{state.perclos:.3f}"
+        if value != self.perclos.value:
+            self.perclos_meter.value = state.perclos
+        self.perclos.set(value)
+        self.perclos_text.set(f"{state.perclos * 100:.0f} %")
+        self.alarm.set("true" if state.alarm else "false")
+
+    def reset_live(self) -> None:
+        self.show_eyes(None)
+        self.overlay.clear()
+        self.alarm.set("false")
+        self.timeline.clear()

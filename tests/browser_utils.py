@@ -1,0 +1,141 @@
+"""Headless Chromium helpers shared by the browser tests and scripts/bench_page.py.
+
+Debian's /usr/bin/chromium through Playwright's sync API; the fake camera plays a .y4m file.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FOCUS_VIDEOS = SHARED / "data" / "videos" / "focus"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # keep timers and video callbacks running at full rate in a background/headless tab
+                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                  "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required"]
+
+
+def browser_missing_reason() -> str | None:
+    """Why browser tests cannot run here (None when they can)."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (apt-get install chromium; scripts/test.sh does it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e .[dev])"
+    if not shutil.which("ffmpeg"):
+        return "ffmpeg not found (apt-get install ffmpeg; scripts/test.sh does it)"
+    return None
+
+
+def ensure_built(dist: Path = ROOT / "dist") -> Path:
+    """Builds dist/ with build.py (same code path as users)."""
+    sys.path.insert(0, str(ROOT))
+    import build
+
+    build.build(dist)
+    return dist
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """build.py's server (MIME types + COOP/COEP) on a free port in a thread; yields the base URL."""
+    sys.path.insert(0, str(ROOT))
+    import build
+
+    server = build.make_server(directory, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def ffmpeg(*args: str) -> None:
+    done = subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def video_to_y4m(src: Path, dst: Path, start_s: float = 0.0, duration_s: float | None = None) -> Path:
+    """A slice of a video as .y4m (what Chromium's fake camera reads); keeps the frame rate."""
+    args = ["-ss", f"{start_s}", "-i", str(src)]
+    if duration_s is not None:
+        args += ["-t", f"{duration_s}"]
+    ffmpeg(*args, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))
+    return dst
+
+
+def synthetic_y4m(dst: Path, source: str = "testsrc2=size=640x480:rate=30", duration_s: float = 4.0) -> Path:
+    """A clip without a face (ffmpeg lavfi source) as .y4m."""
+    ffmpeg("-f", "lavfi", "-i", source, "-t", f"{duration_s}", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))
+    return dst
+
+
+def video_to_webm(src: Path, dst: Path, start_frame: int = 0, frames: int | None = None) -> Path:
+    """Lossless VP9 WebM (plays in Chromium, decodes to the same pixels as the source), same frame rate."""
+    select = f"select=gte(n\\,{start_frame}),setpts=PTS-STARTPTS"
+    args = ["-i", str(src), "-vf", select]
+    if frames is not None:
+        args += ["-frames:v", str(frames)]
+    ffmpeg(*args, "-an", "-c:v", "libvpx-vp9", "-lossless", "1", "-pix_fmt", "yuv420p", "-g", "30",
+           "-row-mt", "1", "-deadline", "realtime", "-cpu-used", "8", str(dst))
+    return dst
+
+
+def launch(playwright, fake_video: Path | None = None, fake_ui: bool = True, extra_flags=()):
+    flags = list(CHROMIUM_FLAGS)
+    if fake_video is not None:
+        flags += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_video}"]
+    if fake_ui:
+        flags.append("--use-fake-ui-for-media-stream")
+    flags += list(extra_flags)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+
+
+class RequestLog:
+    """Every request a page (and its workers) makes; `foreign(base)` lists those to another origin."""
+
+    def __init__(self, context):
+        self.urls: list[str] = []
+        self.failed: list[str] = []
+        context.on("request", lambda request: self.urls.append(request.url))
+        # blob: URLs are in-page objects (the clip's object URL is revoked when done; its reads end then)
+        context.on("requestfailed", lambda request: request.url.startswith("blob:") or self.failed.append(request.url))
+        context.on("response", lambda response: response.status >= 400 and self.failed.append(
+            f"{response.status} {response.url}"))
+
+    def foreign(self, base_url: str) -> list[str]:
+        origin = urlparse(base_url)
+        out = []
+        for url in self.urls:
+            parsed = urlparse(url)
+            if parsed.scheme in ("data", "blob"):
+                continue  # in-page data, not a network request
+            if (parsed.scheme, parsed.netloc) != (origin.scheme, origin.netloc):
+                out.append(url)
+        return out
+
+
+def collect_console(page, sink: list) -> None:
+    page.on("console", lambda message: sink.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: sink.append(f"pageerror: {error}"))
+
+
+def wait_state(page, states, timeout_ms: float = 60000) -> str:
+    """Waits until #status[data-state] is one of `states`; returns it."""
+    wanted = [states] if isinstance(states, str) else list(states)
+    page.wait_for_function(
+        "wanted => wanted.includes(document.querySelector('#status')?.dataset.state)", arg=wanted,
+        timeout=timeout_ms)
+    return page.get_attribute("#status", "data-state")

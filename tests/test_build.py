@@ -1,0 +1,192 @@
+"""build.py: what dist/ holds, the manifest, the RGBA model front-end arithmetic, the server."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import build  # noqa: E402
+from browser_utils import serve  # noqa: E402
+from eyecore.preprocess import DEFAULT_SPEC, rgba_to_input  # noqa: E402
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (pip install -e .[train]) runs the models here")
+
+
+def tiny_eye_model(path: Path) -> None:
+    """A real (random-weight) classifier with the export contract: input [N,1,48,48] -> logits [N,2]."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(rng.normal(size=(4, 2)).astype(np.float32), "fc")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("MatMul", ["f", "fc"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 48, 48])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])], [w, fc])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    meta = {"preprocess": json.loads(DEFAULT_SPEC.to_json()), "classes": ["closed", "open"], "model": "tiny-test",
+            "inputs": {"input": ["batch", 1, 48, 48]}, "outputs": {"logits": ["batch", 2]}}
+    (path.parent / "eye_state.json").write_text(json.dumps(meta))
+
+
+def identity_model(path: Path, dims: list) -> None:
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["out"])], "identity",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, dims)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def run(path: Path, feed: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: feed})[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if build.node_modules_stale() and not shutil.which("npm"):
+        pytest.skip("node_modules is not installed and npm is missing (install Node.js, or run scripts/test.sh)")
+    models = tmp_path_factory.mktemp("models")
+    tiny_eye_model(models / "eye_state.onnx")
+    out = tmp_path_factory.mktemp("site") / "dist"
+    manifest = build.build(out, models_dir=models)
+    return out, manifest, models
+
+
+def test_manifest_lists_every_file_with_size_and_sha256(built):
+    out, manifest, _ = built
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk
+    for name, entry in manifest["files"].items():
+        data = (out / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+
+
+def test_only_the_runtime_files_the_page_loads_are_vendored(built):
+    out, _, _ = built
+    assert sorted(p.name for p in (out / "vendor/pyodide").iterdir()) == sorted(build.PYODIDE_FILES)
+    assert sorted(p.name for p in (out / "vendor/ort").iterdir()) == sorted(build.ORT_FILES)
+    pyscript = {p.name for p in (out / "vendor/pyscript").iterdir()}
+    assert {"core.js", "core.css", "LICENSE"} <= pyscript
+    assert not [n for n in pyscript if n.endswith(".map") or n.startswith(("codemirror", "xterm"))]
+    # every chunk core.js needs at start-up is there
+    for name in pyscript - {"core.css", "LICENSE"}:
+        for dep in build.pyscript_chunks(out / "vendor/pyscript"):
+            assert dep in pyscript, f"{name} imports missing {dep}"
+
+
+def test_page_is_self_hosted(built):
+    out, _, _ = built
+    config = json.loads((out / "pyscript.json").read_text())
+    assert config["interpreter"] == "./vendor/pyodide/pyodide.mjs"
+    assert (out / config["interpreter"]).is_file()
+    modules = {p.relative_to(ROOT / "site").as_posix() for p in (ROOT / "site").rglob("*.py")
+               if "__pycache__" not in p.parts and p.name != "main.py"}
+    assert {k.removeprefix("./") for k in config["files"]} == modules
+    for target in config["files"].values():
+        assert (out / target).is_file()
+    for page_file in ["index.html", "main.py", "page_app.py", "page_view.py", "web_runtime.py", "style.css"]:
+        text = (out / page_file).read_text()
+        assert "http://" not in text and "https://" not in text, f"{page_file} names another origin"
+
+
+def test_page_config_points_at_shipped_models(built):
+    out, _, _ = built
+    config = json.loads((out / "page_config.json").read_text())
+    for name in ("face_detection", "face_landmark", "iris_landmark", "eye_state"):
+        assert (out / config["models"][name]).is_file()
+        assert name in config["inputs"]
+    assert config["inputs"]["eye_state"] == {"channels": "gray", "layout": "NCHW", "scale": pytest.approx(2 / 255),
+                                             "offset": pytest.approx(-1.0)}
+    assert (out / "NOTICE.md").is_file() and (out / "licenses/NOTICE-mediapipe-models.txt").is_file()
+
+
+def test_gray_front_end_equals_rgba_to_input(tmp_path):
+    """The page's eye-classifier input (RGBA -> fused graph) is the one preprocessing definition."""
+    identity_model(tmp_path / "id.onnx", ["batch", 1, 48, 48])
+    spec = build.input_spec("gray", "NCHW", 1 / (255 * DEFAULT_SPEC.std), -DEFAULT_SPEC.mean / DEFAULT_SPEC.std)
+    build.fuse_rgba_input(tmp_path / "id.onnx", tmp_path / "id.rgba.onnx", spec)
+    rgba = np.random.default_rng(1).integers(0, 256, size=(2, 48, 48, 4), dtype=np.uint8)
+    got = run(tmp_path / "id.rgba.onnx", rgba)
+    assert got.shape == (2, 1, 48, 48)
+    for i in range(2):
+        want = rgba_to_input(rgba[i].tobytes(), 48, 48, DEFAULT_SPEC)
+        np.testing.assert_allclose(got[i].ravel(), want, atol=2e-6)
+
+
+def test_rgb_front_end_scales_each_channel(tmp_path):
+    identity_model(tmp_path / "id.onnx", [1, 16, 8, 3])
+    build.fuse_rgba_input(tmp_path / "id.onnx", tmp_path / "id.rgba.onnx", build.input_spec("rgb", "NHWC", 2 / 255, -1.0))
+    rgba = np.random.default_rng(2).integers(0, 256, size=(1, 16, 8, 4), dtype=np.uint8)
+    got = run(tmp_path / "id.rgba.onnx", rgba)
+    np.testing.assert_allclose(got, rgba[..., :3].astype(np.float32) * (2 / 255) - 1.0, atol=1e-6)
+
+
+def test_fused_models_equal_the_originals(built):
+    """Shipped RGBA models give the same outputs as the originals on the converted inputs."""
+    out, _, models = built
+    config = json.loads((out / "page_config.json").read_text())
+    originals = {"face_landmark": ROOT / ".cache/face_models/face_landmark.onnx",
+                 "face_detection": ROOT / ".cache/face_models/face_detection.onnx",
+                 "eye_state": models / "eye_state.onnx"}
+    rng = np.random.default_rng(3)
+    for name, original in originals.items():
+        spec = config["inputs"][name]
+        sess = ort.InferenceSession(str(original), providers=["CPUExecutionProvider"])
+        dims = [d if isinstance(d, int) else 2 for d in sess.get_inputs()[0].shape]
+        n, h, w = (dims[0], dims[1], dims[2]) if spec["layout"] == "NHWC" else (dims[0], dims[2], dims[3])
+        rgba = rng.integers(0, 256, size=(n, h, w, 4), dtype=np.uint8)
+        pixels = rgba[..., :3].astype(np.float32)
+        if spec["channels"] == "gray":
+            pixels = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+        x = pixels * np.float32(spec["scale"]) + np.float32(spec["offset"])
+        if spec["layout"] == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        want = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x)})
+        fused = ort.InferenceSession(str(out / config["models"][name]), providers=["CPUExecutionProvider"])
+        got = fused.run(None, {"rgba": rgba})
+        assert [o.name for o in fused.get_outputs()] == [o.name for o in sess.get_outputs()]
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+def test_missing_eye_model_says_what_to_run(tmp_path):
+    with pytest.raises(build.BuildError, match=r"eye_state\.onnx is missing.*python -m pipeline\.export"):
+        build.build(tmp_path / "dist", models_dir=tmp_path, skip_npm=True)
+
+
+def test_runtime_versions_are_pinned_in_package_files():
+    package = json.loads((ROOT / "package.json").read_text())
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    assert package["dependencies"] == build.RUNTIME_VERSIONS
+    for name, version in build.RUNTIME_VERSIONS.items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version
+
+
+def test_server_sends_mime_types_and_isolation_headers(built):
+    out, _, _ = built
+    expected = {"vendor/pyodide/pyodide.mjs": "text/javascript", "vendor/ort/ort-wasm-simd-threaded.wasm": "application/wasm",
+                "models/eye_state.rgba.onnx": "application/octet-stream", "vendor/pyodide/python_stdlib.zip": "application/octet-stream",
+                "web_runtime.py": "text/plain", "index.html": "text/html", "vendor/pyscript/core.js": "text/javascript"}
+    with serve(out) as base:
+        for path, mime in expected.items():
+            with urllib.request.urlopen(base + path) as response:
+                assert response.headers["Content-Type"].split(";")[0] == mime, path
+                assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+                assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"

@@ -1,0 +1,98 @@
+"""pipeline.evaluate / metrics / gradcam: metric definitions, .pth and .onnx agree, JSON keys, Grad-CAM grid."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipeline.evaluate import main as evaluate_main
+from pipeline.metrics import classification_metrics, expected_calibration_error
+from pipeline.models import create_model, make_checkpoint
+
+REQUIRED_KEYS = {"accuracy", "precision", "recall", "macro_f1", "roc_auc", "ece", "n", "confusion", "per_subject",
+                 "subgroups", "per_subject_summary", "balanced_subject_accuracy"}
+
+
+def test_metrics_treat_closed_as_positive_and_summarise_subjects():
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    p_open = np.array([0.1, 0.2, 0.7, 0.9, 0.8, 0.4, 0.3, 0.6])  # one closed->open and one open->closed mistake
+    meta = {"subject": np.array([1, 1, 1, 1, 2, 2, 2, 2]), "glasses": np.array([0, 0, 0, 0, 1, 1, 1, 1])}
+    m = classification_metrics(y, p_open, meta)
+    assert m["n"] == 8 and m["accuracy"] == 0.75
+    assert m["confusion"] == [[3, 1], [1, 3]]
+    assert m["precision"] == 0.75 and m["recall"] == 0.75 and m["positive_class"] == "closed"
+    assert m["per_subject"]["s0001"]["accuracy"] == 0.75 and m["per_subject"]["s0002"]["accuracy"] == 0.75
+    assert m["balanced_subject_accuracy"] == 0.75 and m["per_subject_summary"]["worst_subject"] in ("s0001", "s0002")
+    assert set(m["subgroups"]["glasses"]) == {"no", "yes"}
+    assert 0.5 < m["roc_auc"] <= 1
+    assert REQUIRED_KEYS <= set(m)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy():
+    y = np.array([1] * 8 + [0] * 2)
+    assert expected_calibration_error(y, np.full(10, 0.8)) == pytest.approx(0.0)
+    assert expected_calibration_error(np.array([0, 1]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+
+
+@pytest.mark.shared
+def test_pth_and_onnx_give_identical_numbers(smoke_run, small_mrl_zip, tmp_path):
+    from pipeline.data import load_any
+    from pipeline.export import export_checkpoint
+
+    onnx_path = tmp_path / "model.onnx"
+    parity = load_any(small_mrl_zip, 32, cache=False).images[:64]
+    export_checkpoint(smoke_run / "best.pth", onnx_path, images=parity, verbose=False)
+    results = {}
+    for kind, weights in (("pth", smoke_run / "best.pth"), ("onnx", onnx_path)):
+        out = tmp_path / f"eval_{kind}.json"
+        evaluate_main(["--weights", str(weights), "--data", str(small_mrl_zip), "--batch-size", "64",
+                       "--json", str(out), "--no-cache"])
+        results[kind] = json.loads(out.read_text())
+        assert (tmp_path / f"eval_{kind}_confusion.png").is_file()
+    a, b = results["pth"], results["onnx"]
+    assert REQUIRED_KEYS <= set(a) and a["part"] == "test" and a["n"] == 180
+    assert set(a["subgroups"]) == {"glasses", "lighting", "reflections", "sensor"}
+    assert set(a["per_subject"]) == set(a["subjects"])
+    for key in ("accuracy", "precision", "recall", "macro_f1", "roc_auc", "ece", "balanced_subject_accuracy"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert a["confusion"] == b["confusion"] and a["per_subject"] == b["per_subject"]
+    assert a["preprocess"] == b["preprocess"]
+
+
+def test_onnx_without_preprocess_metadata_is_refused(tmp_path):
+    model = create_model("baseline_cnn").eval()
+    path = tmp_path / "bare.onnx"
+    with pytest.warns(DeprecationWarning):  # the legacy exporter: quick, and enough for a model without metadata
+        torch.onnx.export(model, torch.zeros(1, 1, 48, 48), str(path), dynamo=False)
+    with pytest.raises(ValueError, match="eyestate.preprocess"):
+        evaluate_main(["--weights", str(path), "--data", str(tmp_path)])
+
+
+def test_evaluate_open_closed_folder_uses_all_images(tmp_path):
+    for label in ("open", "closed"):
+        (tmp_path / "d" / label).mkdir(parents=True)
+        for i in range(5):
+            img = np.random.default_rng(i + 10 * (label == "open")).integers(0, 255, (30, 30, 3), np.uint8)
+            cv2.imwrite(str(tmp_path / "d" / label / f"{i}.jpg"), img)
+    torch.manual_seed(0)
+    ckpt = tmp_path / "m.pth"
+    torch.save(make_checkpoint(create_model("baseline_cnn"), "baseline_cnn"), ckpt)
+    res = evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--json", str(tmp_path / "e.json")])
+    assert res["n"] == 10 and res["part"] == "all" and res["per_subject"] == {} and res["subgroups"] == {}
+    assert sum(map(sum, res["confusion"])) == 10
+
+
+@pytest.mark.shared
+def test_gradcam_grid_on_a_trained_checkpoint(smoke_run, small_mrl_zip, tmp_path):
+    from pipeline.gradcam import find_target_layer, main as gradcam_main
+
+    out = gradcam_main(["--weights", str(smoke_run / "best.pth"), "--data", str(small_mrl_zip),
+                        "--out", str(tmp_path / "cam.png"), "--n", "8"])
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[0] > 300
+    for name, size in (("baseline_cnn", 32), ("mobilenetv3_small_050", 48)):
+        layer_name, layer = find_target_layer(create_model(name), size)
+        assert isinstance(layer, torch.nn.Conv2d), layer_name

@@ -1,0 +1,72 @@
+"""pipeline.models: timm names and baseline_cnn at small sizes, local-only pretrained weights, checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.models import (BASELINE, PretrainedWeightsMissing, count_parameters, create_model, load_checkpoint,
+                             make_checkpoint)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE])
+@pytest.mark.parametrize("size", [32, 48])
+def test_factory_gives_one_channel_two_class_models(name, size):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.in_channels == 1
+    with torch.no_grad():
+        out = model(torch.randn(3, 1, size, size))
+    assert out.shape == (3, 2) and torch.isfinite(out).all()
+    assert model.get_classifier().out_features == 2
+
+
+def test_small_candidates_stay_under_one_million_parameters():
+    for name in ("mobilenetv3_small_050", "lcnet_050", BASELINE):
+        assert count_parameters(create_model(name)) < 1_000_000, name
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'mobilenetv9'"):
+        create_model("mobilenetv9")
+
+
+def test_pretrained_without_local_weights_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(PretrainedWeightsMissing, match="--pretrained-path"):
+        create_model("efficientnetv2_s", pretrained=True)
+    with pytest.raises(PretrainedWeightsMissing, match="not a file"):
+        create_model("lcnet_050", pretrained=True, pretrained_path=tmp_path / "missing.safetensors")
+
+
+def test_pretrained_from_a_local_file_adapts_the_first_conv(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    imagenet_like = timm.create_model("lcnet_050", num_classes=1000)  # stands in for downloaded ImageNet weights
+    path = tmp_path / "lcnet_050.pth"
+    torch.save(imagenet_like.state_dict(), path)
+    model = create_model("lcnet_050", pretrained=True, pretrained_path=path)
+    w_rgb = imagenet_like.conv_stem.weight
+    torch.testing.assert_close(model.conv_stem.weight, w_rgb.sum(dim=1, keepdim=True))  # timm sums RGB for 1 channel
+    assert model.get_classifier().out_features == 2
+
+
+def test_checkpoint_round_trip_gives_the_same_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("mobilenetv3_small_050").eval()
+    path = tmp_path / "ck.pth"
+    torch.save(make_checkpoint(model, "mobilenetv3_small_050", epoch=3, best_val_macro_f1=0.5, args={}, split={}), path)
+    loaded, ckpt = load_checkpoint(path)
+    assert ckpt["model"] == "mobilenetv3_small_050" and ckpt["classes"] == ["closed", "open"]
+    assert ckpt["preprocess"] == {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5, "gray": "bt601"}
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    torch.save({"weights": 1}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not a pipeline checkpoint"):
+        load_checkpoint(tmp_path / "other.pth")

@@ -1,0 +1,131 @@
+"""pipeline.quantize: static QDQ / dynamic int8 on real MRL data, the accuracy gate, metadata, bad inputs;
+every exported file runs end to end through `python -m pipeline.evaluate`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from pipeline import export, quantize
+from pipeline.data import load_mrl
+from trained_model import MRL_ZIP, REPO, SPLIT, trained_checkpoint
+
+pytestmark = [pytest.mark.shared,
+              pytest.mark.skipif(not MRL_ZIP.exists(), reason=f"needs the MRL zip at {MRL_ZIP} (../shared)")]
+
+
+def _run(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quant") / "eye_state.onnx"
+    export.export_checkpoint(trained_checkpoint(), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def split():
+    return json.loads(SPLIT.read_text())
+
+
+@pytest.fixture(scope="module")
+def small_sets(split):
+    """Real images: calibration from training subjects, evaluation from validation / test subjects."""
+    train = load_mrl(MRL_ZIP, 48, subjects=split["train"], max_images=2000, seed=1)
+    val = load_mrl(MRL_ZIP, 48, subjects=split["val"], max_images=1000, seed=2)
+    test = load_mrl(MRL_ZIP, 48, subjects=split["test"], max_images=2500, seed=3)
+    calib = train.subset(quantize.balanced_sample(train.labels, 400))
+    return quantize.EvalSets(calib, val, test, "test sample")
+
+
+def test_static_int8_matches_fp32_on_real_images(fp32, small_sets, tmp_path):
+    settings = quantize.quantize_static_model(fp32, tmp_path / "s.onnx", small_sets.calib.images, method="minmax")
+    assert settings["format"] == "QDQ" and settings["per_channel"]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "s.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    a = quantize.score(fp32, small_sets.test)
+    b = quantize.score(tmp_path / "s.onnx", small_sets.test)
+    assert abs(a["accuracy"] - b["accuracy"]) <= 0.01, (a["accuracy"], b["accuracy"])
+    assert (tmp_path / "s.onnx").stat().st_size < 0.6 * fp32.stat().st_size
+
+
+def test_calibration_uses_balanced_training_subjects_only(fp32, split):
+    sets = quantize.load_eval_sets(MRL_ZIP, 48, SPLIT, n_calib=600, max_eval=500)
+    train_ids = {int(s.lstrip("s")) for s in split["train"]}
+    assert set(np.unique(sets.calib.subjects)) <= train_ids
+    assert np.bincount(sets.calib.labels).tolist() == [300, 300]
+    assert set(np.unique(sets.val.subjects)) == {int(s.lstrip("s")) for s in split["val"]}
+    assert set(np.unique(sets.test.subjects)) == {int(s.lstrip("s")) for s in split["test"]}
+
+
+def test_accuracy_gate_refuses_a_broken_calibration(fp32, small_sets, tmp_path):
+    """Calibrating on white (overexposed) frames gives useless activation ranges: accuracy collapses, nothing
+    is written unless forced."""
+    white = small_sets.calib.subset(np.arange(100))
+    white.images = np.full_like(white.images, 255)
+    sets = quantize.EvalSets(white, small_sets.val, small_sets.test, "white calibration frames")
+    out = tmp_path / "int8.onnx"
+    with pytest.raises(quantize.QuantizeError, match="not written"):
+        quantize.quantize(fp32, out, sets, mode="static", method="minmax", verbose=False)
+    assert list(tmp_path.iterdir()) == []
+    report = quantize.quantize(fp32, out, sets, mode="static", method="minmax", force=True, verbose=False)
+    assert out.is_file() and report["accuracy_drop_points"] > quantize.MAX_DROP_POINTS
+
+
+def _metrics_via_evaluate_cli(model, tmp_path):
+    js = tmp_path / f"{model.stem}_eval.json"
+    res = _run("pipeline.evaluate", "--weights", str(model), "--data", str(MRL_ZIP), "--json", str(js))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(js.read_text())
+
+
+def test_cli_static_and_dynamic_then_evaluate_every_file(fp32, tmp_path):
+    static, dynamic = tmp_path / "eye_state.int8.onnx", tmp_path / "eye_state.dyn.onnx"
+    res = _run("pipeline.quantize", "--model", str(fp32), "--calib", str(MRL_ZIP), "--out", str(static),
+               "--calib-images", "500", "--max-eval", "2000", "--force")  # the gate has its own test
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "validation macro-F1" in res.stdout and "drop" in res.stdout
+    res = _run("pipeline.quantize", "--model", str(fp32), "--calib", str(MRL_ZIP), "--out", str(dynamic),
+               "--mode", "dynamic", "--max-eval", "2000", "--force")
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    fp32_props = export.read_metadata(fp32)
+    for path, mode in ((static, "static"), (dynamic, "dynamic")):
+        props = export.read_metadata(path)
+        for key in ("eyestate.preprocess", "eyestate.classes", "eyestate.model", "eyestate.source_sha256"):
+            assert props[key] == fp32_props[key]
+        assert json.loads(props["eyestate.quantization"])["mode"] == mode
+        assert path.stat().st_size < 0.6 * fp32.stat().st_size
+
+    results = {p.name: _metrics_via_evaluate_cli(p, tmp_path) for p in (fp32, static, dynamic)}
+    n_test = {r["n"] for r in results.values()}
+    assert len(n_test) == 1 and n_test.pop() > 10000  # all six test subjects, every file the same images
+    for name, m in results.items():
+        assert 0.75 < m["accuracy"] <= 1.0 and 0.7 < m["macro_f1"] <= 1.0, (name, m["accuracy"], m["macro_f1"])
+        assert sum(map(sum, m["confusion"])) == m["n"]
+    base = results[fp32.name]["accuracy"]
+    assert abs(results[static.name]["accuracy"] - base) < 0.01
+    assert abs(results[dynamic.name]["accuracy"] - base) < 0.01
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "wrong"])
+def test_cli_refuses_a_bad_calibration_folder(fp32, tmp_path, layout):
+    calib = tmp_path / "calib"
+    if layout != "missing":
+        calib.mkdir()
+    if layout == "wrong":
+        (calib / "eyes").mkdir()
+        (calib / "eyes" / "img_001.png").write_bytes(b"\x89PNG not really")
+        (calib / "notes.txt").write_text("labels are elsewhere")
+    out = tmp_path / "int8.onnx"
+    res = _run("pipeline.quantize", "--model", str(fp32), "--calib", str(calib), "--out", str(out), timeout=120)
+    assert res.returncode != 0
+    assert "calibration data" in res.stderr and "expected" in res.stderr and "open/" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not out.exists()

@@ -1,0 +1,96 @@
+"""pipeline.split: subject-disjoint, deterministic, single-class subjects in train, k-fold never touches test."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline import split as S
+from pipeline.data import MRL_FIELDS, scan_mrl
+
+from conftest import SPLIT_FILE
+
+
+def _synthetic(n_subjects=30, seed=0):
+    rng = np.random.default_rng(seed)
+    subjects, labels, glasses, sensor = [], [], [], []
+    for s in range(1, n_subjects + 1):
+        n = int(rng.integers(100, 600))
+        p_open = 0.0 if s in (4, 8) else rng.uniform(0.1, 0.9)
+        subjects += [s] * n
+        labels += (rng.random(n) < p_open).astype(int).tolist()
+        glasses += [int(s % 3 == 0)] * n
+        sensor += [1 + s % 3] * n
+    meta = {"glasses": np.array(glasses), "sensor": np.array(sensor), "gender": np.zeros(len(labels), int)}
+    return np.array(subjects), np.array(labels), meta
+
+
+def test_split_is_subject_disjoint_deterministic_and_complete():
+    subjects, labels, meta = _synthetic()
+    a = S.make_split(subjects, labels, seed=0, meta=meta, n_candidates=2000)
+    b = S.make_split(subjects, labels, seed=0, meta=meta, n_candidates=2000)
+    assert {p: a[p] for p in S.PARTS} == {p: b[p] for p in S.PARTS}
+    S.check_disjoint(a)
+    assert sorted(a["train"] + a["val"] + a["test"]) == [f"s{s:04d}" for s in range(1, 31)]
+    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (20, 4, 6)
+    assert "s0004" in a["train"] and "s0008" in a["train"]
+    assert any("s0004" in note and "train" in note for note in a["notes"])
+    for part in ("val", "test"):
+        assert a["counts"][part]["closed"] > 0 and a["counts"][part]["open"] > 0
+    assert set(a["counts"]["test"]["sensors"]) == {"RealSense", "IDS", "Aptina"}
+    other = S.make_split(subjects, labels, seed=1, meta=meta, n_candidates=2000)
+    assert {p: other[p] for p in S.PARTS} != {p: a[p] for p in S.PARTS}
+
+
+def test_overlapping_split_is_rejected(tmp_path):
+    with pytest.raises(S.SplitError, match="s0002"):
+        S.check_disjoint({"train": ["s0001", "s0002"], "val": ["s0002"], "test": ["s0003"]})
+    bad = tmp_path / "split.json"
+    bad.write_text(json.dumps({"train": ["s0001"], "val": ["s0001"], "test": []}))
+    with pytest.raises(S.SplitError, match="not subject-disjoint"):
+        S.load_split(bad)
+
+
+def test_kfold_folds_train_and_val_subjects_only():
+    subjects, labels, meta = _synthetic()
+    split = S.make_split(subjects, labels, seed=0, meta=meta, n_candidates=500)
+    folds = S.make_kfold(split, 4, seed=0)
+    assert len(folds) == 4
+    vals = [s for f in folds for s in f["val"]]
+    assert len(vals) == len(set(vals))  # each subject validates once at most
+    for f in folds:
+        assert not set(f["val"]) & set(f["train"])
+        assert not (set(f["val"]) | set(f["train"])) & set(split["test"])
+        assert "s0004" in f["train"]
+    with pytest.raises(S.SplitError, match="--kfold"):
+        S.make_kfold(split, 1)
+
+
+def test_image_split_for_folder_data_is_stratified():
+    labels = np.array([0] * 100 + [1] * 60)
+    split = S.make_image_split(labels, seed=0)
+    idx = split["train"] + split["val"] + split["test"]
+    assert sorted(idx) == list(range(160))
+    assert (labels[split["test"]] == 0).sum() == 15 and (labels[split["test"]] == 1).sum() == 9
+
+
+def test_committed_split_file_is_valid():
+    split = S.load_split(SPLIT_FILE)
+    assert len(split["train"] + split["val"] + split["test"]) == 30
+    assert {"s0004", "s0008"} <= set(split["train"])
+    assert split["seed"] == 0 and split["notes"]
+    for f in split["folds"]:
+        assert not set(f["val"]) & set(split["test"]) and not set(f["train"]) & set(split["test"])
+
+
+@pytest.mark.shared
+def test_committed_split_is_reproduced_from_the_shared_zip(mrl_zip):
+    """The committed file is what `python -m pipeline.split --seed 0 --kfold 5` gives on the shared zip."""
+    _, table = scan_mrl(mrl_zip)
+    meta = {k: table[:, MRL_FIELDS.index(k)] for k in ("glasses", "gender", "sensor")}
+    fresh = S.make_split(table[:, 0], table[:, MRL_FIELDS.index("eye_state")], seed=0, meta=meta)
+    committed = json.loads(SPLIT_FILE.read_text())
+    for key in ("train", "val", "test", "counts", "per_subject"):
+        assert fresh[key] == committed[key], key
+    assert S.make_kfold(fresh, 5, seed=0) == committed["folds"]

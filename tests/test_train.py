@@ -1,0 +1,94 @@
+"""pipeline.train: a real smoke training on MRL subjects, resume after an interruption, early clear failures."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipeline.data import load_any
+from pipeline.evaluate import evaluate_arrays, select_part, torch_predictor
+from pipeline.models import load_checkpoint
+from pipeline.preprocess import spec_from_dict
+from pipeline.train import main
+
+from conftest import SPLIT_FILE
+
+
+@pytest.mark.shared
+def test_smoke_training_beats_chance_on_held_out_subjects(smoke_run, small_mrl_zip):
+    for name in ("best.pth", "last.pth", "history.csv", "history.json", "curves.png"):
+        assert (smoke_run / name).is_file(), name
+    info = json.loads((smoke_run / "history.json").read_text())
+    assert len(info["history"]) == 4 and info["summary"]["finished"] == "completed 4 epochs"
+    assert all(row["images_per_s"] > 0 for row in info["history"])
+    model, ckpt = load_checkpoint(smoke_run / "best.pth")
+    assert {"model", "num_classes", "in_chans", "state_dict", "preprocess", "classes", "epoch", "best_val_macro_f1",
+            "args", "split"} <= set(ckpt)
+    assert ckpt["preprocess"]["size"] == 32
+    assert ckpt["split"]["test"] == json.loads(SPLIT_FILE.read_text())["test"]
+    spec = spec_from_dict(ckpt["preprocess"])
+    test, part, split = select_part(load_any(small_mrl_zip, spec.size, cache=False), None, "test")
+    assert set(np.unique(test.subjects)) == {int(s[1:]) for s in split["test"]}
+    assert not set(split["test"]) & set(ckpt["split"]["train"] + ckpt["split"]["val"])
+    m = evaluate_arrays(torch_predictor(model), test, spec)
+    assert m["n"] == 180
+    assert m["macro_f1"] > 0.65 and m["roc_auc"] > 0.7, m  # chance is 0.5 (balanced test sample)
+
+
+def _synthetic_eyes(root, n=48, size=40):
+    """closed = a dark horizontal lid line, open = a dark round iris, on noisy skin."""
+    rng = np.random.default_rng(0)
+    for label in ("open", "closed"):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.normal(150, 20, (size, size)).clip(0, 255).astype(np.uint8)
+            c = (size // 2 + int(rng.integers(-3, 4)), size // 2 + int(rng.integers(-3, 4)))
+            if label == "open":
+                cv2.circle(img, c, int(rng.integers(6, 10)), 40, -1)
+            else:
+                cv2.line(img, (c[0] - 12, c[1]), (c[0] + 12, c[1]), 40, 3)
+            cv2.imwrite(str(root / label / f"{i}.png"), img)
+    return root
+
+
+TINY = ["--model", "baseline_cnn", "--img-size", "24", "--epochs", "2", "--epoch-size", "96", "--batch-size", "32",
+        "--lr", "3e-3", "--patience", "0", "--threads", "1", "--no-cache", "--seed", "3"]
+
+
+def test_resume_after_interruption_finishes_the_same_run(tmp_path):
+    data = _synthetic_eyes(tmp_path / "eyes")
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    main([*TINY, "--data", str(data), "--out-dir", str(straight)])
+    main([*TINY, "--data", str(data), "--out-dir", str(interrupted), "--stop-after", "1"])  # "killed" after epoch 1
+    first = torch.load(interrupted / "last.pth", weights_only=False)
+    assert first["epoch"] == 0 and first["finished"] is None
+    summary = main(["--out-dir", str(interrupted), "--resume"])
+    assert summary["finished"] == "completed 2 epochs" and summary["epochs_run"] == 2
+    a = torch.load(straight / "last.pth", weights_only=False)
+    b = torch.load(interrupted / "last.pth", weights_only=False)
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=1e-5, atol=1e-6, msg=key)
+    drop = ("images_per_s", "epoch_seconds")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a["history"]] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in b["history"]]
+    assert json.loads((interrupted / "split.json").read_text())["kind"] == "images"  # folder data: image split
+    again = main(["--out-dir", str(interrupted), "--resume"])  # a finished run stays finished
+    assert again["finished"] == "completed 2 epochs"
+
+
+def test_seed_command_with_pretrained_and_no_local_weights_fails_early_and_clearly(tmp_path):
+    seed_cmd = ["--model", "efficientnetv2_s", "--pretrained", "--num-classes", "2", "--epochs", "30", "--batch-size", "32",
+                "--lr", "1e-3", "--weight-decay", "1e-4", "--augmentations", "flip,rotate,brightness,contrast,blur,occlusion",
+                "--out-dir", str(tmp_path / "weights")]
+    with pytest.raises(SystemExit, match="--pretrained-path") as err:
+        main([*seed_cmd, "--data", str(tmp_path / "not_loaded_yet")])
+    assert "efficientnetv2_s" in str(err.value)
+    assert not (tmp_path / "weights").exists()
+
+
+def test_bad_augmentation_name_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        main([*TINY, "--data", str(tmp_path), "--augmentations", "flip,swirl", "--out-dir", str(tmp_path / "o")])
