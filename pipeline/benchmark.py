@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -63,13 +64,15 @@ def checkpoint_note(path: str) -> str:
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     args = ckpt.get("args") or {}
     parts = [str(ckpt.get("model", "?"))]
-    if "epoch" in ckpt:
+    if args.get("pretrained"):
+        parts.append("ImageNet-pretrained")
+    if "epoch" in ckpt:  # pipeline.train stores the 0-based epoch of the best validation score
         total = args.get("epochs")
-        parts.append(f"epoch {ckpt['epoch']}" + (f"/{total}" if total else ""))
+        parts.append(f"best epoch {ckpt['epoch'] + 1}" + (f" of {total}" if total else ""))
     if args.get("max_train_images"):
         parts.append(f"{args['max_train_images']} train images")
-    if args.get("device"):
-        parts.append(f"device {args['device']}")
+    if args.get("device") not in (None, "auto"):
+        parts.append(f"on {args['device']}")
     return ", ".join(parts)
 
 
@@ -159,17 +162,21 @@ def run_benchmark(rows: list[Row], sets: EvalSets, workdir: Path, *, runs: int =
     return results
 
 
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
 def _fmt_ms(d: dict | None) -> str:
     return f"{d['median_ms']:.3f} / {d['p95_ms']:.3f}" if d else "n/a"
 
 
 def markdown_table(results: list[dict], test_note: str = "") -> str:
-    head = ("| model | variant | accuracy | precision | recall | macro-F1 | size (KB) | ORT CPU ms median / p95 "
-            "| ort-web ms median / p95 | ort-web ms per eye | note |")
+    head = ("| model | variant | accuracy | precision | recall | macro-F1 | per-subject acc. | size (KB) "
+            "| ORT CPU ms median / p95 | ort-web ms median / p95 | ort-web ms per eye | note |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['row']} | — | {r['error']} | | | | | | | | {r.get('note', '')} |")
+            lines.append(f"| {r['row']} | — | {r['error']} | | | | | | | | | {r.get('note', '')} |")
             continue
         m = r["metrics"]
         web = r.get("ort_web")
@@ -180,11 +187,22 @@ def markdown_table(results: list[dict], test_note: str = "") -> str:
             variant += f" ({q.get('activations')} act., {q.get('calibration')})"
         lines.append(
             f"| {r['row']} | {variant} | {100 * m['accuracy']:.2f} | {100 * m['precision']:.2f} | "
-            f"{100 * m['recall']:.2f} | {100 * m['macro_f1']:.2f} | {r['size_bytes'] / 1024:.1f} | "
+            f"{100 * m['recall']:.2f} | {100 * m['macro_f1']:.2f} | {_pct(m.get('balanced_subject_accuracy'))} | "
+            f"{r['size_bytes'] / 1024:.1f} | "
             f"{_fmt_ms(r.get('ort_cpu'))} | {_fmt_ms(web)} | {per_eye} | {r['note']} |")
     if test_note:
         lines += ["", test_note]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def environment() -> dict:
@@ -192,7 +210,7 @@ def environment() -> dict:
 
     from pipeline.ortweb_bench import ORT_WEB_VERSION
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
             "onnxruntime_web": ORT_WEB_VERSION, "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
@@ -237,8 +255,11 @@ def main(argv=None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         results = run_benchmark(rows, sets, workdir, runs=args.runs, warmup=args.warmup,
                                 ortweb=not args.no_ortweb, calib_method=args.calib_method)
-    command = "python -m pipeline.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
-    table = markdown_table(results, f"Test data: {sets.note}. Latency: batch 2 (two eyes), 1 thread.")
+    command = "python -m pipeline.benchmark " + shlex.join(sys.argv[1:] if argv is None else argv)
+    table = markdown_table(results, (
+        f"Test data: {sets.note}. Precision / recall: class \"closed\" is positive. Per-subject acc.: mean of the "
+        f"test subjects' accuracies. Latency: batch 2 (two eyes), 1 thread, {args.runs} runs after {args.warmup} "
+        f"warm-up; CPU {environment()['cpu']}, load average {os.getloadavg()[0]:.1f} at the end."))
     print(table)
     report = {"command": command, "environment": environment(), "data": sets.note, "results": results}
     for path, text in ((args.out, json.dumps(report, indent=2, default=float) + "\n"),

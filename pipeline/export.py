@@ -299,7 +299,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     size = os.path.getsize(info["path"])
-    print(f"wrote {info['path']} ({size / 1024:.1f} KB, {info['model']}) and {info['json']}")
+    print(f"wrote {info['path']} ({size / 1024:.1f} KB, {info['model']}, sha256 {sha256_file(info['path'])}) "
+          f"and {info['json']}")
     return 0
 
 

@@ -19,11 +19,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.export import INPUT_NAME, copy_metadata, onnx_session, spec_from_onnx
+from pipeline.export import INPUT_NAME, copy_metadata, onnx_session, sha256_file, spec_from_onnx
 from pipeline.preprocess import PreprocessSpec, gray_to_input
+
+if TYPE_CHECKING:
+    from pipeline.data import EyeData
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPLIT = REPO_ROOT / "splits" / "mrl_split.json"
@@ -38,9 +42,9 @@ class QuantizeError(RuntimeError):
 
 @dataclass
 class EvalSets:
-    calib: "EyeData"  # class-balanced sample of training-subject images
-    val: "EyeData"  # pipeline.data.EyeData of the validation subjects
-    test: "EyeData"  # ... of the test subjects
+    calib: EyeData  # class-balanced sample of training-subject images
+    val: EyeData  # pipeline.data.EyeData of the validation subjects
+    test: EyeData  # ... of the test subjects
     note: str
 
 
@@ -272,7 +276,7 @@ def main(argv=None) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KB, fp32 "
-          f"{report['fp32_size_bytes'] / 1024:.1f} KB)")
+          f"{report['fp32_size_bytes'] / 1024:.1f} KB, sha256 {sha256_file(report['path'])})")
     return 0
 
 

@@ -254,8 +254,9 @@ def train(args) -> dict:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     torch.set_num_threads(args.threads or (2 if device.type == "cpu" else torch.get_num_threads()))
-    if state and state.get("finished"):
-        print(f"{out_dir / 'last.pth'} is a finished run ({state['finished']}); nothing to do")
+    if state and (state["epoch"] + 1 >= args.epochs or str(state.get("finished")).startswith("early stop")):
+        print(f"{out_dir / 'last.pth'} is a finished run ({state['finished']}); nothing to do "
+              "(a completed run continues only with a larger --epochs)")
         return state["summary"]
     if args.pretrained and not state:
         check_pretrained_available(args.model, args.pretrained_path)  # fail before loading any data

@@ -49,8 +49,10 @@ async def fetch_json(url: str) -> dict:
 async def load_models(view, config: dict, timings: Timings, needed: list) -> dict:
     """All needed ort-web sessions in parallel; each stage is ticked off as it finishes."""
     base = js.URL.new("./", js.document.baseURI).href
+    # One ort-web thread: the frame pipeline is sequential and Python shares the CPU; two threads
+    # measured 2x slower on a 2-core laptop-class machine (scripts/bench_page.py --variant "?threads=2").
     threads = query_param("threads")
-    WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else None)
+    WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else 1)
     files = {name: config["models"][name] for name in needed}
 
     async def one(name, path):

@@ -202,7 +202,6 @@ class App:
         video = {"width": {"ideal": 640}, "height": {"ideal": 480}}
         if device_id:
             video["deviceId"] = {"exact": device_id}
-        started = js.performance.now()
         try:
             stream = await devices.getUserMedia(js_obj({"video": video, "audio": False}))
         except JsException as error:
@@ -218,7 +217,7 @@ class App:
             self.stop_camera()
             self.machine.camera_error(_error_name(error))
             return
-        self.timings.setdefault("camera_ms", js.performance.now() - started)
+        self.timings.setdefault("camera_ms", js.performance.now())  # first camera start, ms since navigation
         track = stream.getVideoTracks()[0]
         track.addEventListener("ended", create_once_callable(lambda _e: self._camera_ended(stream)))
         js.document.getElementById("placeholder").hidden = True
@@ -301,6 +300,11 @@ class App:
 
     # -- recorded clip ---------------------------------------------------------------------------
 
+    def _set_busy(self, busy: bool) -> None:
+        """While a clip is processed, the camera and a second clip cannot be started."""
+        for element_id in ("start", "clip-file"):
+            js.document.getElementById(element_id).disabled = busy
+
     def _clip_chosen(self, event) -> None:
         files = event.target.files
         if files.length == 0:
@@ -314,6 +318,7 @@ class App:
             return
         self.stop_camera()
         self.clip_active = True
+        self._set_busy(True)
         self.machine.go(S.PROCESSING_CLIP, detail=file.name)
         js.document.getElementById("clip").hidden = False
         download = js.document.getElementById("clip-download")
@@ -333,6 +338,7 @@ class App:
         except Exception as error:
             js.console.error(f"clip failed: {error}")
             self.clip_active = False
+            self._set_busy(False)
             if isinstance(error, (JsException, ClipError)):
                 self.machine.go(S.CLIP_FAILED, detail=str(error)[:200])
             else:
@@ -341,6 +347,7 @@ class App:
         finally:
             js.URL.revokeObjectURL(url)
         self.clip_active = False
+        self._set_busy(False)
         blinks = [s.blink for s in states if s.blink is not None]
         for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
             row["blink_id"] = blink_id

@@ -77,6 +77,8 @@ def test_resume_after_interruption_finishes_the_same_run(tmp_path):
     assert json.loads((interrupted / "split.json").read_text())["kind"] == "images"  # folder data: image split
     again = main(["--out-dir", str(interrupted), "--resume"])  # a finished run stays finished
     assert again["finished"] == "completed 2 epochs"
+    longer = main(["--out-dir", str(interrupted), "--resume", "--epochs", "3"])  # ... unless given more epochs
+    assert longer["finished"] == "completed 3 epochs" and longer["epochs_run"] == 3
 
 
 def test_seed_command_with_pretrained_and_no_local_weights_fails_early_and_clearly(tmp_path):
@@ -92,3 +94,26 @@ def test_seed_command_with_pretrained_and_no_local_weights_fails_early_and_clear
 def test_bad_augmentation_name_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="unknown augmentation"):
         main([*TINY, "--data", str(tmp_path), "--augmentations", "flip,swirl", "--out-dir", str(tmp_path / "o")])
+
+
+
+def test_pretrained_from_local_file_trains_head_first_then_everything(tmp_path):
+    import timm
+
+    from pipeline.models import create_model
+
+    data = _synthetic_eyes(tmp_path / "eyes", n=24)
+    torch.manual_seed(0)
+    weights = tmp_path / "lcnet_050_imagenet.pth"
+    torch.save(timm.create_model("lcnet_050", num_classes=1000).state_dict(), weights)  # stands in for a download
+    start = create_model("lcnet_050", pretrained=True, pretrained_path=weights).state_dict()
+    args = ["--model", "lcnet_050", "--pretrained", "--pretrained-path", str(weights), "--freeze-epochs", "1",
+            "--epochs", "2", "--img-size", "24", "--epoch-size", "64", "--batch-size", "32", "--patience", "0",
+            "--threads", "1", "--no-cache", "--data", str(data), "--out-dir", str(tmp_path / "run")]
+    main([*args, "--stop-after", "1"])
+    head_phase = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["state_dict"]
+    torch.testing.assert_close(head_phase["conv_stem.weight"], start["conv_stem.weight"])  # backbone frozen
+    main(["--out-dir", str(tmp_path / "run"), "--resume"])
+    final = torch.load(tmp_path / "run" / "last.pth", weights_only=False)
+    assert final["finished"] == "completed 2 epochs"
+    assert not torch.allclose(final["state_dict"]["conv_stem.weight"], start["conv_stem.weight"])  # then all layers
