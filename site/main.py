@@ -92,7 +92,10 @@ async def boot() -> None:
             config["models"]["eye_state"] = config["eye_models"][choice]
         spec = PreprocessSpec.from_dict(eye_meta["preprocess"])
         pipeline_config = PipelineConfig(preprocess=spec)
-        # The iris model only feeds p_open when it has a weight; skip it (2 runs per frame) otherwise.
+        # The iris model only feeds p_open when it has a weight; skip it otherwise. ?iris=0 drops it
+        # (classifier alone: faster, for slow devices and for the benchmark).
+        if query_param("iris") == "0":
+            pipeline_config.iris_weight = 0.0
         pipeline_config.use_iris = pipeline_config.iris_weight > 0
         needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
         if not pipeline_config.use_iris:

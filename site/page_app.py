@@ -26,7 +26,8 @@ def query_param(name: str):
 
 CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id"]
 CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
-FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
+FRAME_LOG_LIMIT = 20000
+PROBE_BITS = 12  # window.eyestateLog keeps this many recent frames (tests, benchmark)
 
 
 def _round(value, digits=4):
@@ -118,6 +119,7 @@ class App:
         self.clip_active = False
         self.first_label_seen = False
         self.frame_log = js.Array.new()
+        self.probe = bool(query_param("probe"))  # tests: log the frame-index code stamped in test videos
         js.window.eyestateLog = self.frame_log
         self._proxies = []  # event handlers kept alive for the page's lifetime
 
@@ -177,11 +179,21 @@ class App:
             self.timings["first_label_ms"] = now
         if self.frame_log.length >= FRAME_LOG_LIMIT:
             self.frame_log.shift()
-        self.frame_log.push(js_obj({
+        entry = {
             "mediaTime": media_time, "t": t, "done": now, "app": self.machine.state, "left": state.left,
             "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
-            "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"]}))
+            "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"]}
+        if self.probe:
+            entry["probe"] = self._probe(frame, height)
+        self.frame_log.push(js_obj(entry))
         return result, state
+
+    @staticmethod
+    def _probe(frame, height: int) -> list:
+        """Red values at the centres of the 8x8 code blocks along the bottom-left edge
+        (tests/browser_utils.video_to_coded_y4m)."""
+        data = frame.getContext("2d").getImageData(0, height - 8, PROBE_BITS * 8, 8).data.to_py()
+        return [data[(4 * PROBE_BITS * 8 + 8 * i + 4) * 4] for i in range(PROBE_BITS)]
 
     def _fail(self, error) -> None:
         js.console.error(f"eye-state pipeline failed: {error}")

@@ -6,7 +6,8 @@ present frames the page never sees (its callbacks coalesce when the main thread 
 noticed by metadata.presentedFrames jumping by more than one, or by a mediaTime step above 1.5× the
 smallest frame step seen; the missing frames are then fetched in order by seeking (paused) to just
 past the last processed frame (+1.25 × that smallest step) until the gap is closed. Frames are
-identified by mediaTime, so a frame presented twice (after a resume or seek) is used once.
+identified by mediaTime, so a frame presented twice (after a resume or seek) is used once. At the
+end the same stepping looks for frames after the last one seen, until a seek shows no newer frame.
 """
 from __future__ import annotations
 
@@ -154,6 +155,9 @@ class ClipReader:
             step = t - last_t if step is None else min(step, t - last_t)
             last_t, last_presented = t, None if (jumped or gap) else presented
             yield t, canvas
+        if step is not None:  # frames presented after the last callback, right before "ended"
+            async for missing_t, missing_canvas in self._fill_gap(last_t, float("inf"), step):
+                yield missing_t, missing_canvas
 
     async def _fill_gap(self, after: float, before: float, step: float):
         t = after

@@ -128,8 +128,12 @@ class WebRuntime:
         if not tensors:
             raise ValueError("stack needs at least one crop")
         first = tensors[0]
-        if any((t.height, t.width, t.spec) != (first.height, first.width, first.spec) for t in tensors):
-            raise ValueError("stack: all crops must have the same size and tensor spec")
+
+        def kind(t):  # the flip is already in the pixels (crop), so crops flipped or not stack together
+            return t.height, t.width, t.spec.layout, t.spec.channels, t.spec.scale, t.spec.offset
+
+        if any(kind(t) != kind(first) for t in tensors):
+            raise ValueError("stack: all crops must have the same size and tensor spec (flip aside)")
         per_crop = first.height * first.width * 4
         out = js.Uint8Array.new(per_crop * sum(t.n for t in tensors))
         offset = 0

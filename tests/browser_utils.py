@@ -93,6 +93,50 @@ def video_to_webm(src: Path, dst: Path, start_frame: int = 0, frames: int | None
     return dst
 
 
+CODE_BITS = 12
+CODE_BLOCK = 8  # px: bit i is an 8x8 block at x = 8 i along the frame's bottom-left edge
+
+
+def video_to_coded_y4m(src: Path, dst: Path, frames: int) -> Path:
+    """The first `frames` frames of a video as .y4m, each with its frame index stamped in binary as
+    black/white 8x8 blocks in the bottom-left corner (far from the face). The page reads them back
+    with `?probe=1` (window.eyestateLog[i].probe), which ties every processed frame to its label even
+    when the fake camera's clock drifts from the file's frame rate on a busy machine. ffmpeg does
+    both colour conversions, exactly as for an unstamped clip."""
+    import numpy as np
+
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height,r_frame_rate", "-of", "csv=p=0", str(src)],
+                           capture_output=True, text=True, check=True).stdout.strip().split(",")
+    w, h, rate = int(probe[0]), int(probe[1]), probe[2]
+    decode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-i", str(src), "-frames:v", str(frames),
+                               "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], stdout=subprocess.PIPE)
+    encode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+                               "-s", f"{w}x{h}", "-r", rate, "-i", "-", "-pix_fmt", "yuv420p",
+                               "-f", "yuv4mpegpipe", str(dst)], stdin=subprocess.PIPE)
+    size = w * h * 3
+    for index in range(frames):
+        raw = decode.stdout.read(size)
+        if len(raw) < size:
+            break
+        frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3).copy()
+        for bit in range(CODE_BITS):
+            frame[h - CODE_BLOCK:h, bit * CODE_BLOCK:(bit + 1) * CODE_BLOCK] = 255 if index >> bit & 1 else 0
+        encode.stdin.write(frame.tobytes())
+    encode.stdin.close()
+    decode.stdout.close()
+    if encode.wait() != 0 or decode.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed while stamping {src}")
+    return dst
+
+
+def decode_probe(values) -> int | None:
+    """Frame index from the page's probe values (red channel at each block centre)."""
+    if not values or len(values) < CODE_BITS:
+        return None
+    return sum(1 << bit for bit, v in enumerate(values[:CODE_BITS]) if v >= 128)
+
+
 def launch(playwright, fake_video: Path | None = None, fake_ui: bool = True, extra_flags=()):
     flags = list(CHROMIUM_FLAGS)
     if fake_video is not None:

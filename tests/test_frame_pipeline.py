@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from eyecore.frame import EYES, FramePipeline, PipelineConfig, FrameResult
+from eyecore.frame import (EYES, FramePipeline, FrameResult, OpeningBaseline, PipelineConfig, fuse,
+                           p_open_from_opening)
 from eyecore import landmarks as lm
 
 from face_helpers import face_models_dir, needs_shared, video_frame
@@ -64,6 +65,34 @@ def test_degenerate_landmarks_give_unknown_eyes_without_crashing():
     assert set(visible(nan)) == {"left"}
 
 
+def test_opening_baseline_is_a_windowed_percentile():
+    baseline = OpeningBaseline(window_s=10.0, percentile=0.75)
+    for i in range(100):  # 0.1 s apart: a steady open eye with one blink
+        value = baseline.update(i * 0.1, 0.1 if 40 <= i < 43 else 0.3 + 0.001 * (i % 5))
+    assert value == pytest.approx(0.303)
+    assert baseline.update(25.0, 0.5) == 0.5  # everything older than 10 s has left the window
+    assert baseline.update(1.0, 0.2) == 0.2  # time going backwards starts afresh
+
+
+def test_opening_maps_to_p_open_relative_to_the_usual_gap():
+    config = PipelineConfig()
+    assert p_open_from_opening(0.8 * 0.3, 0.3, config) == pytest.approx(0.5)
+    assert p_open_from_opening(0.3, 0.3, config) > 0.95
+    assert p_open_from_opening(0.15, 0.3, config) < 0.01
+    # a tiny baseline (eyes closed since the start) is floored, so closed stays closed
+    assert p_open_from_opening(0.03, 0.03, config) < 0.01
+    absolute = PipelineConfig(iris_relative=False, iris_closed_ratio=0.25)
+    assert p_open_from_opening(0.25, 0.3, absolute) == pytest.approx(0.5)
+
+
+def test_fusion_averages_the_available_signals():
+    both = PipelineConfig(cnn_weight=1.0, iris_weight=1.0)
+    assert fuse(0.9, 0.1, both) == pytest.approx(0.5)
+    assert fuse(None, 0.2, both) == pytest.approx(0.2)
+    assert fuse(0.9, 0.1, PipelineConfig(cnn_weight=3.0, iris_weight=1.0)) == pytest.approx(0.7)
+    assert fuse(None, 0.2, PipelineConfig(cnn_weight=1.0, iris_weight=0.0)) is None
+
+
 def mean_brightness_classifier(path, size=48, gain=4.0):
     """A real ONNX eye 'classifier' whose answer is known: logits = [0, gain * mean(input)]."""
     import onnx
@@ -109,8 +138,8 @@ def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
         tensor = runtime.crop(frame, rect, 48, 48, pipeline.eye_spec)
         assert tensor.shape == (1, 1, 48, 48)
         assert er.p_cnn == pytest.approx(1 / (1 + math.exp(-4.0 * float(tensor.mean()))), abs=1e-5)
-        assert er.p_open == pytest.approx(er.p_cnn)  # default fusion: classifier only
-        assert 0.2 < er.eyelid_opening < 0.6
+        assert 0.2 < er.eyelid_opening < 0.6 and er.p_iris > 0.5  # open eyes, the gap at its usual size
+        assert er.p_open == pytest.approx((er.p_cnn + er.p_iris) / 2)  # default fusion: equal weights
         xs = [x for x, _ in er.crop]
         assert min(xs) < er.corners[0][0] < er.corners[1][0] < max(xs)
     assert result.left.p_cnn != result.right.p_cnn
@@ -123,7 +152,11 @@ def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
 def test_tracking_skips_detection_until_the_face_is_lost(runtime):
     pipeline = FramePipeline(runtime, PipelineConfig(use_iris=False))
     frame = video_frame()
-    assert pipeline.process(frame, 0.0).detected
+    first = pipeline.process(frame, 0.0)
+    assert first.detected and "iris" not in first.timings
+    # without the iris model the FaceMesh lid gap is reported but not fused: p_open is the classifier's
+    assert first.left.eyelid_opening > 0.1 and first.left.p_iris is None
+    assert first.left.p_open == first.left.p_cnn
     second = pipeline.process(frame, 0.03)
     assert second.status == "face" and not second.detected and "detect" not in second.timings
     black = pipeline.process(np.zeros_like(frame), 0.06)

@@ -25,6 +25,20 @@ def test_affine_inverts_to_frame_for_random_rects():
             assert apply(m, x, y) == pytest.approx((u, v), abs=1e-6)
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_landmark_projection_matches_to_frame(flip):
+    from eyecore.landmarks import project
+
+    rng = random.Random(1)
+    roi = RotatedRect(300, 200, 150, 140, 0.4)
+    raw = [rng.uniform(0, 192) for _ in range(30)]
+    points = project(raw, roi, 192, 10, flip)
+    for i, (x, y, z) in enumerate(points):
+        u = 192 - raw[3 * i] if flip else raw[3 * i]
+        assert (x, y) == pytest.approx(roi.to_frame(u, raw[3 * i + 1], 192, 192), abs=1e-9)
+        assert z == pytest.approx(raw[3 * i + 2] * 150 / 192)
+
+
 def test_corners_order_and_rotation():
     rect = RotatedRect(10, 20, 4, 2)
     assert rect.corners() == [(8, 19), (12, 19), (12, 21), (8, 21)]  # TL, TR, BR, BL

@@ -17,7 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_utils import (FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason, collect_console,  # noqa: E402
-                           launch, serve, synthetic_y4m, video_to_webm, video_to_y4m, wait_state)
+                           decode_probe, launch, serve, synthetic_y4m, video_to_coded_y4m, video_to_webm,
+                           wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -117,13 +118,14 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
 
 # ------------------------------------------------------------------------------------ focus video
 
-LIVE_VIDEO = "mahie_test_4_low_fps"  # ~17 fps: the page labels every camera frame even on 2 cores
-LIVE_SECONDS = 30.0
+LIVE_VIDEO = "mahie_test_4_low_fps"  # ~17 fps, 6 blinks in the first 30 s
+LIVE_FRAMES = 512  # 30 s
 OPEN_STRETCH_S = 1.0   # "long open stretch": labelled open for at least this long ...
-OPEN_MARGIN_FRAMES = 4  # ... not counting this many frames next to a closure
-# Floors measured on this machine (see the comment at the assertions).
-CLOSED_RECALL_FLOOR = 0.5
-OPEN_AGREEMENT_FLOOR = 0.9
+OPEN_MARGIN_FRAMES = 3  # ... not counting this many frames next to a closure
+# Floors: see the comment at the assertions.
+BLINKS_SEEN_FLOOR = 0.5
+CLOSED_FRAMES_FLOOR = 0.3
+OPEN_FRAMES_FLOOR = 0.9
 
 
 def load_labels(name: str) -> list:
@@ -142,60 +144,67 @@ def runs_of(values: list, value: int) -> list:
     return out
 
 
+def live_agreement(shown: dict, labels: list, fps: float) -> dict:
+    """shown: file frame index -> "open" | "closed" | "unknown" for the frames the page labelled."""
+    blinks = runs_of(labels, 1)
+    closed = [shown[i] == "closed" for s, e in blinks for i in range(s, e) if i in shown]
+    seen = [any(shown.get(i) == "closed" for i in range(s, e + 1)) for s, e in blinks
+            if any(i in shown for i in range(s, e + 1))]
+    opened = [shown[i] == "open" for s, e in runs_of(labels, 0) if (e - s) / fps >= OPEN_STRETCH_S
+              for i in range(s + OPEN_MARGIN_FRAMES, e - OPEN_MARGIN_FRAMES) if i in shown]
+    return {"closed_frames": sum(closed) / max(1, len(closed)), "n_closed": len(closed),
+            "blinks_seen": sum(seen) / max(1, len(seen)), "n_blinks": len(seen),
+            "open_frames": sum(opened) / max(1, len(opened)), "n_open": len(opened)}
+
+
 @pytest.mark.shared
 def test_live_camera_labels_focus_video(site, playwright, tmp_path):
     source = FOCUS_VIDEOS / f"{LIVE_VIDEO}.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
-    labels = load_labels(LIVE_VIDEO)
-    video = video_to_y4m(source, tmp_path / "live.y4m", 0, LIVE_SECONDS)
-    fps = 205 / 12  # the .avi's (and so the y4m's) nominal frame rate
-    n_frames = int(LIVE_SECONDS * fps)
+    labels = load_labels(LIVE_VIDEO)[:LIVE_FRAMES]
+    fps = 205 / 12  # the .avi's nominal frame rate, which the fake camera plays
+    video = video_to_coded_y4m(source, tmp_path / "live.y4m", LIVE_FRAMES)
     browser = launch(playwright, video)
     try:
-        page, requests, console = open_page(browser, site)
+        page, requests, console = open_page(browser, site, "?probe=1")
         page.click("#start")
         assert wait_state(page, LIVE_STATES, 30_000) in LIVE_STATES
         wait_state(page, "running", 20_000)
-        time.sleep(LIVE_SECONDS - 2)  # one pass of the clip (the fake camera loops it)
+        time.sleep(LIVE_FRAMES / fps)  # one pass of the clip (the fake camera loops it)
         # one evaluate: the page's Python runs on the same thread, so log and DOM are read consistently
         log, last_dom = page.evaluate("""() => [Array.from(window.eyestateLog), {
             left: document.getElementById('eye-left').dataset.state,
             right: document.getElementById('eye-right').dataset.state}]""")
-        assert float(page.get_attribute("#fps", "data-fps")) > 5
+        assert float(page.get_attribute("#fps", "data-fps")) > 3
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
 
     assert log, "no frame was processed"
-    assert {log[-1]["left"], log[-1]["right"]} <= {"open", "closed", "unknown"}
     assert last_dom == {"left": log[-1]["left"], "right": log[-1]["right"]}  # the log is what the DOM shows
-    # The fake camera stamps frames with their capture time: frame index = mediaTime * fps (one pass).
-    shown = {}
+    # Each processed frame carries the file frame index stamped into the video (browser_utils);
+    # the first pass ends where the index drops (the fake camera loops the file).
+    shown, previous = {}, -1
     for entry in log:
-        index = round(entry["mediaTime"] * fps)
-        if index < n_frames and entry["app"] in LIVE_STATES:
+        index = decode_probe(entry["probe"])
+        if index is None or index < previous:
+            break
+        previous = index
+        if entry["app"] in LIVE_STATES:
             eyes = {entry["left"], entry["right"]}  # what the two eye cards show
             shown[index] = "closed" if "closed" in eyes else "open" if "open" in eyes else "unknown"
-    assert len(shown) > 0.6 * n_frames, f"only {len(shown)} of {n_frames} frames were labelled"
-
-    def agreement(offset: int):
-        closed = [shown.get(i + offset) == "closed" for s, e in runs_of(labels[:n_frames], 1) for i in range(s, e)
-                  if i + offset in shown]
-        opened = [shown.get(i + offset) == "open" for s, e in runs_of(labels[:n_frames], 0)
-                  if (e - s) / fps >= OPEN_STRETCH_S
-                  for i in range(s + OPEN_MARGIN_FRAMES, e - OPEN_MARGIN_FRAMES) if i + offset in shown]
-        return sum(closed) / max(1, len(closed)), sum(opened) / max(1, len(opened)), len(closed), len(opened)
-
-    # Capture timestamps and file frames can be off by a frame or two (start-up); the labels themselves
-    # run about one frame early (../shared/README.md). Score the best of a ±2 frame alignment.
-    results = {offset: agreement(offset) for offset in range(-4, 5)}; print(results)
-    offset, (closed_recall, open_agreement, n_closed, n_open) = max(results.items(), key=lambda kv: kv[1][0] + kv[1][1])
-    print(f"alignment {offset:+d}: closed shown on {closed_recall:.2f} of {n_closed} labelled closed frames, "
-          f"open on {open_agreement:.2f} of {n_open} frames of long open stretches")
-    assert n_closed >= 10 and n_open >= 200
-    assert closed_recall >= CLOSED_RECALL_FLOOR, results
-    assert open_agreement >= OPEN_AGREEMENT_FLOOR, results
+    assert len(shown) > 0.3 * LIVE_FRAMES, f"only {len(shown)} of {LIVE_FRAMES} frames were labelled"
+    # The labels run about one frame early (../shared/README.md): score as labelled and one frame later.
+    scores = {shift: live_agreement(shown, [0] * shift + labels[:len(labels) - shift], fps) for shift in (0, 1)}
+    best = max(scores.values(), key=lambda r: r["closed_frames"] + r["blinks_seen"])
+    print(f"live {LIVE_VIDEO}: {len(shown)} frames labelled; as labelled {scores[0]}; shifted {scores[1]}")
+    assert best["n_blinks"] >= 4 and best["n_open"] >= 100
+    # Floors measured on this 2-core machine (the page labels 8-17 of the video's 17 frames per second
+    # depending on load; most blinks last 3 frames): ... (see report)
+    assert best["blinks_seen"] >= BLINKS_SEEN_FLOOR, scores
+    assert best["closed_frames"] >= CLOSED_FRAMES_FLOOR, scores
+    assert best["open_frames"] >= OPEN_FRAMES_FLOOR, scores
 
 
 # ------------------------------------------------------------------------------------- clip mode

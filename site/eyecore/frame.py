@@ -32,14 +32,16 @@ class PipelineConfig:
     # p_iris = sigmoid((eyelid_opening / reference - iris_closed_ratio) / iris_ratio_width), where the
     # reference is this eye's usual opening (a high percentile over the last iris_baseline_s seconds,
     # at least iris_min_baseline) or 1 when iris_relative is off (then iris_closed_ratio is absolute).
+    # Defaults from scripts/fusion_study.py on the focus videos: equal weights (no tuning), closed when
+    # the lid gap is 20% below the eye's usual gap.
     cnn_weight: float = 1.0
-    iris_weight: float = 0.0
+    iris_weight: float = 1.0
     iris_relative: bool = True
-    iris_closed_ratio: float = 0.75
+    iris_closed_ratio: float = 0.8
     iris_ratio_width: float = 0.05
     iris_baseline_s: float = 30.0
     iris_baseline_percentile: float = 0.75
-    iris_min_baseline: float = 0.2
+    iris_min_baseline: float = 0.1   # only guards a degenerate baseline; narrow open eyes sit near 0.15
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -53,7 +55,7 @@ class EyeResult:
     p_open: float | None          # fused signal the temporal layer gets (None if nothing available)
     p_cnn: float | None           # classifier alone
     eyelid_opening: float | None  # iris model (or FaceMesh when use_iris is off) lid gap / eye width
-    p_iris: float | None          # eyelid opening mapped to a probability of open
+    p_iris: float | None          # iris-model eyelid opening mapped to a probability of open (None without iris)
     opening_baseline: float | None  # this eye's usual opening (see PipelineConfig)
     corners: tuple                # ((x, y), (x, y)) image-left then image-right corner, frame pixels
     crop: list                    # classifier crop corners TL, TR, BR, BL in frame pixels (overlay)
@@ -272,8 +274,10 @@ class FramePipeline:
         for eye, (corners, rect) in visible.items():
             p = p_cnn.get(eye)
             opening = openings[eye]
-            baseline = self._baselines[eye].update(t, opening)
-            p_iris = p_open_from_opening(opening, baseline, self.config)
+            baseline = p_iris = None
+            if self.config.use_iris:  # FaceMesh's lid points hardly move behind glasses: report, never fuse
+                baseline = self._baselines[eye].update(t, opening)
+                p_iris = p_open_from_opening(opening, baseline, self.config)
             setattr(result, eye, EyeResult(fuse(p, p_iris, self.config), p, opening, p_iris, baseline,
                                            corners, rect.corners()))
         timings["total"] = (clock() - start) * 1000

@@ -35,21 +35,22 @@ NUM_IRIS_CONTOUR = 71
 
 
 def project(raw, roi: RotatedRect, size: int, count: int, flip: bool = False) -> list:
-    """Model output (flat x, y, z in input pixels of a size × size crop of `roi`) -> frame (x, y, z).
+    """Model output (flat x, y, z in input pixels of a size × size crop of `roi`; a list or anything
+    else that slices) -> frame (x, y, z).
 
     z is scaled like x (frame pixels); flip undoes a horizontally mirrored crop. Same map as
-    RotatedRect.to_frame, unrolled: this runs on 468 points every frame."""
+    RotatedRect.to_frame, folded into one affine map: this runs on 468 points every frame."""
     c, s = math.cos(roi.angle), math.sin(roi.angle)
     kx, ky = roi.width / size, roi.height / size
     ox, oy = roi.width / 2, roi.height / 2
-    cx, cy = roi.cx, roi.cy
-    points = []
-    for i in range(0, 3 * count, 3):
-        u, v, z = raw[i], raw[i + 1], raw[i + 2]
-        dx = (size - u if flip else u) * kx - ox
-        dy = v * ky - oy
-        points.append((cx + dx * c - dy * s, cy + dx * s + dy * c, z * kx))
-    return points
+    # x = a u + b v + e,  y = d u + f v + g  (u, v in crop input pixels)
+    a, b, e = kx * c, -ky * s, roi.cx - ox * c + oy * s
+    d, f, g = kx * s, ky * c, roi.cy - ox * s - oy * c
+    if flip:  # u -> size - u
+        a, e, d, g = -a, e + a * size, -d, g + d * size
+    n = 3 * count
+    return [(a * u + b * v + e, d * u + f * v + g, z * kx)
+            for u, v, z in zip(raw[0:n:3], raw[1:n:3], raw[2:n:3])]
 
 
 def face_roi_from_landmarks(points) -> RotatedRect:
