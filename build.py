@@ -38,7 +38,10 @@ PYSCRIPT_STARTUP_CHUNKS = ("core", "error", "deprecations-manager", "donkey", "p
 
 EYE_MODELS = ["eye_state.onnx", "eye_state.json"]
 OPTIONAL_EYE_MODELS = ["eye_state.int8.onnx"]
-PREFER_INT8 = False  # measured with scripts/bench_page.py (see docs/BENCHMARKS.md)
+# The int8 classifier, when shipped, is the page's default: in ort-web (wasm, 1 thread, batch 2) it ran
+# 2.4 ms vs 3.0 ms median for fp32 (python -m pipeline.ortweb_bench, mobilenetv3_small_050 export), and
+# pipeline.quantize only writes it when test accuracy holds. `?eye=fp32` switches back.
+PREFER_INT8 = True
 SITE_SKIP = {"__pycache__", ".pytest_cache"}
 
 MIME_TYPES = {
@@ -194,7 +197,7 @@ def copy_models(out: Path, models_dir: Path = MODELS) -> dict:
         fuse_rgba_input(src, dst, specs["eye_state" if key.startswith("eye_state") else key])
         files[key] = "models/" + dst.name
     step("models (RGBA input): " + ", ".join(Path(f).name for f in files.values()))
-    return {"files": files, "inputs": specs}
+    return {"files": files, "inputs": specs, "sources": {k: v.name for k, v in sources.items()}}
 
 
 def input_spec(channels: str, layout: str, scale: float, offset: float) -> dict:
@@ -281,7 +284,9 @@ def write_page_config(out: Path, shipped: dict) -> None:
         "eye_model_json": "models/eye_state.json",
         "inputs": shipped["inputs"],
     }
-    config["models"]["eye_state"] = eye_models["int8" if PREFER_INT8 and "int8" in eye_models else "fp32"]
+    choice = "int8" if PREFER_INT8 and "int8" in eye_models else "fp32"
+    config["models"]["eye_state"] = eye_models[choice]
+    config["eye_model_source"] = shipped["sources"]["eye_state_int8" if choice == "int8" else "eye_state"]
     (out / "page_config.json").write_text(json.dumps(config, indent=1))
 
 
@@ -354,11 +359,17 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             super().log_request(code, size)
 
 
+class SiteServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # the browser closed a connection it no longer needed (page closed, video seek)
+        super().handle_error(request, client_address)
+
+
 def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    handler = functools.partial(SiteHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return SiteServer((host, port), functools.partial(SiteHandler, directory=str(directory)))
 
 
 def main(argv=None) -> int:

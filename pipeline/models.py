@@ -17,6 +17,11 @@ from torch import nn
 from pipeline.preprocess import CLASSES, DEFAULT_SPEC
 
 BASELINE = "baseline_cnn"
+# VGG-style twins of the baseline with two convs per block. Plain 3x3 convs at full resolution kept more of the small
+# eye image than the early-striding depthwise timm nets (val subjects and webcam replay, docs/BENCHMARKS.md);
+# `eyecnn` halves the widths so two eyes per frame fit the page's budget, `eyecnn_wide` is the 0.58 M variant.
+EYECNN = "eyecnn"
+EYECNN_WIDE = "eyecnn_wide"
 
 
 class PretrainedWeightsMissing(RuntimeError):
@@ -26,12 +31,15 @@ class PretrainedWeightsMissing(RuntimeError):
 class BaselineCNN(nn.Module):
     """The seed's small CNN: a few conv-bn-relu-maxpool blocks, global average pool, dropout, linear (~0.24 M params)."""
 
-    def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2):
+    def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2,
+                 convs_per_block: int = 1):
         super().__init__()
         blocks, c = [], in_chans
         for w in widths:
-            blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-            c = w
+            for _ in range(convs_per_block):
+                blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                c = w
+            blocks.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(c, num_classes))
         self.num_classes = num_classes
@@ -49,6 +57,11 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         if pretrained:
             raise PretrainedWeightsMissing(f"{BASELINE} has no pretrained weights; drop --pretrained")
         return BaselineCNN(num_classes, in_chans)
+    if name in (EYECNN, EYECNN_WIDE):
+        if pretrained:
+            raise PretrainedWeightsMissing(f"{name} has no pretrained weights; drop --pretrained")
+        widths = (16, 32, 64, 128) if name == EYECNN else (32, 64, 128, 128)
+        return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2)
     import timm
 
     if not timm.is_model(name):
@@ -102,10 +115,6 @@ def check_pretrained_available(name: str, pretrained_path=None) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def classifier_of(model: nn.Module) -> nn.Module:
-    return model.get_classifier()
 
 
 def make_checkpoint(model: nn.Module, name: str, *, preprocess: dict | None = None, **extra) -> dict:

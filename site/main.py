@@ -47,17 +47,23 @@ async def fetch_json(url: str) -> dict:
 
 
 async def load_models(view, config: dict, timings: Timings, needed: list) -> dict:
-    """All needed ort-web sessions in parallel; each stage is ticked off as it finishes."""
+    """All needed ort-web sessions in parallel; each stage is ticked off as it finishes. Sessions the
+    page's preload script (index.html) already started while Pyodide booted are reused."""
     base = js.URL.new("./", js.document.baseURI).href
-    # One ort-web thread: the frame pipeline is sequential and Python shares the CPU; two threads
-    # measured 2x slower on a 2-core laptop-class machine (scripts/bench_page.py --variant "?threads=2").
-    threads = query_param("threads")
-    WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else 1)
+    preload = getattr(js.window, "eyestatePreload", None)
+    if not preload:
+        # One ort-web thread: the frame pipeline is sequential and Python shares the CPU; two threads
+        # measured 2x slower on a 2-core machine (scripts/bench_page.py --variant "?threads=2").
+        threads = query_param("threads")
+        WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else 1)
     files = {name: config["models"][name] for name in needed}
 
     async def one(name, path):
         try:
-            session = await WebRuntime.create_session(ort, base + path)
+            if preload and getattr(preload.paths, name, None) == path:
+                session = await getattr(preload.sessions, name)
+            else:
+                session = await WebRuntime.create_session(ort, base + path)
         except Exception as error:
             view.stage_done(name, 0, ok=False)
             raise RuntimeError(f"could not load {path}: {error}") from error

@@ -19,6 +19,7 @@ from pyodide.ffi import create_once_callable, create_proxy
 GAP_FACTOR = 1.5
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
+SEEKED_GRACE_S = 0.25  # after "seeked", how long a new frame may take to be presented
 
 
 class ClipError(RuntimeError):
@@ -34,11 +35,13 @@ class ClipReader:
         self.duration = 0.0
         self.dropped_then_recovered = 0
         self.unrecovered = 0  # frames that were skipped and could not be fetched by seeking
+        self.step = None
         self._frame_waiter = None
         self._canvases = []
         self._proxies = []
         self._ended = False
         self._error = None
+        self._seeked = asyncio.get_event_loop().create_future()
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -87,6 +90,7 @@ class ClipReader:
         self._listen("error", on_error)
         self._listen("ended", on_ended)
         self._listen("loadeddata", lambda _e: ready.done() or ready.set_result(True))
+        self._listen("seeked", lambda _e: self._seeked.done() or self._seeked.set_result(True))
         self.video.muted = True
         self.video.src = self.url
         await ready
@@ -96,6 +100,33 @@ class ClipReader:
         if not (self.width and self.height):
             raise ClipError("the file has no video track")
         self.duration = float(self.video.duration or 0.0)
+        self.step = await self._probe_step()
+
+    async def _probe_step(self, frames: int = 5):
+        """The frame step (s): play a few frames with nothing else running (no frame is missed while
+        the main thread is idle), take the smallest mediaTime step, go back to the start."""
+        times = []
+        loop = asyncio.get_event_loop()
+        done = loop.create_future()
+
+        def on_frame(_now, meta):
+            times.append(float(meta.mediaTime))
+            if len(times) >= frames or self._ended:
+                done.done() or done.set_result(True)
+            else:
+                self.video.requestVideoFrameCallback(create_once_callable(on_frame))
+
+        self.video.requestVideoFrameCallback(create_once_callable(on_frame))
+        self.video.playbackRate = 1.0
+        await self.video.play()
+        try:
+            await asyncio.wait_for(done, SEEK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            pass
+        self.video.pause()
+        self._ended = False
+        steps = [b - a for a, b in zip(times, times[1:]) if b > a]
+        return min(steps) if steps else None
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -119,9 +150,23 @@ class ClipReader:
         return result
 
     async def _seek(self, t: float):
+        """Seek (paused); the frame shown there, or None when the seek showed no new frame."""
         self.video.pause()
+        loop = asyncio.get_event_loop()
+        seeked = self._seeked = loop.create_future()
+        waiter = loop.create_future()
+        self._frame_waiter = waiter
+        self.video.requestVideoFrameCallback(create_once_callable(self._on_frame))
         self.video.currentTime = t
-        return await self._next_presented(False, SEEK_TIMEOUT_S)
+        done, _ = await asyncio.wait([waiter, seeked], timeout=SEEK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done() and seeked.done():
+            done, _ = await asyncio.wait([waiter], timeout=SEEKED_GRACE_S)
+        if self._error:
+            raise self._error
+        if not waiter.done():
+            self._frame_waiter = None
+            return None
+        return waiter.result()
 
     async def frames(self):
         """Async iterator of (mediaTime, canvas); hand each canvas back with recycle()."""
@@ -130,7 +175,7 @@ class ClipReader:
             raise ClipError("no frame could be decoded from this file")
         last_t, last_presented = first[0], first[1]
         yield first[0], first[2]
-        step = None  # smallest mediaTime step between consecutive frames so far
+        step = self.step  # smallest mediaTime step between consecutive frames so far
         while True:
             got = await self._next_presented(True)
             if got is None:
@@ -164,6 +209,8 @@ class ClipReader:
         while t + STEP_FACTOR * step < before:
             got = await self._seek(t + STEP_FACTOR * step)
             if got is None or not (t < got[0] < before):
+                js.console.log(f"clip gap ({after:.4f}, {before:.4f}) step {step:.4f}: seek to "
+                               f"{t + STEP_FACTOR * step:.4f} gave {None if got is None else got[0]}")
                 if got is not None:
                     self.recycle(got[2])
                 self.unrecovered += 1 if got is None else 0

@@ -44,6 +44,17 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def page_eye_model(site):
+    """The eye-state model file (in the models folder) the page runs by default."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(site + "page_config.json") as response:
+        config = json.load(response)
+    return Path(os.environ.get("EYESTATE_MODELS_DIR", ROOT / "models")) / config["eye_model_source"]
+
+
+@pytest.fixture(scope="module")
 def playwright():
     from playwright.sync_api import sync_playwright
 
@@ -218,7 +229,7 @@ def read_csv(text: str) -> list:
 
 
 @pytest.mark.shared
-def test_clip_mode_matches_offline_replay(site, playwright, tmp_path):
+def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_path):
     source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -244,9 +255,8 @@ def test_clip_mode_matches_offline_replay(site, playwright, tmp_path):
                                   "state", "blink_id"]
 
     replay_csv = tmp_path / "replay.csv"
-    models = Path(os.environ.get("EYESTATE_MODELS_DIR", ROOT / "models"))
     done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
-                           "--model", str(models / "eye_state.onnx")],
+                           "--model", str(page_eye_model)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     replay_rows = list(csv.DictReader(replay_csv.open()))
