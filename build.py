@@ -312,14 +312,25 @@ def write_manifest(out: Path) -> dict:
     return manifest
 
 
-def retrain() -> None:
-    """train -> export -> quantize, each by its CLI so their own defaults and checks apply."""
-    for module in ("pipeline.train", "pipeline.export", "pipeline.quantize"):
-        step(f"--retrain: python -m {module}")
-        done = subprocess.run([sys.executable, "-m", module], cwd=ROOT)
+def retrain(models_dir: Path = MODELS) -> None:
+    """train -> export -> quantize, each by its CLI (their own defaults and checks apply). The
+    architecture is the shipped model's (models/eye_state.json), else the trainer's default."""
+    weights = ROOT / "weights" / "retrain"
+    meta = models_dir / "eye_state.json"
+    model = json.loads(meta.read_text()).get("model") if meta.exists() else None
+    mrl = ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
+    commands = [
+        ["pipeline.train", "--out-dir", str(weights)] + (["--model", model] if model else []),
+        ["pipeline.export", "--weights", str(weights / "best.pth"), "--out", str(models_dir / "eye_state.onnx")],
+        ["pipeline.quantize", "--model", str(models_dir / "eye_state.onnx"), "--calib", str(mrl),
+         "--out", str(models_dir / "eye_state.int8.onnx")],
+    ]
+    for args in commands:
+        step("--retrain: python -m " + " ".join(args))
+        done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT)
         if done.returncode != 0:
-            raise BuildError(f"`python -m {module}` failed with exit code {done.returncode} "
-                             f"(--retrain needs `pip install -e .[train]` and ../shared/data/mrl)")
+            raise BuildError(f"`python -m {args[0]}` failed with exit code {done.returncode} "
+                             f"(--retrain needs `pip install -e .[train]` and the MRL data at {mrl})")
 
 
 def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool = False) -> dict:
@@ -348,9 +359,12 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     extensions_map = MIME_TYPES
 
+    isolation = True
+
     def end_headers(self):
-        for key, value in ISOLATION_HEADERS.items():
-            self.send_header(key, value)
+        if self.isolation:
+            for key, value in ISOLATION_HEADERS.items():
+                self.send_header(key, value)
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
@@ -368,8 +382,11 @@ class SiteServer(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    return SiteServer((host, port), functools.partial(SiteHandler, directory=str(directory)))
+def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1",
+                isolation: bool = True) -> http.server.ThreadingHTTPServer:
+    """isolation=False serves like GitHub Pages does (no COOP/COEP headers)."""
+    handler = type("Handler", (SiteHandler,), {"isolation": isolation})
+    return SiteServer((host, port), functools.partial(handler, directory=str(directory)))
 
 
 def main(argv=None) -> int:
@@ -385,7 +402,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.retrain:
-            retrain()
+            retrain(args.models)
         if not args.no_build:
             build(args.out, args.models)
         elif not (args.out / "index.html").exists():

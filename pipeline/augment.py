@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     fig.tight_layout()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=80)
     print(f"wrote {out} ({len(rows)} samples x {len(columns)} columns: {', '.join(t for t, _ in columns)})")
 
 

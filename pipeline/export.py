@@ -44,8 +44,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 class CamWrapper:
     """Adds a class-activation map to a model whose head is global-average-pool + one linear layer.
 
-    cam[n,y,x] = (w_open - w_closed) . F[n,:,y,x] + (b_open - b_closed) / (h*w), so the spatial mean of
-    the map equals logit_open - logit_closed: positive cells push towards "open", negative towards
+    cam[n,y,x] = (w_open - w_closed) . F[n,:,y,x] + (b_open - b_closed), so the spatial mean of the map
+    equals logit_open - logit_closed: positive cells push towards "open", negative towards
     "closed". Works for timm models whose `forward_head` is pool -> (dropout) -> linear (EfficientNet,
     EfficientNetV2, ResNet, RegNet, ...) and for any model exposing `forward_features` / `get_classifier`
     with that head. MobileNetV3 has a 1x1 conv + activation after the pooling, so it is refused.
@@ -76,8 +76,7 @@ class CamWrapper:
             def forward(self, x):
                 feats = self.model.forward_features(x)
                 logits = self.model.forward_head(feats)
-                h, w = feats.shape[-2], feats.shape[-1]
-                cam = (feats * self.w_diff).sum(dim=1) + self.b_diff / (h * w)
+                cam = (feats * self.w_diff).sum(dim=1) + self.b_diff
                 return logits, cam
 
         return _Cam().eval()

@@ -21,13 +21,14 @@ from page_clip import ClipError, ClipReader
 from web_runtime import js_obj
 
 
-def query_param(name: str):
-    return js.URLSearchParams.new(js.window.location.search).get(name)
-
 CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id"]
 CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
-FRAME_LOG_LIMIT = 20000
-PROBE_BITS = 12  # window.eyestateLog keeps this many recent frames (tests, benchmark)
+FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
+PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
+
+
+def query_param(name: str):
+    return js.URLSearchParams.new(js.window.location.search).get(name)
 
 
 def _round(value, digits=4):

@@ -46,12 +46,13 @@ def ensure_built(dist: Path = ROOT / "dist") -> Path:
 
 
 @contextlib.contextmanager
-def serve(directory: Path):
-    """build.py's server (MIME types + COOP/COEP) on a free port in a thread; yields the base URL."""
+def serve(directory: Path, isolation: bool = True):
+    """build.py's server (MIME types + COOP/COEP unless isolation=False, like GitHub Pages) on a free
+    port in a thread; yields the base URL."""
     sys.path.insert(0, str(ROOT))
     import build
 
-    server = build.make_server(directory, port=0)
+    server = build.make_server(directory, port=0, isolation=isolation)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

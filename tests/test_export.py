@@ -109,6 +109,8 @@ def test_real_open_eyes_come_out_open(exported):
 @needs_mrl
 def test_cam_output_explains_the_logits(tmp_path):
     model = create_model("test_efficientnet").eval()  # GAP + linear head
+    with torch.no_grad():
+        model.get_classifier().bias.copy_(torch.tensor([0.7, -0.4]))  # a trained head has a bias
     ckpt = make_checkpoint(model, "test_efficientnet")
     torch.save(ckpt, tmp_path / "m.pth")
     images, kind = export.parity_images(48, 64)

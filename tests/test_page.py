@@ -26,6 +26,16 @@ LIVE_STATES = ["running", "no-face", "uncertain"]
 BOOT_TIMEOUT_MS = 120_000  # Pyodide + models on a busy 2-core machine
 
 
+class Site(str):
+    """Base URL of the built site served with COOP/COEP; `.plain` serves the same files without them
+    (as GitHub Pages does)."""
+
+    def __new__(cls, base: str, plain: str):
+        site = super().__new__(cls, base)
+        site.plain = plain
+        return site
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     reason = browser_missing_reason()
@@ -39,8 +49,8 @@ def site(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("site") / "dist"
     build.build(out, models_dir=models)
-    with serve(out) as base:
-        yield base
+    with serve(out) as base, serve(out, isolation=False) as plain_base:
+        yield Site(base, plain_base)
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +115,13 @@ def test_camera_permission_denied_shows_denied_state(site, playwright, tmp_path)
 
 
 def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, tmp_path):
+    """Served without COOP/COEP, as on GitHub Pages: the page does not need cross-origin isolation."""
     video = synthetic_y4m(tmp_path / "testsrc.y4m", duration_s=4)
     browser = launch(playwright, video)
+    site = site.plain
     try:
         page, requests, _ = open_page(browser, site)
+        assert page.evaluate("crossOriginIsolated") is False
         page.click("#start")
         assert wait_state(page, ["no-face"], 30_000) == "no-face"
         for eye in ("left", "right"):
@@ -129,14 +142,17 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
 
 # ------------------------------------------------------------------------------------ focus video
 
-LIVE_VIDEO = "mahie_test_4_low_fps"  # ~17 fps, 6 blinks in the first 30 s
-LIVE_FRAMES = 512  # 30 s
+LIVE_VIDEO = "mahie_test_4_low_fps"  # ~17 fps, 60 s, 12 labelled blinks
+LIVE_FRAMES = 1026  # the whole video, 60 s
 OPEN_STRETCH_S = 1.0   # "long open stretch": labelled open for at least this long ...
 OPEN_MARGIN_FRAMES = 3  # ... not counting this many frames next to a closure
-# Floors: see the comment at the assertions.
-BLINKS_SEEN_FLOOR = 0.5
-CLOSED_FRAMES_FLOOR = 0.3
-OPEN_FRAMES_FLOOR = 0.9
+# Floors, measured on the 2-core dev machine under heavy load (the page then labels 11-12 of the
+# video's 17 frames per second, so a 3-frame blink can fall between processed frames), over repeated
+# runs: blinks seen 0.75-0.92, closed frames 0.68-0.74 (labels shifted one frame), open 1.00.
+# The floors sit ~0.15 below the lowest run; the open floor allows a few uncertain frames.
+BLINKS_SEEN_FLOOR = 0.6
+CLOSED_FRAMES_FLOOR = 0.5
+OPEN_FRAMES_FLOOR = 0.95
 
 
 def load_labels(name: str) -> list:
@@ -210,9 +226,7 @@ def test_live_camera_labels_focus_video(site, playwright, tmp_path):
     scores = {shift: live_agreement(shown, [0] * shift + labels[:len(labels) - shift], fps) for shift in (0, 1)}
     best = max(scores.values(), key=lambda r: r["closed_frames"] + r["blinks_seen"])
     print(f"live {LIVE_VIDEO}: {len(shown)} frames labelled; as labelled {scores[0]}; shifted {scores[1]}")
-    assert best["n_blinks"] >= 4 and best["n_open"] >= 100
-    # Floors measured on this 2-core machine (the page labels 8-17 of the video's 17 frames per second
-    # depending on load; most blinks last 3 frames): ... (see report)
+    assert best["n_blinks"] >= 8 and best["n_open"] >= 300
     assert best["blinks_seen"] >= BLINKS_SEEN_FLOOR, scores
     assert best["closed_frames"] >= CLOSED_FRAMES_FLOOR, scores
     assert best["open_frames"] >= OPEN_FRAMES_FLOOR, scores
