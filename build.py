@@ -39,8 +39,9 @@ PYSCRIPT_STARTUP_CHUNKS = ("core", "error", "deprecations-manager", "donkey", "p
 EYE_MODELS = ["eye_state.onnx", "eye_state.json"]
 OPTIONAL_EYE_MODELS = ["eye_state.int8.onnx"]
 # The int8 classifier, when shipped, is the page's default: in ort-web (wasm, 1 thread, batch 2) it ran
-# 2.4 ms vs 3.0 ms median for fp32 (python -m pipeline.ortweb_bench, mobilenetv3_small_050 export), and
-# pipeline.quantize only writes it when test accuracy holds. `?eye=fp32` switches back.
+# 7.9 ms vs 11.3 ms median for fp32 (python -m pipeline.ortweb_bench models/eye_state.onnx
+# models/eye_state.int8.onnx, eyecnn), and pipeline.quantize only writes it when test accuracy holds.
+# `?eye=fp32` switches back.
 PREFER_INT8 = True
 SITE_SKIP = {"__pycache__", ".pytest_cache"}
 

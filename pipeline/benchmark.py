@@ -229,7 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--split", default=str(DEFAULT_SPLIT))
     p.add_argument("--calib-images", type=int, default=1000)
     p.add_argument("--calib-method", default="auto", choices=("auto", *CALIB_METHODS))
-    p.add_argument("--max-eval", type=int, default=None, help="cap val/test images (class-balanced)")
+    p.add_argument("--max-val", type=int, default=2000, help="validation images ranking the calibrations (0 = all)")
+    p.add_argument("--max-test", type=int, default=0, help="cap the test images (class-balanced; 0 = all)")
     p.add_argument("--runs", type=int, default=300, help="timed runs per latency (>= 200)")
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--no-ortweb", action="store_true", help="skip the browser latency")
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
         size = 48
         if present and present[0].path.endswith(".onnx"):
             size = spec_from_onnx(present[0].path).size
-        sets = load_eval_sets(data, size, args.split, args.calib_images, args.max_eval)
+        sets = load_eval_sets(data, size, args.split, args.calib_images, args.max_val or None, args.max_test or None)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -71,8 +71,11 @@ def balanced_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int = 1000,
-                   max_eval: int | None = None, seed: int = 0) -> EvalSets:
+                   max_val: int | None = 2000, max_test: int | None = None, seed: int = 0) -> EvalSets:
     """Calibration images from training subjects; val / test images from their subjects.
+
+    `max_val` / `max_test` cap those parts with a class-balanced sample (None = all images); the validation
+    part only ranks calibration methods, so 2000 images do.
 
     Folder data (open/ closed/, no subjects) has no split: calibration and evaluation then share images,
     which is stated in `note`.
@@ -87,17 +90,16 @@ def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int 
     except DataLayoutError as e:
         raise QuantizeError(f"calibration data unusable: {e}") from None
 
-    def cap(d):
-        if max_eval is None or len(d) <= max_eval:
+    def cap(d, n):
+        if n is None or len(d) <= n:
             return d
-        return d.subset(balanced_sample(d.labels, max_eval, seed))
+        return d.subset(balanced_sample(d.labels, n, seed))
 
     if data.subjects is None:
         calib = data.subset(balanced_sample(data.labels, n_calib, seed))
-        d = cap(data)
         note = f"{data.source} has no subjects: calibration and evaluation share one image pool"
         warnings.warn(note)
-        return EvalSets(calib, d, d, note)
+        return EvalSets(calib, cap(data, max_val), cap(data, max_test), note)
     from pipeline.split import load_split, part_mask
 
     try:
@@ -111,7 +113,7 @@ def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int 
                                 f"with classes {sorted(set(d.labels.tolist()))}; need both classes")
     train = parts["train"]
     calib = train.subset(balanced_sample(train.labels, n_calib, seed))
-    val, test = cap(parts["val"]), cap(parts["test"])
+    val, test = cap(parts["val"], max_val), cap(parts["test"], max_test)
     note = (f"calibration: {len(calib)} images of {len(split['train'])} training subjects; "
             f"val {len(val)} images; test {len(test)} images of {len(split['test'])} subjects")
     return EvalSets(calib, val, test, note)
@@ -290,7 +292,9 @@ def main(argv=None) -> int:
     p.add_argument("--calib-method", choices=("auto", *CALIB_METHODS), default="auto",
                    help="auto = the one closest to fp32 on validation subjects")
     p.add_argument("--activations", choices=ACTIVATION_TYPES, default="uint8")
-    p.add_argument("--max-eval", type=int, default=None, help="cap val/test images (class-balanced) for speed")
+    p.add_argument("--max-val", type=int, default=2000, help="validation images ranking the calibrations "
+                   "(class-balanced sample; 0 = all)")
+    p.add_argument("--max-test", type=int, default=0, help="cap the test images (class-balanced; 0 = all)")
     p.add_argument("--force", action="store_true", help=f"write even if accuracy drops > {MAX_DROP_POINTS} pt")
     p.add_argument("--report", default=None, help="write the comparison as JSON here")
     args = p.parse_args(argv)
@@ -300,7 +304,8 @@ def main(argv=None) -> int:
         return 2
     try:
         spec = spec_from_onnx(args.model)
-        sets = load_eval_sets(args.calib, spec.size, args.split, args.calib_images, args.max_eval)
+        sets = load_eval_sets(args.calib, spec.size, args.split, args.calib_images, args.max_val or None,
+                              args.max_test or None)
         report = quantize(args.model, args.out, sets, mode=args.mode, method=args.calib_method,
                           activations=args.activations, force=args.force)
     except (QuantizeError, ValueError) as e:

@@ -12,10 +12,12 @@ from eyecore.temporal import UNKNOWN
 EYE_COLOURS = {"left": "#2f80ed", "right": "#e2761b"}
 STATE_COLOURS = {"open": "#1e9e5a", "closed": "#d93b3b", "unknown": "#8a8f98"}
 TIMELINE_SECONDS = 20.0
+ALARM_TEXT = "Eyes closed for too long — wake up!"
 LATENCY_STAGES = (("detect", "face detection"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
                   ("iris", "eyelid landmarks"), ("total", "pipeline total"), ("frame", "frame incl. drawing"),
                   ("ort:crop", "· canvas crops"),
-                  ("ort:face_landmark", "· FaceMesh model"), ("ort:eye_state", "· classifier model"))
+                  ("ort:face_landmark", "· FaceMesh model"), ("ort:iris_landmark", "· iris model"),
+                  ("ort:eye_state", "· classifier model"), ("ort:outputs", "· reading outputs"))
 
 
 def _el(element_id: str):
@@ -197,6 +199,7 @@ class View:
         self.fps = Attr(_el("fps"), "data-fps")
         self.fps_text = Attr(_el("fps"))
         self.alarm = Attr(_el("alarm"), "data-active")
+        self.alarm_text = Attr(_el("alarm").querySelector(".alarm-text"))  # text appears -> role=alert speaks
         self.latency_body = _el("latency").querySelector("tbody")
         self.latency_cells = {}
         self.overlay = Overlay(_el("overlay"))
@@ -269,9 +272,11 @@ class View:
         self.perclos.set(value)
         self.perclos_text.set(f"{state.perclos * 100:.0f} %")
         self.alarm.set("true" if state.alarm else "false")
+        self.alarm_text.set(ALARM_TEXT if state.alarm else "")
 
     def reset_live(self) -> None:
         self.show_eyes(None)
         self.overlay.clear()
         self.alarm.set("false")
+        self.alarm_text.set("")
         self.timeline.clear()

@@ -102,32 +102,44 @@ def video_to_coded_y4m(src: Path, dst: Path, frames: int) -> Path:
     """The first `frames` frames of a video as .y4m, each with its frame index stamped in binary as
     black/white 8x8 blocks in the bottom-left corner (far from the face). The page reads them back
     with `?probe=1` (window.eyestateLog[i].probe), which ties every processed frame to its label even
-    when the fake camera's clock drifts from the file's frame rate on a busy machine. ffmpeg does
-    both colour conversions, exactly as for an unstamped clip."""
+    when the fake camera's clock drifts from the file's frame rate on a busy machine."""
+    return frames_to_y4m(src, dst, list(range(frames)), stamp=True)
+
+
+def frames_to_y4m(src: Path, dst: Path, indices: list, stamp: bool = False) -> Path:
+    """.y4m made of the source's frames in the given order (repeats allowed), at the source's frame
+    rate; with stamp=True each output frame carries its index as a code (video_to_coded_y4m).
+    ffmpeg does both colour conversions, exactly as for a plain conversion."""
     import numpy as np
 
     probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                             "stream=width,height,r_frame_rate", "-of", "csv=p=0", str(src)],
                            capture_output=True, text=True, check=True).stdout.strip().split(",")
     w, h, rate = int(probe[0]), int(probe[1]), probe[2]
-    decode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-i", str(src), "-frames:v", str(frames),
+    needed, size = set(indices), w * h * 3
+    decode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-i", str(src), "-frames:v", str(max(indices) + 1),
                                "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], stdout=subprocess.PIPE)
+    kept = {}
+    for index in range(max(indices) + 1):
+        raw = decode.stdout.read(size)
+        if len(raw) < size:
+            raise RuntimeError(f"{src} has only {index} frames (wanted frame {max(indices)})")
+        if index in needed:
+            kept[index] = raw
+    decode.stdout.close()
+    decode.wait()
     encode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
                                "-s", f"{w}x{h}", "-r", rate, "-i", "-", "-pix_fmt", "yuv420p",
                                "-f", "yuv4mpegpipe", str(dst)], stdin=subprocess.PIPE)
-    size = w * h * 3
-    for index in range(frames):
-        raw = decode.stdout.read(size)
-        if len(raw) < size:
-            break
-        frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3).copy()
-        for bit in range(CODE_BITS):
-            frame[h - CODE_BLOCK:h, bit * CODE_BLOCK:(bit + 1) * CODE_BLOCK] = 255 if index >> bit & 1 else 0
+    for position, index in enumerate(indices):
+        frame = np.frombuffer(kept[index], np.uint8).reshape(h, w, 3).copy()
+        if stamp:
+            for bit in range(CODE_BITS):
+                frame[h - CODE_BLOCK:h, bit * CODE_BLOCK:(bit + 1) * CODE_BLOCK] = 255 if position >> bit & 1 else 0
         encode.stdin.write(frame.tobytes())
     encode.stdin.close()
-    decode.stdout.close()
-    if encode.wait() != 0 or decode.wait() != 0:
-        raise RuntimeError(f"ffmpeg failed while stamping {src}")
+    if encode.wait() != 0:
+        raise RuntimeError(f"ffmpeg failed while writing {dst}")
     return dst
 
 

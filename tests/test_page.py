@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_utils import (FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason, collect_console,  # noqa: E402
-                           decode_probe, launch, serve, synthetic_y4m, video_to_coded_y4m, video_to_webm,
-                           wait_state)
+                           decode_probe, frames_to_y4m, launch, serve, synthetic_y4m, video_to_coded_y4m,
+                           video_to_webm, wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -146,12 +146,14 @@ LIVE_VIDEO = "mahie_test_4_low_fps"  # ~17 fps, 60 s, 12 labelled blinks
 LIVE_FRAMES = 1026  # the whole video, 60 s
 OPEN_STRETCH_S = 1.0   # "long open stretch": labelled open for at least this long ...
 OPEN_MARGIN_FRAMES = 3  # ... not counting this many frames next to a closure
-# Floors, measured on the 2-core dev machine under heavy load (the page then labels 11-12 of the
-# video's 17 frames per second, so a 3-frame blink can fall between processed frames), over repeated
-# runs: blinks seen 0.75-0.92, closed frames 0.68-0.74 (labels shifted one frame), open 1.00.
-# The floors sit ~0.15 below the lowest run; the open floor allows a few uncertain frames.
-BLINKS_SEEN_FLOOR = 0.6
-CLOSED_FRAMES_FLOOR = 0.5
+# Floors. Measured with the shipped model (eyecnn, int8) on the 2-core dev machine under heavy load
+# (load average 5-7: the page then labels 10-12 of the video's 17 frames per second, so a 3-frame blink
+# can fall between processed frames), 3 runs: blinks seen 0.82-0.92 (of 11-12), closed frames
+# 0.78-0.84 (labels shifted one frame later; 0.54-0.60 as labelled), open frames 1.00 (530-600).
+# Each floor sits ~0.15-0.2 below the lowest run: one or two more missed blinks still pass, a page
+# that stops showing closed (or shows it during open stretches) does not.
+BLINKS_SEEN_FLOOR = 0.65
+CLOSED_FRAMES_FLOOR = 0.6
 OPEN_FRAMES_FLOOR = 0.95
 
 
@@ -230,6 +232,29 @@ def test_live_camera_labels_focus_video(site, playwright, tmp_path):
     assert best["blinks_seen"] >= BLINKS_SEEN_FLOOR, scores
     assert best["closed_frames"] >= CLOSED_FRAMES_FLOOR, scores
     assert best["open_frames"] >= OPEN_FRAMES_FLOOR, scores
+
+
+@pytest.mark.shared
+def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
+    """A labelled closed frame held for ~2.3 s (longer than the 1.5 s alarm time) between open frames."""
+    source = FOCUS_VIDEOS / f"{LIVE_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    closed = 198  # inside the blink labelled at frames 197-199, both eyes shut
+    assert load_labels(LIVE_VIDEO)[closed] == 1
+    frames = list(range(140, 190)) + [closed] * 40 + list(range(200, 260))
+    video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
+    browser = launch(playwright, video)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        page.wait_for_selector('#alarm[data-active="true"]', timeout=30_000)
+        assert "wake up" in page.text_content("#alarm")
+        assert {page.get_attribute(f"#eye-{eye}", "data-state") for eye in ("left", "right")} == {"closed"}
+        page.wait_for_selector('#alarm[data-active="false"]', timeout=15_000)  # eyes open again
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
 
 
 # ------------------------------------------------------------------------------------- clip mode

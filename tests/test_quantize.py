@@ -56,12 +56,13 @@ def test_static_int8_matches_fp32_on_real_images(fp32, small_sets, tmp_path):
 
 
 def test_calibration_uses_balanced_training_subjects_only(fp32, split):
-    sets = quantize.load_eval_sets(MRL_ZIP, 48, SPLIT, n_calib=600, max_eval=500)
+    sets = quantize.load_eval_sets(MRL_ZIP, 48, SPLIT, n_calib=600, max_val=500, max_test=500)
     train_ids = {int(s.lstrip("s")) for s in split["train"]}
     assert set(np.unique(sets.calib.subjects)) <= train_ids
     assert np.bincount(sets.calib.labels).tolist() == [300, 300]
-    assert set(np.unique(sets.val.subjects)) == {int(s.lstrip("s")) for s in split["val"]}
-    assert set(np.unique(sets.test.subjects)) == {int(s.lstrip("s")) for s in split["test"]}
+    assert set(np.unique(sets.val.subjects)) <= {int(s.lstrip("s")) for s in split["val"]}
+    assert set(np.unique(sets.test.subjects)) <= {int(s.lstrip("s")) for s in split["test"]}
+    assert len(sets.val) == len(sets.test) == 500
 
 
 def test_accuracy_gate_refuses_a_broken_calibration(fp32, small_sets, tmp_path):
@@ -89,11 +90,11 @@ def _metrics_via_evaluate_cli(model, tmp_path):
 def test_cli_static_and_dynamic_then_evaluate_every_file(fp32, tmp_path):
     static, dynamic = tmp_path / "eye_state.int8.onnx", tmp_path / "eye_state.dyn.onnx"
     res = _run("pipeline.quantize", "--model", str(fp32), "--calib", str(MRL_ZIP), "--out", str(static),
-               "--calib-images", "500", "--max-eval", "2000", "--force")  # the gate has its own test
+               "--calib-images", "500", "--max-val", "1000", "--max-test", "2000", "--force")  # the gate has its own test
     assert res.returncode == 0, res.stderr[-3000:]
     assert "validation |p_open - fp32|" in res.stdout and "drop" in res.stdout
     res = _run("pipeline.quantize", "--model", str(fp32), "--calib", str(MRL_ZIP), "--out", str(dynamic),
-               "--mode", "dynamic", "--max-eval", "2000", "--force")
+               "--mode", "dynamic", "--max-val", "1000", "--max-test", "2000", "--force")
     assert res.returncode == 0, res.stderr[-3000:]
 
     fp32_props = export.read_metadata(fp32)
