@@ -136,7 +136,7 @@ class App:
         self._on("stop", "click", lambda _e: self.stop_camera(to_ready=True))
         self._on("camera", "change", lambda e: asyncio.ensure_future(self.start_camera(e.target.value)))
         self._on("clip-file", "change", self._clip_chosen)
-        resize = create_proxy(lambda _e: self.view.timeline.resize())
+        resize = create_proxy(lambda _e: (self.view.timeline.resize(), self.view.overlay.measure()))
         self._proxies.append(resize)
         js.window.addEventListener("resize", resize)
         for element_id in ("start", "clip-file"):

@@ -5,6 +5,8 @@ write is an FFI call; the frame loop calls `render` 30 times a second).
 """
 from __future__ import annotations
 
+from collections import deque
+
 import js
 
 from eyecore.temporal import UNKNOWN
@@ -66,12 +68,15 @@ class EyeCard:
 
 
 class Timeline:
-    """Rolling p(open) plot; scrolls the existing pixels and draws only the new segment per frame."""
+    """Rolling p(open) plot. Per frame it scrolls the pixels and draws only the new segment; the last
+    TIMELINE_SECONDS of points are kept so a resize can redraw everything."""
 
     def __init__(self, canvas):
         self.canvas = canvas
         self.ctx = canvas.getContext("2d")
-        self.last = None  # (t, {eye: p})
+        self.points = deque()  # (t, {eye: p or None})
+        self.drawn_t = None  # time at the canvas' right edge
+        self.last = None  # the last point drawn
         self.resize()
 
     def resize(self) -> None:
@@ -80,42 +85,64 @@ class Timeline:
         height = max(50, int(self.canvas.clientHeight * ratio))
         self.canvas.width, self.canvas.height = width, height
         self.px_per_s = width / TIMELINE_SECONDS
-        self.clear()
+        self._background(0, width)
+        self.drawn_t = None
+        points = list(self.points)
+        for (t0, v0), (t1, v1) in zip(points, points[1:]):
+            self._segment(t0, v0, t1, v1, points[-1][0])
+        self.drawn_t = points[-1][0] if points else None
+        self.last = points[-1] if points else None
 
     def clear(self) -> None:
-        self.ctx.setTransform(1, 0, 0, 1, 0, 0)
-        self.ctx.fillStyle = "#fbfbfd"
-        self.ctx.fillRect(0, 0, self.canvas.width, self.canvas.height)
-        self.last = None
+        self.points.clear()
+        self.drawn_t = self.last = None
+        self._background(0, self.canvas.width)
+
+    def _background(self, x: float, width: float) -> None:
+        ctx = self.ctx
+        ctx.fillStyle = "#fbfbfd"
+        ctx.fillRect(x, 0, width, self.canvas.height)
+        ctx.fillStyle = "#e6e8ee"  # the 0.5 guide line
+        ctx.fillRect(x, round(self._y(0.5)), width, 1)
 
     def _y(self, p: float) -> float:
         margin = 4
         return margin + (1.0 - p) * (self.canvas.height - 2 * margin)
 
-    def add(self, t: float, values: dict) -> None:
-        ctx, width, height = self.ctx, self.canvas.width, self.canvas.height
-        if self.last is None or t < self.last[0] or t - self.last[0] > TIMELINE_SECONDS:
-            self.clear()
-            self.last = (t, values)
-            return
-        shift = (t - self.last[0]) * self.px_per_s
-        if shift < 1.0:  # accumulate until at least a pixel of movement
-            return
-        ctx.drawImage(self.canvas, -round(shift), 0)
-        ctx.fillStyle = "#fbfbfd"
-        ctx.fillRect(width - round(shift) - 1, 0, round(shift) + 1, height)
-        ctx.fillStyle = "#e6e8ee"  # the 0.5 guide line
-        ctx.fillRect(width - round(shift) - 1, round(self._y(0.5)), round(shift) + 1, 1)
+    def _x(self, t: float, now: float) -> float:
+        return self.canvas.width - 1 - (now - t) * self.px_per_s
+
+    def _segment(self, t0, v0, t1, v1, now) -> None:
+        ctx = self.ctx
         ctx.lineWidth = 2
         for eye, colour in EYE_COLOURS.items():
-            before, now = self.last[1].get(eye), values.get(eye)
-            if before is None or now is None:
+            if v0.get(eye) is None or v1.get(eye) is None:
                 continue
             ctx.strokeStyle = colour
             ctx.beginPath()
-            ctx.moveTo(width - 1 - round(shift), self._y(before))
-            ctx.lineTo(width - 1, self._y(now))
+            ctx.moveTo(self._x(t0, now), self._y(v0[eye]))
+            ctx.lineTo(self._x(t1, now), self._y(v1[eye]))
             ctx.stroke()
+
+    def add(self, t: float, values: dict) -> None:
+        if self.points and (t < self.points[-1][0] or t - self.points[-1][0] > TIMELINE_SECONDS):
+            self.clear()  # time went back (a new clip) or a long pause
+        self.points.append((t, values))
+        while self.points and t - self.points[0][0] > TIMELINE_SECONDS:
+            self.points.popleft()
+        if self.drawn_t is None:
+            self.drawn_t, self.last = t, (t, values)
+            return
+        shift = round((t - self.drawn_t) * self.px_per_s)
+        if shift < 1:  # wait for at least a pixel of movement
+            return
+        width = self.canvas.width
+        self.ctx.drawImage(self.canvas, -shift, 0)
+        self._background(width - shift - 1, shift + 1)
+        self.drawn_t += shift / self.px_per_s  # whole pixels, so no rounding drift accumulates
+        if self.last is not None:
+            t0, v0 = self.last
+            self._segment(t0, v0, t, values, self.drawn_t)
         self.last = (t, values)
 
 
@@ -128,10 +155,16 @@ class Overlay:
         self.ctx = canvas.getContext("2d")
         self.mirrored = True
         self.drawn = False
+        self.scale = 1.0  # canvas pixels per CSS pixel, so labels keep a readable size on screen
+
+    def measure(self) -> None:
+        """On resize only: reading clientWidth every frame would force a layout per frame."""
+        self.scale = max(1.0, self.canvas.width / max(1, self.canvas.clientWidth or self.canvas.width))
 
     def size_to(self, width: int, height: int) -> None:
         if self.canvas.width != width or self.canvas.height != height:
             self.canvas.width, self.canvas.height = width, height
+            self.measure()
 
     def clear(self) -> None:
         if self.drawn:
@@ -147,27 +180,32 @@ class Overlay:
         if result is None or result.status != "face":
             return
         self.drawn = True
-        scale = max(1.0, self.canvas.width / 640)
+        scale = self.scale
         if result.face_roi:
             ctx.strokeStyle = "rgba(255,255,255,0.35)"
             ctx.lineWidth = 1 * scale
             self._polygon(result.face_roi)
         ctx.font = f"600 {int(14 * scale)}px system-ui, sans-serif"
+        boxes = {}
         for eye in ("left", "right"):
             found = getattr(result, eye)
-            if found is None:
-                continue
+            if found is not None:
+                boxes[eye] = ([self._x(p[0]) for p in found.crop], [p[1] for p in found.crop], found.crop)
+        centre = sum(sum(xs) / 4 for xs, _, _ in boxes.values()) / max(1, len(boxes))
+        for eye, (xs, ys, crop) in boxes.items():
             eye_state = getattr(state, eye) if state is not None else UNKNOWN
             colour = STATE_COLOURS.get(eye_state, STATE_COLOURS["unknown"])
             ctx.strokeStyle = colour
             ctx.lineWidth = 2.5 * scale
-            self._polygon(found.crop)
-            xs = [self._x(p[0]) for p in found.crop]
-            ys = [p[1] for p in found.crop]
+            self._polygon(crop)
+            # Labels go above the box on its outer side, so the two never overlap on small screens.
             label = f"{'L' if eye == 'left' else 'R'} {eye_state if eye_state != UNKNOWN else '?'}"
-            x, y = min(xs), min(ys) - 6 * scale
+            text_width = ctx.measureText(label).width
+            outer_left = sum(xs) / 4 < centre or len(boxes) == 1
+            x = max(xs) - text_width if outer_left else min(xs)
+            y = min(ys) - 6 * scale
             ctx.fillStyle = "rgba(0,0,0,0.55)"
-            ctx.fillRect(x - 2 * scale, y - 15 * scale, ctx.measureText(label).width + 4 * scale, 18 * scale)
+            ctx.fillRect(x - 3 * scale, y - 15 * scale, text_width + 6 * scale, 19 * scale)
             ctx.fillStyle = colour if eye_state != UNKNOWN else "#fff"
             ctx.fillText(label, x, y)
 

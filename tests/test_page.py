@@ -114,6 +114,18 @@ def test_camera_permission_denied_shows_denied_state(site, playwright, tmp_path)
         browser.close()
 
 
+def test_no_camera_shows_no_camera_state(site, playwright):
+    browser = launch(playwright, fake_video=None)  # no fake device: this machine has no camera
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        assert wait_state(page, ["no-camera", "camera-denied", "camera-ended", *LIVE_STATES], 30_000) == "no-camera"
+        assert "No camera" in page.text_content("#status-message")
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
 def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, tmp_path):
     """Served without COOP/COEP, as on GitHub Pages: the page does not need cross-origin isolation."""
     video = synthetic_y4m(tmp_path / "testsrc.y4m", duration_s=4)
