@@ -110,8 +110,9 @@ def test_both_eyes_unknown_gives_no_state_and_no_blink():
 def test_wink_is_a_blink_only_with_the_either_rule():
     left, right = blink_eyes([(1.0, 1.2)]), blink_eyes([])
     times = frame_times(30, 3.0)
-    assert run(times, left, right)[-1].blink_count == 0
+    assert run(times, left, right, TemporalConfig(eye_rule="both"))[-1].blink_count == 0
     assert run(times, left, right, TemporalConfig(eye_rule="either"))[-1].blink_count == 1
+    assert TemporalConfig().eye_rule == "either"  # the page's and the replay's default (fusion study)
 
 
 def test_mean_rule_averages_the_eyes():

@@ -49,7 +49,7 @@ class TemporalConfig:
     open_above: float = 0.65          # smoothed p_open above this -> open again
     smoothing_tau_s: float = 0.015    # EMA time constant in seconds (0 = no smoothing)
     max_gap_s: float = 1.0            # a longer pause between frames resets eye states and closure
-    eye_rule: str = "both"            # "both" | "either" | "mean", see module docstring
+    eye_rule: str = "either"          # "both" | "either" | "mean", see module docstring; "either" won the fusion study (docs/BENCHMARKS.md)
     min_blink_s: float = 0.05         # shortest closure counted as a blink
     max_blink_s: float = 0.5          # longest closure counted as a blink (plus the last frame gap)
     refractory_s: float = 0.1         # closures starting this soon after a blink are not new blinks
