@@ -164,3 +164,23 @@ def test_cli_reports_missing_checkpoint(tmp_path):
                           "--out", str(tmp_path / "x.onnx")], cwd=REPO, capture_output=True, text=True)
     assert res.returncode != 0 and "not found" in res.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.shared
+@needs_mrl
+@pytest.mark.parametrize("name", ["eye_state.onnx", "eye_state.int8.onnx"])
+def test_shipped_models_carry_the_contract_and_see_open_eyes_as_open(name):
+    path = REPO / "models" / name
+    if not path.exists():
+        pytest.skip(f"{path} not built yet (python -m pipeline.export / pipeline.quantize)")
+    props = export.read_metadata(path)
+    assert json.loads(props["eyestate.classes"]) == ["closed", "open"]
+    spec = PreprocessSpec.from_json(props["eyestate.preprocess"])
+    sidecar = json.loads((REPO / "models" / "eye_state.json").read_text())
+    assert PreprocessSpec.from_dict(sidecar["preprocess"]) == spec and sidecar["classes"] == ["closed", "open"]
+    assert props["eyestate.model"] == sidecar["model"] and props["eyestate.source_sha256"] == sidecar["source_sha256"]
+
+    sample = _test_subject_sample(spec.size)
+    logits = ort.InferenceSession(str(path)).run(["logits"], {"input": gray_to_input(sample.images, spec)})[0]
+    pred = logits.argmax(1)
+    assert (pred[sample.labels == 1] == 1).mean() > 0.9 and (pred[sample.labels == 0] == 0).mean() > 0.9
