@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --pretrained: train only the classifier for this many epochs, then all layers")
     ap.add_argument("--finetune-lr-scale", type=float, default=0.1, help="LR factor of the all-layers phase after freezing")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off); "
+                         "validation, best.pth and the shipped weights then use the average")
     ap.add_argument("--balance", choices=["sampler", "loss", "none"], default="sampler",
                     help="class balance by weighted sampling (default), by loss weights, or not at all")
     ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
@@ -284,8 +287,15 @@ def train(args) -> dict:
     steps_per_epoch = math.ceil(epoch_size / args.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, args))
     history, best, bad_epochs, start = [], -1.0, 0, 0
+    ema = None
+    if getattr(args, "ema", 0):
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=args.ema, use_warmup=True)
     if state:
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+        if ema is not None:
+            ema.module.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -327,14 +337,17 @@ def train(args) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update(model, step=epoch * steps_per_epoch + step)
             seen += len(idx)
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == y).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         bar.close()
         train_time = time.perf_counter() - t0
+        eval_model = ema.module if ema is not None else model
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
-               "train_accuracy": correct / seen, **validate(model, val_set, val_images, spec, device),
+               "train_accuracy": correct / seen, **validate(eval_model, val_set, val_images, spec, device),
                "images_per_s": seen / train_time, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
         improved = row["val_macro_f1"] > best
@@ -346,7 +359,7 @@ def train(args) -> dict:
               flush=True)
         common = dict(preprocess=preprocess, epoch=epoch, best_val_macro_f1=best, args=info["args"], split=split_record)
         if improved:
-            _atomic_save(make_checkpoint(model, args.model, val_metrics=row, **common), out_dir / "best.pth")
+            _atomic_save(make_checkpoint(eval_model, args.model, val_metrics=row, **common), out_dir / "best.pth")
         epochs_this_run += 1
         if args.patience and bad_epochs >= args.patience:
             stopped = f"early stop at epoch {epoch + 1}: no val macro-F1 gain for {args.patience} epochs"
@@ -355,9 +368,11 @@ def train(args) -> dict:
         summary = {"best_val_macro_f1": best, "best_epoch": max(history, key=lambda h: h["val_macro_f1"])["epoch"],
                    "epochs_run": len(history), "params": n_params, "out_dir": str(out_dir), "finished": stopped}
         write_history(out_dir, history, {**info, "summary": summary})
-        _atomic_save(make_checkpoint(model, args.model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        resume_extra = {"train_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}} \
+            if ema is not None else {}
+        _atomic_save(make_checkpoint(eval_model, args.model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                      rng=_rng_state(), history=history, bad_epochs=bad_epochs, finished=stopped,
-                                     summary=summary, **common), out_dir / "last.pth")
+                                     summary=summary, **resume_extra, **common), out_dir / "last.pth")
         if stopped:
             break
         if args.stop_after and epochs_this_run >= args.stop_after:

@@ -86,7 +86,9 @@ def main(argv=None) -> int:
     variants["iris alone (absolute 0.25)"] = replace(base, cnn_weight=0.0, iris_weight=1.0, iris_relative=False,
                                                      iris_closed_ratio=0.25, iris_ratio_width=0.0125)
     if has_cnn:
-        variants["fusion 1:1 (cnn + iris relative 0.8)"] = replace(base, cnn_weight=1.0, iris_weight=1.0)
+        variants["fusion 1:1 log-odds (cnn + iris relative 0.8)"] = replace(base, cnn_weight=1.0, iris_weight=1.0)
+        variants["fusion 1:1 mean of p (cnn + iris relative 0.8)"] = replace(base, cnn_weight=1.0, iris_weight=1.0,
+                                                                            fusion="mean")
     for ratio in (0.7, 0.75, 0.85):  # sensitivity of the one iris threshold, not a search
         variants[f"  iris alone, ratio {ratio}"] = replace(base, cnn_weight=0.0, iris_weight=1.0,
                                                            iris_closed_ratio=ratio)

@@ -123,6 +123,10 @@ class App:
         self.probe = bool(query_param("probe"))  # tests: log the frame-index code stamped in test videos
         js.window.eyestateLog = self.frame_log
         self._proxies = []  # event handlers kept alive for the page's lifetime
+        self._frame_requested = False  # a video-frame callback is registered
+        self._busy = False  # a live frame is being processed
+        self._pending = None  # media time of the newest frame that arrived while busy
+        self._has_pending = False
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -183,7 +187,8 @@ class App:
         entry = {
             "mediaTime": media_time, "t": t, "done": now, "app": self.machine.state, "left": state.left,
             "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
-            "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"]}
+            "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"],
+            "stages": {k: round(v, 2) for k, v in timings.items()}}
         if self.probe:
             entry["probe"] = self._probe(frame, height)
         self.frame_log.push(js_obj(entry))
@@ -273,6 +278,7 @@ class App:
 
     def stop_camera(self, to_ready: bool = False) -> None:
         self.live = False
+        self._has_pending = False
         if self.stream is not None:
             stream, self.stream = self.stream, None
             for track in stream.getTracks():
@@ -285,8 +291,12 @@ class App:
             self.machine.go(S.READY)
 
     def _request_frame(self) -> None:
-        if not self.live:
+        """Keep exactly one video-frame callback registered while live, also while a frame is being
+        processed: a frame that arrives meanwhile is then processed as soon as the current one is done,
+        instead of waiting for the frame after it (the model calls yield to the event loop via JSPI)."""
+        if not self.live or self._frame_requested:
             return
+        self._frame_requested = True
         callback = create_once_callable(self._on_video_frame)
         if hasattr(self.video, "requestVideoFrameCallback"):
             self.video.requestVideoFrameCallback(callback)
@@ -294,22 +304,31 @@ class App:
             js.requestAnimationFrame(callback)
 
     def _on_video_frame(self, _now, metadata=None) -> None:
+        self._frame_requested = False
+        self._request_frame()
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
+        if self._busy:
+            self._pending = media_time  # only the newest waiting frame counts; older ones are skipped
+            self._has_pending = True
+            return
         asyncio.ensure_future(self._live_step(media_time))
 
     async def _live_step(self, media_time) -> None:
-        if not self.live:
-            return
+        self._busy = True
         try:
-            width, height = int(self.video.videoWidth), int(self.video.videoHeight)
-            if width and height:
-                started = js.performance.now()
-                frame = self.runtime.snapshot(self.video, width, height)
-                self.process(frame, width, height, started / 1000.0, media_time, started)
+            while self.live:
+                width, height = int(self.video.videoWidth), int(self.video.videoHeight)
+                if width and height:
+                    started = js.performance.now()
+                    frame = self.runtime.snapshot(self.video, width, height)
+                    self.process(frame, width, height, started / 1000.0, media_time, started)
+                if not self._has_pending:
+                    break
+                media_time, self._has_pending = self._pending, False
         except Exception as error:  # a model that fails mid-run: say so instead of freezing
             self._fail(error)
-            return
-        self._request_frame()
+        finally:
+            self._busy = False
 
     # -- recorded clip ---------------------------------------------------------------------------
 

@@ -68,11 +68,15 @@ def ffmpeg(*args: str) -> None:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.strip()}")
 
 
-def video_to_y4m(src: Path, dst: Path, start_s: float = 0.0, duration_s: float | None = None) -> Path:
-    """A slice of a video as .y4m (what Chromium's fake camera reads); keeps the frame rate."""
+def video_to_y4m(src: Path, dst: Path, start_s: float = 0.0, duration_s: float | None = None,
+                 fps: float | None = None) -> Path:
+    """A slice of a video as .y4m (what Chromium's fake camera reads); keeps the frame rate unless `fps`
+    is given (then frames are repeated or dropped to reach it)."""
     args = ["-ss", f"{start_s}", "-i", str(src)]
     if duration_s is not None:
         args += ["-t", f"{duration_s}"]
+    if fps is not None:
+        args += ["-vf", f"fps={fps}"]
     ffmpeg(*args, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))
     return dst
 

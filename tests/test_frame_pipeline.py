@@ -2,9 +2,10 @@ import math
 
 import pytest
 
-from eyecore.frame import (EYES, FramePipeline, FrameResult, OpeningBaseline, PipelineConfig, fuse,
+from eyecore.frame import (EYES, FUSIONS, FramePipeline, FrameResult, OpeningBaseline, PipelineConfig, fuse,
                            p_open_from_opening)
 from eyecore import landmarks as lm
+from eyecore.temporal import TemporalConfig
 
 from face_helpers import face_models_dir, needs_shared, video_frame
 
@@ -86,11 +87,26 @@ def test_opening_maps_to_p_open_relative_to_the_usual_gap():
 
 
 def test_fusion_averages_the_available_signals():
-    both = PipelineConfig(cnn_weight=1.0, iris_weight=1.0)
-    assert fuse(0.9, 0.1, both) == pytest.approx(0.5)
-    assert fuse(None, 0.2, both) == pytest.approx(0.2)
-    assert fuse(0.9, 0.1, PipelineConfig(cnn_weight=3.0, iris_weight=1.0)) == pytest.approx(0.7)
-    assert fuse(None, 0.2, PipelineConfig(cnn_weight=1.0, iris_weight=0.0)) is None
+    for fusion in FUSIONS:
+        both = PipelineConfig(cnn_weight=1.0, iris_weight=1.0, fusion=fusion)
+        assert fuse(0.9, 0.1, both) == pytest.approx(0.5)
+        assert fuse(None, 0.2, both) == pytest.approx(0.2)
+        assert fuse(None, 0.2, PipelineConfig(cnn_weight=1.0, iris_weight=0.0, fusion=fusion)) is None
+    assert fuse(0.9, 0.1, PipelineConfig(cnn_weight=3.0, iris_weight=1.0, fusion="mean")) == pytest.approx(0.7)
+    # log-odds: 3 * logit(0.9) - logit(0.9) over 4 = logit(0.9) / 2 -> p = 0.75
+    assert fuse(0.9, 0.1, PipelineConfig(cnn_weight=3.0, iris_weight=1.0)) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="fusion"):
+        fuse(0.9, 0.1, PipelineConfig(fusion="max"))
+
+
+def test_logit_fusion_lets_a_confident_signal_outweigh_a_lukewarm_one():
+    """The soniya case: the CNN says 'open, 0.9', the eyelid gap says 'shut' (p 0.01). Averaging
+    probabilities lands at 0.455 (above the tracker's 0.35 closed threshold); log-odds land at 0.1."""
+    closed_below = TemporalConfig().closed_below
+    assert fuse(0.9, 0.01, PipelineConfig(fusion="mean")) > closed_below
+    assert fuse(0.9, 0.01, PipelineConfig()) < closed_below
+    assert fuse(0.99, 0.99, PipelineConfig()) == pytest.approx(0.99)
+    assert 0.0 < fuse(0.0, 0.0, PipelineConfig()) < 1e-3  # clamped, no log(0)
 
 
 def mean_brightness_classifier(path, size=48, gain=4.0):
@@ -139,7 +155,7 @@ def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
         assert tensor.shape == (1, 1, 48, 48)
         assert er.p_cnn == pytest.approx(1 / (1 + math.exp(-4.0 * float(tensor.mean()))), abs=1e-5)
         assert 0.2 < er.eyelid_opening < 0.6 and er.p_iris > 0.5  # open eyes, the gap at its usual size
-        assert er.p_open == pytest.approx((er.p_cnn + er.p_iris) / 2)  # default fusion: equal weights
+        assert er.p_open == pytest.approx(fuse(er.p_cnn, er.p_iris, PipelineConfig()))  # equal weights, log-odds
         xs = [x for x, _ in er.crop]
         assert min(xs) < er.corners[0][0] < er.corners[1][0] < max(xs)
     assert result.left.p_cnn != result.right.p_cnn

@@ -28,7 +28,8 @@ IRIS_SPEC = TensorSpec.from_range(0.0, 1.0)
 class PipelineConfig:
     use_classifier: bool = True
     use_iris: bool = True
-    # p_open = (cnn_weight * p_cnn + iris_weight * p_iris) / (sum of the weights that are available),
+    # p_open = the weighted mean of p_cnn and p_iris in log-odds ("logit", default: independent evidence,
+    # so a confident signal outweighs a lukewarm one) or in probability ("mean"), over the signals available;
     # p_iris = sigmoid((eyelid_opening / reference - iris_closed_ratio) / iris_ratio_width), where the
     # reference is this eye's usual opening (a high percentile over the last iris_baseline_s seconds,
     # at least iris_min_baseline) or 1 when iris_relative is off (then iris_closed_ratio is absolute).
@@ -36,6 +37,7 @@ class PipelineConfig:
     # the lid gap is 20% below the eye's usual gap.
     cnn_weight: float = 1.0
     iris_weight: float = 1.0
+    fusion: str = "logit"             # "logit" | "mean", see above (scripts/fusion_study.py compares them)
     iris_relative: bool = True
     iris_closed_ratio: float = 0.8
     iris_ratio_width: float = 0.05
@@ -128,13 +130,30 @@ def p_open_from_opening(opening: float, baseline: float | None, config: Pipeline
     return _sigmoid((opening / reference - config.iris_closed_ratio) / config.iris_ratio_width)
 
 
+FUSIONS = ("logit", "mean")
+_P_CLAMP = 1e-4  # log-odds of 0 or 1 are infinite; clamp to +-9.2
+
+
+def _logit(p: float) -> float:
+    p = min(1.0 - _P_CLAMP, max(_P_CLAMP, p))
+    return math.log(p / (1.0 - p))
+
+
 def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> float | None:
-    """Weighted mean of the signals that are available (and have a weight)."""
+    """Weighted mean (in log-odds or in probability, config.fusion) of the signals that are available
+    and have a weight."""
     parts = [(w, p) for w, p in ((config.cnn_weight, p_cnn), (config.iris_weight, p_iris))
              if p is not None and w > 0]
     if not parts:
         return None
-    return sum(w * p for w, p in parts) / sum(w for w, _ in parts)
+    if len(parts) == 1:
+        return parts[0][1]
+    total = sum(w for w, _ in parts)
+    if config.fusion == "mean":
+        return sum(w * p for w, p in parts) / total
+    if config.fusion != "logit":
+        raise ValueError(f"PipelineConfig.fusion must be one of {FUSIONS}, got {config.fusion!r}")
+    return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
 class FramePipeline:
