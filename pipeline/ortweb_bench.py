@@ -65,6 +65,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _input_shape(model_path, batch: int) -> list:
+    import onnx
+
+    dims = onnx.load(str(model_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
+    return [batch, *shape[1:]]
+
+
 class OrtWebBench:
     """Context manager: `bench.run(model_path, batch=2)` -> dict with median_ms / p95_ms."""
 
@@ -96,16 +104,22 @@ class OrtWebBench:
         return self
 
     def run(self, model_path, batch: int = 2, warmup: int = 50, runs: int = 300, size: int | None = None) -> dict:
+        """Eye models (gray [N,1,S,S] with preprocessing metadata) take `size`; any other float32 model
+        gets its own input shape with the batch dimension set to `batch`."""
+        shape = None
         if size is None:
             from pipeline.export import spec_from_onnx
 
-            size = spec_from_onnx(model_path).size
+            try:
+                size = spec_from_onnx(model_path).size
+            except ValueError:
+                shape = _input_shape(model_path, batch)
         self._n += 1
         name = f"m{self._n}.onnx"
         shutil.copy(model_path, self.root / name)
         try:
-            res = self._page.evaluate("([u, b, w, r, s]) => window.benchModel(u, b, w, r, s)",
-                                      [name, batch, warmup, runs, size])
+            res = self._page.evaluate("([u, b, w, r, s, shape]) => window.benchModel(u, b, w, r, s, shape)",
+                                      [name, batch, warmup, runs, size, shape])
         finally:
             os.remove(self.root / name)
         res["batch"] = batch

@@ -182,6 +182,42 @@ def test_tracking_skips_detection_until_the_face_is_lost(runtime):
 
 @needs_shared
 @pytest.mark.shared
+def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
+    pipeline = FramePipeline(runtime, PipelineConfig())
+    frame = video_frame()
+    batches = []
+    real_run = runtime.run
+
+    def counting_run(model, feeds):
+        if model == "iris_landmark":
+            batches.append(len(next(iter(feeds.values()))))
+        return real_run(model, feeds)
+
+    monkeypatch.setattr(runtime, "run", counting_run)
+    results = [pipeline.process(frame, t) for t in (0.0, 0.033, 0.066, 0.099)]  # 30 fps
+    assert batches == [2, 1, 1, 1]  # both eyes first, then one per frame
+    for r in results:  # every frame still reports both eyes, fused with the latest reading of each
+        assert r.left.p_iris is not None and r.right.p_iris is not None
+        assert r.left.p_open == pytest.approx(fuse(r.left.p_cnn, r.left.p_iris, PipelineConfig()))
+    assert results[2].left.eyelid_opening == results[1].left.eyelid_opening or \
+        results[2].right.eyelid_opening == results[1].right.eyelid_opening  # one eye kept its reading
+    batches.clear()
+    for t in (0.2, 0.3, 0.4):  # 10 fps: a skipped reading could miss a whole blink, so both eyes
+        pipeline.process(frame, t)
+    assert batches == [2, 2, 2]
+    batches.clear()
+    pipeline.process(np.zeros_like(frame), 0.433)  # face lost: held readings are dropped
+    pipeline.process(frame, 0.466)
+    assert batches == [2]
+    never = FramePipeline(runtime, PipelineConfig(iris_alternate_below_s=0))
+    batches.clear()
+    for t in (0.0, 0.033, 0.066):
+        never.process(frame, t)
+    assert batches == [2, 2, 2]
+
+
+@needs_shared
+@pytest.mark.shared
 def test_noise_and_black_frames_have_no_face(runtime):
     pipeline = FramePipeline(runtime, PipelineConfig())
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)

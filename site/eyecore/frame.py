@@ -44,6 +44,10 @@ class PipelineConfig:
     iris_baseline_s: float = 30.0
     iris_baseline_percentile: float = 0.75
     iris_min_baseline: float = 0.1   # only guards a degenerate baseline; narrow open eyes sit near 0.15
+    # Frames closer together than this (faster than ~22 fps): the iris model reads one eye per frame,
+    # alternating, and the other eye keeps its reading from the frame before (halves the costliest stage;
+    # at lower frame rates a skipped reading would miss a blink, so both eyes are read). 0 = always both.
+    iris_alternate_below_s: float = 0.045
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -166,11 +170,27 @@ class FramePipeline:
         cfg = self.config
         self._baselines = {eye: OpeningBaseline(cfg.iris_baseline_s, cfg.iris_baseline_percentile)
                            for eye in EYES}
+        self._iris_held = {}  # eye -> (opening, baseline, p_iris) of its latest iris reading
+        self._iris_turn = 0  # index into EYES of the eye read last when alternating
+        self._last_t = None
 
     def reset(self) -> None:
         self._roi = None
+        self._iris_held = {}
+        self._last_t = None
         for baseline in self._baselines.values():
             baseline.reset()
+
+    def _iris_eyes(self, visible: list, dt: float | None) -> list:
+        """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s)."""
+        limit = self.config.iris_alternate_below_s
+        if len(visible) < 2 or dt is None or not 0 <= dt < limit:
+            return visible
+        missing = [eye for eye in visible if eye not in self._iris_held]
+        if missing:
+            return missing
+        self._iris_turn = 1 - self._iris_turn
+        return [EYES[self._iris_turn]]
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -265,6 +285,7 @@ class FramePipeline:
                 break
 
         if points is None:
+            self._iris_held = {}
             timings["total"] = (clock() - start) * 1000
             return result
 
@@ -283,20 +304,25 @@ class FramePipeline:
             p_cnn = self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
             timings["classify"] = (clock() - t0) * 1000
 
+        readings = {}
         if self.config.use_iris and visible:
+            dt = None if self._last_t is None else t - self._last_t
+            read = self._iris_eyes(list(visible), dt)
             t0 = clock()
-            openings = self._iris_openings(frame, {eye: corners for eye, (corners, _) in visible.items()})
+            openings = self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
             timings["iris"] = (clock() - t0) * 1000
-        else:
-            openings = {eye: lm.facemesh_lid_opening(points, eye) for eye in visible}
+            for eye, opening in openings.items():
+                baseline = self._baselines[eye].update(t, opening)
+                self._iris_held[eye] = (opening, baseline, p_open_from_opening(opening, baseline, self.config))
+            readings = {eye: self._iris_held[eye] for eye in visible}
+        else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
+            readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
+        self._iris_held = {eye: v for eye, v in self._iris_held.items() if eye in visible}
+        self._last_t = t
 
         for eye, (corners, rect) in visible.items():
             p = p_cnn.get(eye)
-            opening = openings[eye]
-            baseline = p_iris = None
-            if self.config.use_iris:  # FaceMesh's lid points hardly move behind glasses: report, never fuse
-                baseline = self._baselines[eye].update(t, opening)
-                p_iris = p_open_from_opening(opening, baseline, self.config)
+            opening, baseline, p_iris = readings[eye]
             setattr(result, eye, EyeResult(fuse(p, p_iris, self.config), p, opening, p_iris, baseline,
                                            corners, rect.corners()))
         timings["total"] = (clock() - start) * 1000
