@@ -103,6 +103,8 @@ async def boot() -> None:
         if query_param("iris") == "0":
             pipeline_config.iris_weight = 0.0
         pipeline_config.use_iris = pipeline_config.iris_weight > 0
+        if query_param("alternate") == "0":  # the iris model reads both eyes on every frame (A/B timing)
+            pipeline_config.iris_alternate_below_s = 0.0
         needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
         if not pipeline_config.use_iris:
             view.stage_done("iris_landmark", 0, ok=True)

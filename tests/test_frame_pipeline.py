@@ -194,21 +194,22 @@ def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatc
         return real_run(model, feeds)
 
     monkeypatch.setattr(runtime, "run", counting_run)
-    results = [pipeline.process(frame, t) for t in (0.0, 0.033, 0.066, 0.099)]  # 30 fps
-    assert batches == [2, 1, 1, 1]  # both eyes first, then one per frame
+    results = [pipeline.process(frame, t) for t in (0.0, 0.033, 0.066, 0.099, 0.199, 0.232)]  # 30 fps, one late
+    assert batches == [2, 1, 1, 1, 1, 1]  # both eyes first, then one per frame; one late frame changes nothing
     for r in results:  # every frame still reports both eyes, fused with the latest reading of each
         assert r.left.p_iris is not None and r.right.p_iris is not None
         assert r.left.p_open == pytest.approx(fuse(r.left.p_cnn, r.left.p_iris, PipelineConfig()))
     assert results[2].left.eyelid_opening == results[1].left.eyelid_opening or \
         results[2].right.eyelid_opening == results[1].right.eyelid_opening  # one eye kept its reading
     batches.clear()
-    for t in (0.2, 0.3, 0.4):  # 10 fps: a skipped reading could miss a whole blink, so both eyes
-        pipeline.process(frame, t)
-    assert batches == [2, 2, 2]
-    batches.clear()
-    pipeline.process(np.zeros_like(frame), 0.433)  # face lost: held readings are dropped
-    pipeline.process(frame, 0.466)
+    pipeline.process(np.zeros_like(frame), 0.265)  # face lost: held readings are dropped
+    pipeline.process(frame, 0.298)
     assert batches == [2]
+    slow = FramePipeline(runtime, PipelineConfig())
+    batches.clear()
+    for t in (0.0, 0.1, 0.2, 0.3):  # 10 fps: a skipped reading could miss a whole blink, so both eyes
+        slow.process(frame, t)
+    assert batches == [2, 2, 2, 2]
     never = FramePipeline(runtime, PipelineConfig(iris_alternate_below_s=0))
     batches.clear()
     for t in (0.0, 0.033, 0.066):

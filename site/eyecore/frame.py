@@ -44,10 +44,12 @@ class PipelineConfig:
     iris_baseline_s: float = 30.0
     iris_baseline_percentile: float = 0.75
     iris_min_baseline: float = 0.1   # only guards a degenerate baseline; narrow open eyes sit near 0.15
-    # Frames closer together than this (faster than ~22 fps): the iris model reads one eye per frame,
-    # alternating, and the other eye keeps its reading from the frame before (halves the costliest stage;
-    # at lower frame rates a skipped reading would miss a blink, so both eyes are read). 0 = always both.
-    iris_alternate_below_s: float = 0.045
+    # Frames closer together than this on average (faster than ~14 fps): the iris model reads one eye
+    # per frame, alternating, and the other eye keeps its reading from the frame before. That halves the
+    # costliest stage; with eye_rule "either" every frame still has one eye fully fresh. Below it (a blink
+    # may span a single frame) both eyes are read. The average (EMA of the frame gaps) keeps one late
+    # frame from flipping the mode. 0 = always both.
+    iris_alternate_below_s: float = 0.07
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -172,19 +174,25 @@ class FramePipeline:
                            for eye in EYES}
         self._iris_held = {}  # eye -> (opening, baseline, p_iris) of its latest iris reading
         self._iris_turn = 0  # index into EYES of the eye read last when alternating
-        self._last_t = None
+        self._last_t = None  # time of the previous frame with a face
+        self._dt_avg = None  # running average of the gaps between such frames
 
     def reset(self) -> None:
         self._roi = None
         self._iris_held = {}
-        self._last_t = None
+        self._last_t = self._dt_avg = None
         for baseline in self._baselines.values():
             baseline.reset()
 
-    def _iris_eyes(self, visible: list, dt: float | None) -> list:
+    def _iris_eyes(self, visible: list, t: float) -> list:
         """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s)."""
+        dt = None if self._last_t is None else t - self._last_t
+        if dt is None or dt < 0:  # first frame, or time went back (a new clip)
+            self._dt_avg = None
+        else:
+            self._dt_avg = dt if self._dt_avg is None else 0.8 * self._dt_avg + 0.2 * dt
         limit = self.config.iris_alternate_below_s
-        if len(visible) < 2 or dt is None or not 0 <= dt < limit:
+        if len(visible) < 2 or self._dt_avg is None or self._dt_avg >= limit:
             return visible
         missing = [eye for eye in visible if eye not in self._iris_held]
         if missing:
@@ -306,8 +314,7 @@ class FramePipeline:
 
         readings = {}
         if self.config.use_iris and visible:
-            dt = None if self._last_t is None else t - self._last_t
-            read = self._iris_eyes(list(visible), dt)
+            read = self._iris_eyes(list(visible), t)
             t0 = clock()
             openings = self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
             timings["iris"] = (clock() - t0) * 1000
