@@ -1,8 +1,8 @@
 """Named, batched augmentations for gray eye crops (torch ops on whole batches: fast on CPU, unchanged on GPU).
 
 Every augmentation draws its own parameters per sample and keeps shape [B,1,S,S], the value range and the label.
-Select them with `--augmentations "flip,rotate,..."`; `name:p` overrides the probability; "default" = all of them,
-"seed" = the seed project's list, "none" = no augmentation.
+Select them with `--augmentations "flip,rotate,..."`; `name:p` overrides the probability; "default" = all but the
+opt-in glasses ones (glare, rim), "all" = every one, "seed" = the seed project's list, "none" = no augmentation.
 
     python -m pipeline.augment --out docs/img/augment_grid.png
 """
@@ -114,6 +114,37 @@ def occlusion(x):  # a flat rectangle (eyelid shadow, glasses frame, hair): 10-2
     return torch.where(inside[:, None], fill, x)
 
 
+def _grid(x):
+    n, _, h, w = x.shape
+    ys = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w)
+    return n, h, w, ys, xs
+
+
+def glare(x):  # glasses reflections: 1-2 soft bright ellipses, 3-15 % of the side, anywhere on the crop
+    n, h, w, ys, xs = _grid(x)
+    out = x
+    for _ in range(2):
+        cy, cx = _uniform(n, 0, h, x).view(-1, 1, 1), _uniform(n, 0, w, x).view(-1, 1, 1)
+        ry = (_uniform(n, 0.03, 0.15, x) * h).view(-1, 1, 1)
+        rx = ry * _uniform(n, 0.7, 2.5, x).view(-1, 1, 1)
+        blob = torch.exp(-(((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2))
+        out = out + _per_sample(_uniform(n, 0.3, 0.9, x)) * blob[:, None] * (torch.rand(n, 1, 1, 1, device=x.device) < 0.7)
+    return out
+
+
+def rim(x):  # a glasses rim: part of a large ellipse, 1-4 px thick, darker or brighter than the skin
+    n, h, w, ys, xs = _grid(x)
+    cy = (_uniform(n, 0.2, 0.8, x) * h).view(-1, 1, 1)
+    cx = (_uniform(n, 0.2, 0.8, x) * w).view(-1, 1, 1)
+    ry = (_uniform(n, 0.35, 0.9, x) * h).view(-1, 1, 1)
+    rx = (_uniform(n, 0.5, 1.1, x) * w).view(-1, 1, 1)
+    d = torch.sqrt(((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2)
+    ring = ((d - 1).abs() * torch.minimum(rx, ry) < _uniform(n, 0.5, 2.0, x).view(-1, 1, 1)).to(x.dtype)
+    shade = _per_sample(_uniform(n, 0.0, 1.0, x))
+    return torch.lerp(x, shade, ring[:, None] * 0.8)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     fn: Callable[[torch.Tensor], torch.Tensor]
@@ -130,14 +161,19 @@ AUGMENTATIONS: dict[str, Augmentation] = {
     "contrast": Augmentation(contrast, 0.5, "contrast ×0.6-1.4"),
     "gamma": Augmentation(gamma, 0.3, "gamma 0.6-1.7"),
     "occlusion": Augmentation(occlusion, 0.2, "rectangular occlusion"),
+    "glare": Augmentation(glare, 0.2, "glasses reflections (soft bright ellipses)"),
+    "rim": Augmentation(rim, 0.2, "glasses rim (thin elliptic arc)"),
     "downup": Augmentation(downup, 0.3, "down-then-up scaling (35-80 %)"),
     "blur": Augmentation(blur, 0.2, "Gaussian blur sigma 0.3-1.2"),
     "jpeg": Augmentation(jpeg, 0.2, "JPEG quality 25-85"),
     "noise": Augmentation(noise, 0.3, "Gaussian sensor noise sigma 0.005-0.05"),
 }
 SEED_AUGMENTATIONS = "flip,rotate,brightness,contrast,blur,occlusion"
-DEFAULT_AUGMENTATIONS = ",".join(AUGMENTATIONS)
-ALIASES = {"default": DEFAULT_AUGMENTATIONS, "all": DEFAULT_AUGMENTATIONS, "seed": SEED_AUGMENTATIONS, "none": ""}
+# glare and rim are opt-in: with them the shipped recipe scored the same on the validation subjects
+# (glasses 0.869 vs 0.867) and on the webcam videos (docs/BENCHMARKS.md), so the default stays as measured.
+OPT_IN = ("glare", "rim")
+DEFAULT_AUGMENTATIONS = ",".join(n for n in AUGMENTATIONS if n not in OPT_IN)
+ALIASES = {"default": DEFAULT_AUGMENTATIONS, "all": ",".join(AUGMENTATIONS), "seed": SEED_AUGMENTATIONS, "none": ""}
 
 
 def parse_augmentations(spec: str | list[str] | None) -> dict[str, float]:

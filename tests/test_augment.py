@@ -87,3 +87,16 @@ def test_grid_cli_writes_png(tmp_path):
     main(["--data", str(tmp_path / "data"), "--out", str(out), "--rows", "4"])
     img = cv2.imread(str(out))
     assert img is not None and img.shape[1] > img.shape[0] > 200
+
+
+def test_glasses_augmentations_are_opt_in_and_local():
+    assert "glare" not in parse_augmentations("default") and "rim" not in parse_augmentations("default")
+    assert {"glare", "rim"} <= set(parse_augmentations("all"))
+    torch.manual_seed(0)
+    x = torch.full((32, 1, 48, 48), 0.4)
+    glared = BatchAugment({"glare": 1.0})(x)
+    assert torch.all(glared >= x - 1e-6)  # reflections only brighten
+    assert (glared > 0.5).float().mean() < 0.5  # ... a part of the crop, not all of it
+    rimmed = BatchAugment({"rim": 1.0})(x)
+    changed = ((rimmed - x).abs() > 1e-3).float().mean(dim=(1, 2, 3))
+    assert float(changed.max()) < 0.35  # a thin arc
