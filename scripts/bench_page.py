@@ -1,6 +1,7 @@
 """Benchmark the built page in headless Chromium with a fake 640x480 camera.
 
-    python scripts/bench_page.py [--video FILE] [--camera-fps 60] [--seconds 15] [--variant "?eye=int8" ...] [--no-build]
+    python scripts/bench_page.py [--video FILE] [--camera-fps 60] [--seconds 15] [--variant "?eye=int8" ...]
+                                 [--repeat 3] [--no-build]
 
 Per variant (a query string the page understands: eye=fp32|int8, threads=N): processed FPS, p50/p95
 frame time (pipeline + drawing, from the page's own per-frame log), first-label time after
@@ -68,6 +69,20 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages}
 
 
+def median_result(runs: list) -> dict:
+    """Per-number median over repeated runs of one variant (start-up stages and per-frame stages too)."""
+    def med(values):
+        return statistics.median(values) if values else float("nan")
+
+    out = dict(runs[0])
+    for key in ("fps", "p50_ms", "p95_ms", "bytes", "frames"):
+        out[key] = med([r[key] for r in runs])
+    out["timings"] = {k: med([r["timings"][k] for r in runs if k in r["timings"]]) for k in runs[0]["timings"]}
+    out["stages"] = {k: med([r["stages"][k] for r in runs if k in r["stages"]]) for k in runs[0]["stages"]}
+    out["variant"] = f"{runs[0]['variant']} (median of {len(runs)})"
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, help="camera video (default: 20 s of the shared focus video)")
@@ -77,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds after the first label before measuring")
     parser.add_argument("--variant", action="append", default=None,
                         help='query string per run, e.g. "?eye=int8" (repeatable; default: the page as built)')
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over all variants; the tables then show the median of the rounds")
     parser.add_argument("--no-build", action="store_true", help="use the existing dist/")
     args = parser.parse_args(argv)
     reason = browser_missing_reason()
@@ -97,8 +114,11 @@ def main(argv=None) -> int:
             video = synthetic_y4m(Path(tmp) / "camera.y4m", duration_s=20)
         results = []
         with serve(dist) as base, sync_playwright() as playwright:
-            for variant in args.variant or [""]:
-                results.append(measure(playwright, base, video, args.seconds, variant, args.warmup))
+            for _ in range(args.repeat):  # rounds interleave the variants: a noisy machine hits them alike
+                for variant in args.variant or [""]:
+                    results.append(measure(playwright, base, video, args.seconds, variant, args.warmup))
+    if args.repeat > 1:
+        results = [median_result([r for r in results if r["variant"] == v]) for v in dict.fromkeys(r["variant"] for r in results)]
     rate = f" at {args.camera_fps:g} fps" if args.camera_fps else ""
     print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as 640x480 y4m{rate}; {args.seconds:.0f} s measured "
           f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu\n")
