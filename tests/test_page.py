@@ -117,11 +117,13 @@ def test_camera_permission_denied_shows_denied_state(site, playwright, tmp_path)
 def test_no_camera_shows_no_camera_state(site, playwright):
     browser = launch(playwright, fake_video=None)  # no fake device: this machine has no camera
     try:
-        page, requests, _ = open_page(browser, site)
+        page, requests, _ = open_page(browser, site, "?iris=0")  # classifier-only mode, also checked here
         page.click("#start")
         assert wait_state(page, ["no-camera", "camera-denied", "camera-ended", *LIVE_STATES], 30_000) == "no-camera"
         assert "No camera" in page.text_content("#status-message")
         assert_same_origin_only(requests, site)
+        assert not [u for u in requests.urls if "iris_landmark" in u], "?iris=0 must not download the iris model"
+        assert any("face_landmark" in u for u in requests.urls)
     finally:
         browser.close()
 
