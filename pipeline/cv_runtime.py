@@ -105,6 +105,10 @@ class CvRuntime:
         outs = sess.run(None, feeds)
         return {o.name: v.ravel().tolist() for o, v in zip(sess.get_outputs(), outs)}
 
+    async def run_async(self, model: str, feeds: dict) -> dict:
+        """`run` as an awaitable, so CPython can drive FramePipeline.process_async (the page's path)."""
+        return self.run(model, feeds)
+
     def stack(self, tensors: list) -> np.ndarray:
         return np.concatenate(tensors, axis=0)
 

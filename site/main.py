@@ -11,7 +11,6 @@ import js
 
 PYTHON_STARTED = js.performance.now()
 
-from pyodide.ffi import can_run_sync  # noqa: E402
 from pyscript.js_modules import ort  # noqa: E402  (self-hosted, see pyscript.json)
 
 from eyecore import states as S  # noqa: E402
@@ -86,9 +85,6 @@ async def boot() -> None:
     timings["modules_ms"] = js.performance.now()
     view.stage_done("modules", timings["modules_ms"])
     try:
-        if not can_run_sync():
-            raise RuntimeError("this browser lacks WebAssembly JavaScript Promise Integration (JSPI); "
-                               "use a current Chrome, Edge or another Chromium-based browser")
         config = await fetch_json("page_config.json")
         eye_meta = await fetch_json(config["eye_model_json"])
         choice = query_param("eye")

@@ -152,12 +152,12 @@ class App:
 
     # -- per frame -------------------------------------------------------------------------------
 
-    def process(self, frame, width: int, height: int, t: float, media_time: float | None = None,
-                started: float | None = None):
+    async def process(self, frame, width: int, height: int, t: float, media_time: float | None = None,
+                      started: float | None = None):
         """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view.
         Returns (FrameResult, TemporalState)."""
         started = js.performance.now() if started is None else started
-        result = self.pipeline.process(frame, t)
+        result = await self.pipeline.process_async(frame, t)
         left, right = result.left, result.right
         state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
         self.machine.on_frame_result(face_found=result.status == "face",
@@ -293,7 +293,7 @@ class App:
     def _request_frame(self) -> None:
         """Keep exactly one video-frame callback registered while live, also while a frame is being
         processed: a frame that arrives meanwhile is then processed as soon as the current one is done,
-        instead of waiting for the frame after it (the model calls yield to the event loop via JSPI)."""
+        instead of waiting for the frame after it (the model calls are awaited, so the event loop runs meanwhile)."""
         if not self.live or self._frame_requested:
             return
         self._frame_requested = True
@@ -321,7 +321,7 @@ class App:
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
-                    self.process(frame, width, height, started / 1000.0, media_time, started)
+                    await self.process(frame, width, height, started / 1000.0, media_time, started)
                 if not self._has_pending:
                     break
                 media_time, self._has_pending = self._pending, False
@@ -408,7 +408,7 @@ class App:
             await reader.open()
             progress = js.document.getElementById("clip-progress")
             async for media_time, canvas in reader.frames():
-                result, state = self.process(canvas, reader.width, reader.height, media_time, media_time)
+                result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time)
                 reader.recycle(canvas)
                 left, right = result.left, result.right
                 rows.append({"frame": len(rows), "time": round(media_time, 4),

@@ -7,14 +7,14 @@ and do the channel mix, scale and offset as their first nodes (build.fuse_rgba_i
 arithmetic as `eyecore.preprocess.rgba_to_input`, checked by tests/test_build.py. A crop whose
 TensorSpec differs from what a model was built with is refused, never silently converted wrongly.
 
-FramePipeline is synchronous; ort-web is asynchronous. `run` bridges them with
-`pyodide.ffi.run_sync` (WebAssembly JS Promise Integration), so `process` must be called from an
-asyncio task (the page's frame loop is one).
+ort-web is asynchronous: the page drives `FramePipeline.process_async`, which awaits `run_async`
+for each model call. No JSPI (`run_sync`) is needed, so the page runs in every browser with
+WebAssembly and WebRTC, not only in Chromium.
 """
 from __future__ import annotations
 
 import js
-from pyodide.ffi import run_sync, to_js
+from pyodide.ffi import to_js
 
 REQUIRED_MODELS = ("face_detection", "face_landmark", "eye_state")  # iris_landmark: only if used
 
@@ -151,7 +151,7 @@ class WebRuntime:
                              f"computes {built}; rebuild the site (python build.py)")
         return self.ort.Tensor.new("uint8", batch.rgba, to_js([batch.n, batch.height, batch.width, 4]))
 
-    def run(self, model: str, feeds: dict) -> dict:
+    async def run_async(self, model: str, feeds: dict) -> dict:
         if model not in self.sessions:
             raise KeyError(f"no model {model!r} loaded (have {sorted(self.sessions)})")
         session = self.sessions[model]
@@ -159,7 +159,7 @@ class WebRuntime:
             raise ValueError(f"{model}: expected one crop (runtime.crop / runtime.stack) as the only input")
         tensor = self._rgba_tensor(model, next(iter(feeds.values())))
         start = js.performance.now()
-        outputs = run_sync(session.run(js_obj({"rgba": tensor})))
+        outputs = await session.run(js_obj({"rgba": tensor}))
         start = self._spent(model, start)
         result = {name: getattr(outputs, name).data.to_py().tolist() for name in session.outputNames}
         self._spent("outputs", start)

@@ -182,6 +182,27 @@ def test_tracking_skips_detection_until_the_face_is_lost(runtime):
 
 @needs_shared
 @pytest.mark.shared
+def test_async_driver_gives_the_same_frames_as_the_sync_one(runtime):
+    """The page awaits the models (process_async), the replay calls them (process): one generator, same results."""
+    import asyncio
+
+    frame = video_frame()
+    sync, asynchronous = FramePipeline(runtime, PipelineConfig()), FramePipeline(runtime, PipelineConfig())
+    times = (0.0, 0.033, 0.066, 0.5)
+    a = [sync.process(frame, t).to_dict() for t in times]
+
+    async def drive():
+        return [(await asynchronous.process_async(frame, t)).to_dict() for t in times]
+
+    b = asyncio.run(drive())
+    for x, y in zip(a, b):
+        x.pop("timings"), y.pop("timings")
+        assert x == y
+    assert a[0]["status"] == "face" and a[0]["left"]["p_open"] is not None
+
+
+@needs_shared
+@pytest.mark.shared
 def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
     pipeline = FramePipeline(runtime, PipelineConfig())
     frame = video_frame()

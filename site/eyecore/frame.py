@@ -206,14 +206,14 @@ class FramePipeline:
         box = letterbox_rect(width, height)
         size = blazeface.INPUT_SIZE
         tensor = self.runtime.crop(frame, box, size, size, DETECTION_SPEC)
-        out = self.runtime.run("face_detection", {"input": tensor})
+        out = yield "face_detection", {"input": tensor}
         found = blazeface.detect(out["regressors"], out["classificators"], self.config.detection_min_score)
         return found[0].to_frame(box) if found else None
 
     def _landmarks(self, frame, roi):
         size = lm.FACE_INPUT_SIZE
         tensor = self.runtime.crop(frame, roi, size, size, FACE_LANDMARK_SPEC)
-        out = self.runtime.run("face_landmark", {"input": tensor})
+        out = yield "face_landmark", {"input": tensor}
         presence = _sigmoid(float(out["face_flag"][0]))
         return lm.project(out["landmarks"], roi, size, lm.NUM_FACE_LANDMARKS), presence
 
@@ -224,7 +224,7 @@ class FramePipeline:
         rois = {eye: lm.iris_roi(*corners[eye]) for eye in names}
         crops = [self.runtime.crop(frame, rois[eye], size, size,
                                    IRIS_SPEC.flipped() if lm.IRIS_FLIP[eye] else IRIS_SPEC) for eye in names]
-        out = self.runtime.run("iris_landmark", {"input": self.runtime.stack(crops)})
+        out = yield "iris_landmark", {"input": self.runtime.stack(crops)}
         contours = out["eye_contour"]
         per_eye = 3 * lm.NUM_IRIS_CONTOUR
         openings = {}
@@ -238,7 +238,7 @@ class FramePipeline:
         names = list(rects)
         size = self.config.preprocess.size
         crops = [self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names]
-        out = self.runtime.run("eye_state", {"input": self.runtime.stack(crops)})
+        out = yield "eye_state", {"input": self.runtime.stack(crops)}
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
         return {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
 
@@ -262,6 +262,29 @@ class FramePipeline:
         return visible
 
     def process(self, frame, t: float) -> FrameResult:
+        """One frame, model calls through the synchronous `runtime.run` (CPython replay and tests)."""
+        steps = self.steps(frame, t)
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(self.runtime.run(*request))
+        except StopIteration as done:
+            return done.value
+
+    async def process_async(self, frame, t: float) -> FrameResult:
+        """One frame, model calls awaited through `runtime.run_async` (the page: ort-web is asynchronous,
+        and awaiting it needs no JSPI, so every browser with WebAssembly runs the page)."""
+        steps = self.steps(frame, t)
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(await self.runtime.run_async(*request))
+        except StopIteration as done:
+            return done.value
+
+    def steps(self, frame, t: float):
+        """The per-frame logic as a generator: it yields (model name, feeds) for each model call and is sent
+        the outputs back; its return value is the FrameResult. Written once, driven sync or async above."""
         clock = self._clock
         start = clock()
         timings = {}
@@ -272,7 +295,7 @@ class FramePipeline:
         for _ in range(2):  # a lost track gets one fresh detection on the same frame
             if self._roi is None:
                 t0 = clock()
-                det = self._detect(frame, width, height)
+                det = yield from self._detect(frame, width, height)
                 timings["detect"] = (clock() - t0) * 1000
                 result.detected = True
                 if det is None:
@@ -280,7 +303,7 @@ class FramePipeline:
                 self._roi = lm.face_roi_from_detection(det)
             t0 = clock()
             roi = self._roi
-            points, presence = self._landmarks(frame, roi)
+            points, presence = yield from self._landmarks(frame, roi)
             timings["landmarks"] = timings.get("landmarks", 0.0) + (clock() - t0) * 1000
             result.face_score = presence
             if presence >= self.config.presence_threshold and math.isfinite(sum(p[0] + p[1] for p in points)):
@@ -309,14 +332,14 @@ class FramePipeline:
         p_cnn = {}
         if self.config.use_classifier and visible:
             t0 = clock()
-            p_cnn = self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
+            p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
             timings["classify"] = (clock() - t0) * 1000
 
         readings = {}
         if self.config.use_iris and visible:
             read = self._iris_eyes(list(visible), t)
             t0 = clock()
-            openings = self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
+            openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
             timings["iris"] = (clock() - t0) * 1000
             for eye, opening in openings.items():
                 baseline = self._baselines[eye].update(t, opening)

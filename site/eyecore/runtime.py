@@ -63,7 +63,12 @@ class Runtime(Protocol):
         with good downscaling, converted to one model input tensor [1, ...] per `spec`."""
 
     def run(self, model: str, feeds: dict) -> dict:
-        """Run `model` (one of MODEL_NAMES); returns {output name: flat sequence of floats}."""
+        """Run `model` (one of MODEL_NAMES); returns {output name: flat sequence of floats}.
+        Used by FramePipeline.process (CPython)."""
+
+    async def run_async(self, model: str, feeds: dict) -> dict:
+        """The same as `run`, awaitable. Used by FramePipeline.process_async (the page). A runtime
+        needs only the one its callers use."""
 
     def stack(self, tensors: list) -> Any:
         """Concatenate [1, ...] tensors along axis 0."""
