@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --pretrained: train only the classifier for this many epochs, then all layers")
     ap.add_argument("--finetune-lr-scale", type=float, default=0.1, help="LR factor of the all-layers phase after freezing")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
+    ap.add_argument("--teacher", default=None,
+                    help="distil from this checkpoint (.pth of pipeline.train): the loss mixes the labels with the "
+                         "teacher's softened predictions on the same augmented batch")
+    ap.add_argument("--distill-alpha", type=float, default=0.5, help="weight of the teacher term (0..1)")
+    ap.add_argument("--distill-temperature", type=float, default=2.0, help="softening temperature of both outputs")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off); "
                          "validation, best.pth and the shipped weights then use the average")
@@ -308,6 +313,19 @@ def train(args) -> dict:
     if args.balance == "loss":
         counts = torch.bincount(train_labels, minlength=2).float()
         class_weights = (counts.sum() / (2 * counts.clamp_min(1))).to(device)
+    teacher = None
+    if getattr(args, "teacher", None):
+        from pipeline.models import load_checkpoint
+
+        teacher, teacher_ckpt = load_checkpoint(args.teacher, map_location=device)
+        if teacher_ckpt["preprocess"].get("size") != spec.size:
+            raise SystemExit(f"--teacher {args.teacher} was trained at {teacher_ckpt['preprocess'].get('size')} px, "
+                             f"this run uses {spec.size} px (--img-size); they must match")
+        teacher = teacher.to(device).eval()
+        for param in teacher.parameters():
+            param.requires_grad_(False)
+        print(f"distilling from {args.teacher} ({teacher_ckpt['model']}), alpha {args.distill_alpha}, "
+              f"temperature {args.distill_temperature}")
     use_amp = device.type == "cuda"
     n_params = count_parameters(model)
     info = {"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "model": args.model,
@@ -331,8 +349,15 @@ def train(args) -> dict:
             x = augment(train_images[idx].float() / 255)
             y = train_labels[idx]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(to_model_input(x, spec))
+                inputs = to_model_input(x, spec)
+                logits = model(inputs)
                 loss = F.cross_entropy(logits.float(), y, weight=class_weights, label_smoothing=args.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = F.softmax(teacher(inputs).float() / args.distill_temperature, dim=1)
+                    kd = F.kl_div(F.log_softmax(logits.float() / args.distill_temperature, dim=1), soft,
+                                  reduction="batchmean") * args.distill_temperature ** 2
+                    loss = (1 - args.distill_alpha) * loss + args.distill_alpha * kd
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

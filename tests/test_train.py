@@ -123,3 +123,16 @@ def test_pretrained_from_local_file_trains_head_first_then_everything(tmp_path):
     final = torch.load(tmp_path / "run" / "last.pth", weights_only=False)
     assert final["finished"] == "completed 2 epochs"
     assert not torch.allclose(final["state_dict"]["conv_stem.weight"], start["conv_stem.weight"])  # then all layers
+
+
+def test_distillation_from_a_teacher_checkpoint(tmp_path):
+    data = _synthetic_eyes(tmp_path / "eyes")
+    main([*TINY, "--data", str(data), "--out-dir", str(tmp_path / "teacher")])
+    teacher = tmp_path / "teacher" / "best.pth"
+    summary = main([*TINY, "--data", str(data), "--out-dir", str(tmp_path / "student"), "--teacher", str(teacher),
+                    "--distill-alpha", "0.7"])
+    assert summary["finished"] == "completed 2 epochs"
+    args = torch.load(tmp_path / "student" / "last.pth", weights_only=False)["args"]
+    assert args["teacher"] == str(teacher) and args["distill_alpha"] == 0.7
+    with pytest.raises(SystemExit, match="px"):  # a teacher of another input size is refused
+        main([*TINY, "--img-size", "32", "--data", str(data), "--out-dir", str(tmp_path / "bad"), "--teacher", str(teacher)])
