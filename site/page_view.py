@@ -15,7 +15,7 @@ EYE_COLOURS = {"left": "#2f80ed", "right": "#e2761b"}
 STATE_COLOURS = {"open": "#1e9e5a", "closed": "#d93b3b", "unknown": "#8a8f98"}
 TIMELINE_SECONDS = 20.0
 ALARM_TEXT = "Eyes closed for too long — wake up!"
-LATENCY_STAGES = (("detect", "face detection"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
+LATENCY_STAGES = (("detect", "face detection (last run; only when the face is lost)"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
                   ("iris", "eyelid landmarks"), ("total", "pipeline total"), ("frame", "frame incl. drawing"),
                   ("ort:crop", "· canvas crops"),
                   ("ort:face_landmark", "· FaceMesh model"), ("ort:iris_landmark", "· iris model"),
