@@ -129,6 +129,9 @@ class App:
         self._busy = False  # a live frame is being processed
         self._pending = None  # media time of the newest frame that arrived while busy
         self._has_pending = False
+        # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
+        # a second run of a session while one is in flight.
+        self._frame_lock = asyncio.Lock()
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -158,6 +161,10 @@ class App:
                       started: float | None = None):
         """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view.
         Returns (FrameResult, TemporalState)."""
+        async with self._frame_lock:
+            return await self._process(frame, width, height, t, media_time, started)
+
+    async def _process(self, frame, width, height, t, media_time, started):
         started = js.performance.now() if started is None else started
         result = await self.pipeline.process_async(frame, t)
         left, right = result.left, result.right
@@ -313,6 +320,7 @@ class App:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped
             self._has_pending = True
             return
+        self._busy = True  # set before the task starts, so a second callback cannot start a second loop
         asyncio.ensure_future(self._live_step(media_time))
 
     async def _live_step(self, media_time) -> None:
@@ -353,6 +361,8 @@ class App:
         self.stop_camera()
         self.clip_active = True
         self._set_busy(True)
+        async with self._frame_lock:  # let a live frame still in flight finish before resetting
+            pass
         self.machine.go(S.PROCESSING_CLIP, detail=file.name)
         js.document.getElementById("clip").hidden = False
         download = js.document.getElementById("clip-download")

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_utils import (FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason, collect_console,  # noqa: E402
                            decode_probe, frames_to_y4m, launch, serve, synthetic_y4m, video_to_coded_y4m,
-                           video_to_webm, wait_state)
+                           video_to_webm, video_to_y4m, wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -288,9 +288,14 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
         pytest.skip(f"needs {source} (../shared)")
     # Browsers do not play .avi/MPEG-4 part 2: lossless VP9 keeps the decoded pixels of the source.
     clip = video_to_webm(source, tmp_path / "clip.webm", 0, CLIP_FRAMES)
-    browser = launch(playwright)
+    # the live camera runs (a face, so model calls are in flight) when the clip is chosen: the clip must
+    # wait for the live frame to finish and then own the pipeline alone
+    browser = launch(playwright, video_to_y4m(source, tmp_path / "camera.y4m", 0, 5))
     try:
         page, requests, console = open_page(browser, site)
+        page.click("#start")
+        wait_state(page, ["running", "no-face", "uncertain"], 60_000)
+        page.wait_for_function("window.eyestateLog.length > 3", timeout=30_000)
         page.set_input_files("#clip-file", str(clip))
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
