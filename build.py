@@ -287,8 +287,23 @@ def write_page_config(out: Path, shipped: dict) -> None:
     }
     choice = "int8" if PREFER_INT8 and "int8" in eye_models else "fp32"
     config["models"]["eye_state"] = eye_models[choice]
+    # One run of each model on blank pixels while Pyodide still boots: the first ort-web run of a session
+    # is several times slower than later ones, and would otherwise land on the first camera frame.
+    config["warmup_shapes"] = {name: rgba_input_shape(out / path, batch=2 if name == "eye_state" else 1)
+                               for name, path in config["models"].items()}
     config["eye_model_source"] = shipped["sources"]["eye_state_int8" if choice == "int8" else "eye_state"]
     (out / "page_config.json").write_text(json.dumps(config, indent=1))
+
+
+def rgba_input_shape(path: Path, batch: int) -> list:
+    """[batch, H, W, 4] of a model made by fuse_rgba_input."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value for d in dims]
+    if len(shape) != 4 or shape[3] != 4 or not shape[1] or not shape[2]:
+        raise BuildError(f"{path}: expected an RGBA input [N,H,W,4] with fixed H and W, got {shape}")
+    return [batch, shape[1], shape[2], 4]
 
 
 def write_pyscript_config(out: Path, py_files: list[str]) -> None:
