@@ -112,6 +112,9 @@ def test_page_config_points_at_shipped_models(built):
     assert config["inputs"]["eye_state"] == {"channels": "gray", "layout": "NCHW", "scale": pytest.approx(2 / 255),
                                              "offset": pytest.approx(-1.0)}
     assert (out / "NOTICE.md").is_file() and (out / "licenses/NOTICE-mediapipe-models.txt").is_file()
+    # warm-up inputs the page feeds each session once while Pyodide boots: each model's own RGBA shape
+    assert config["warmup_shapes"] == {"face_detection": [1, 128, 128, 4], "face_landmark": [1, 192, 192, 4],
+                                       "iris_landmark": [1, 64, 64, 4], "eye_state": [2, 48, 48, 4]}
 
 
 def test_gray_front_end_equals_rgba_to_input(tmp_path):
