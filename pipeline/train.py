@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off); "
                          "validation, best.pth and the shipped weights then use the average")
-    ap.add_argument("--balance", choices=["sampler", "loss", "none"], default="sampler",
-                    help="class balance by weighted sampling (default), by loss weights, or not at all")
+    ap.add_argument("--balance", choices=["sampler", "subgroup", "loss", "none"], default="sampler",
+                    help="class balance by weighted sampling (default); 'subgroup' also draws rare (class, glasses, "
+                         "reflections) groups more often (MRL only); by loss weights; or not at all")
     ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
     ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
@@ -166,8 +167,27 @@ def set_head_only(model: torch.nn.Module, head_only: bool) -> None:
         p.requires_grad_(not head_only or id(p) in head)
 
 
-def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator) -> torch.Tensor:
-    if balance != "sampler":
+def subgroup_keys(data: EyeData) -> torch.Tensor | None:
+    """One integer per image naming its (class, glasses, reflections) group; None without MRL metadata."""
+    meta = data.meta or {}
+    if "glasses" not in meta or "reflections" not in meta:
+        return None
+    return torch.from_numpy(data.labels * 100 + meta["glasses"] * 10 + meta["reflections"]).long()
+
+
+def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator,
+                 groups: torch.Tensor | None = None) -> torch.Tensor:
+    if balance == "subgroup" and groups is not None:
+        # Rare conditions (glasses with big reflections ...) drawn more often, but softly: a group of size c
+        # gets weight c^-1/2 per image (fully equal groups would repeat a 200-image group 50x per epoch);
+        # then each class gets half of the draws.
+        _, index, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        weights = counts.float().rsqrt()[index]
+        for c in torch.unique(labels):
+            mask = labels == c
+            weights[mask] /= weights[mask].sum()
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    if balance not in ("sampler", "subgroup"):
         return torch.randperm(len(labels), generator=generator)[:n] if n <= len(labels) else \
             torch.randint(len(labels), (n,), generator=generator)
     counts = torch.bincount(labels, minlength=2).float()
@@ -309,6 +329,9 @@ def train(args) -> dict:
     train_images = torch.from_numpy(train_set.images[:, None]).to(device)
     train_labels = torch.from_numpy(train_set.labels).to(device)
     val_images = torch.from_numpy(val_set.images[:, None])
+    groups = subgroup_keys(train_set) if args.balance == "subgroup" else None
+    if args.balance == "subgroup" and groups is None:
+        print("--balance subgroup needs MRL metadata (glasses, reflections); balancing classes only")
     class_weights = None
     if args.balance == "loss":
         counts = torch.bincount(train_labels, minlength=2).float()
@@ -340,7 +363,7 @@ def train(args) -> dict:
         set_head_only(model, epoch < _freeze_epochs(args))
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 100003 + epoch)  # epoch order does not depend on resumes
-        order = sample_epoch(train_labels.cpu(), epoch_size, args.balance, gen).to(device)
+        order = sample_epoch(train_labels.cpu(), epoch_size, args.balance, gen, groups).to(device)
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step", leave=False,
                    mininterval=1.0)

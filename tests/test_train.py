@@ -136,3 +136,17 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path):
     assert args["teacher"] == str(teacher) and args["distill_alpha"] == 0.7
     with pytest.raises(SystemExit, match="px"):  # a teacher of another input size is refused
         main([*TINY, "--img-size", "32", "--data", str(data), "--out-dir", str(tmp_path / "bad"), "--teacher", str(teacher)])
+
+
+def test_subgroup_balance_draws_rare_conditions_more_often_but_softly():
+    from pipeline.train import sample_epoch
+
+    labels = torch.tensor([0] * 1000 + [1] * 1000)
+    groups = torch.tensor([0] * 900 + [1] * 100 + [2] * 1000)  # group 1: a rare condition of class 0
+    order = sample_epoch(labels, 20000, "subgroup", torch.Generator().manual_seed(0), groups)
+    drawn = groups[order]
+    assert abs(float((labels[order] == 1).float().mean()) - 0.5) < 0.02  # classes still balanced
+    rare_share = float((drawn == 1).sum()) / float((drawn != 2).sum())
+    assert abs(rare_share - 0.25) < 0.03  # 10 % of the class -> 25 % of its draws (c^-1/2 per image), not 50 %
+    plain = sample_epoch(labels, 20000, "sampler", torch.Generator().manual_seed(0))
+    assert abs(float((groups[plain] == 1).sum()) / float((groups[plain] != 2).sum()) - 0.10) < 0.02
