@@ -90,8 +90,8 @@ def test_grid_cli_writes_png(tmp_path):
 
 
 def test_glasses_augmentations_are_opt_in_and_local():
-    assert "glare" not in parse_augmentations("default") and "rim" not in parse_augmentations("default")
-    assert {"glare", "rim"} <= set(parse_augmentations("all"))
+    assert not {"glare", "rim", "glint"} & set(parse_augmentations("default"))
+    assert {"glare", "rim", "glint"} <= set(parse_augmentations("all"))
     torch.manual_seed(0)
     x = torch.full((32, 1, 48, 48), 0.4)
     glared = BatchAugment({"glare": 1.0})(x)
@@ -100,3 +100,14 @@ def test_glasses_augmentations_are_opt_in_and_local():
     rimmed = BatchAugment({"rim": 1.0})(x)
     changed = ((rimmed - x).abs() > 1e-3).float().mean(dim=(1, 2, 3))
     assert float(changed.max()) < 0.35  # a thin arc
+
+
+def test_glints_are_small_saturated_dots_near_the_centre():
+    torch.manual_seed(0)
+    x = torch.full((32, 1, 48, 48), 0.3)
+    out = BatchAugment({"glint": 1.0})(x)
+    bright = out > 0.7
+    assert bool(bright.flatten(1).any(1).all())  # every image got at least one glint
+    assert float(bright.float().mean()) < 0.03  # small dots
+    ys, xs = torch.nonzero(bright[:, 0], as_tuple=True)[1:]
+    assert float(ys.float().mean()) == pytest.approx(23.5, abs=4) and float(xs.float().mean()) == pytest.approx(23.5, abs=4)
