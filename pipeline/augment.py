@@ -2,7 +2,7 @@
 
 Every augmentation draws its own parameters per sample and keeps shape [B,1,S,S], the value range and the label.
 Select them with `--augmentations "flip,rotate,..."`; `name:p` overrides the probability; "default" = all but the
-opt-in glasses ones (glare, rim), "all" = every one, "seed" = the seed project's list, "none" = no augmentation.
+opt-in glasses ones (glare, rim, glint), "all" = every one, "seed" = the seed project's list, "none" = no augmentation.
 
     python -m pipeline.augment --out docs/img/augment_grid.png
 """
