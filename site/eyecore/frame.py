@@ -335,7 +335,6 @@ class FramePipeline:
             p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
             timings["classify"] = (clock() - t0) * 1000
 
-        readings = {}
         if self.config.use_iris and visible:
             read = self._iris_eyes(list(visible), t)
             t0 = clock()
