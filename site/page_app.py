@@ -324,7 +324,7 @@ class App:
         asyncio.ensure_future(self._live_step(media_time))
 
     async def _live_step(self, media_time) -> None:
-        self._busy = True
+        """Runs while `_busy` (set by `_on_video_frame`): this frame, then any that arrived meanwhile."""
         try:
             while self.live:
                 width, height = int(self.video.videoWidth), int(self.video.videoHeight)

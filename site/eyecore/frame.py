@@ -24,6 +24,9 @@ FACE_LANDMARK_SPEC = TensorSpec.from_range(0.0, 1.0)
 IRIS_SPEC = TensorSpec.from_range(0.0, 1.0)
 
 
+FUSIONS = ("logit", "mean")
+
+
 @dataclass
 class PipelineConfig:
     use_classifier: bool = True
@@ -56,6 +59,10 @@ class PipelineConfig:
     max_yaw_degrees: float = 50.0     # beyond it the far eye is unknown
     min_eye_width_px: float = 4.0     # corner distance below which an eye is unknown
     preprocess: PreprocessSpec = field(default_factory=lambda: DEFAULT_SPEC)
+
+    def __post_init__(self):
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"PipelineConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}")
 
 
 @dataclass
@@ -136,7 +143,6 @@ def p_open_from_opening(opening: float, baseline: float | None, config: Pipeline
     return _sigmoid((opening / reference - config.iris_closed_ratio) / config.iris_ratio_width)
 
 
-FUSIONS = ("logit", "mean")
 _P_CLAMP = 1e-4  # log-odds of 0 or 1 are infinite; clamp to +-9.2
 
 
@@ -157,8 +163,6 @@ def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> f
     total = sum(w for w, _ in parts)
     if config.fusion == "mean":
         return sum(w * p for w, p in parts) / total
-    if config.fusion != "logit":
-        raise ValueError(f"PipelineConfig.fusion must be one of {FUSIONS}, got {config.fusion!r}")
     return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
