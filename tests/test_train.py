@@ -132,6 +132,9 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path):
     summary = main([*TINY, "--data", str(data), "--out-dir", str(tmp_path / "student"), "--teacher", str(teacher),
                     "--distill-alpha", "0.7"])
     assert summary["finished"] == "completed 2 epochs"
+    # same seed, data and init as the teacher's own run: only the teacher term can change the loss
+    loss = lambda run: json.loads((tmp_path / run / "history.json").read_text())["history"][0]["train_loss"]
+    assert loss("student") != pytest.approx(loss("teacher"), rel=1e-6)
     args = torch.load(tmp_path / "student" / "last.pth", weights_only=False)["args"]
     assert args["teacher"] == str(teacher) and args["distill_alpha"] == 0.7
     with pytest.raises(SystemExit, match="px"):  # a teacher of another input size is refused
