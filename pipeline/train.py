@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
     ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
+    ap.add_argument("--final-fit", action="store_true",
+                    help="train on train+val subjects for exactly --epochs and keep the last epoch (a recipe chosen "
+                         "on validation before, refitted on more people); the val numbers printed are then in-sample")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 2 on CPU)")
@@ -129,6 +132,10 @@ def prepare_data(args, out_dir: Path):
         if not 0 <= args.fold < len(folds):
             raise SystemExit(f"--fold {args.fold}: the split has {len(folds)} folds (make them with pipeline.split --kfold K)")
         split = {**split, "train": folds[args.fold]["train"], "val": folds[args.fold]["val"]}
+    if args.final_fit:
+        if data.kind != "mrl":
+            raise SystemExit("--final-fit needs MRL subjects (it adds the validation subjects to training)")
+        split = {**split, "train": sorted(set(split["train"]) | set(split["val"]))}
     parts = {}
     for part, limit in (("train", args.max_train_images), ("val", args.max_val_images)):
         sub = data.subset(part_mask(data, split, part))
@@ -398,7 +405,7 @@ def train(args) -> dict:
                "train_accuracy": correct / seen, **validate(eval_model, val_set, val_images, spec, device),
                "images_per_s": seen / train_time, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
-        improved = row["val_macro_f1"] > best
+        improved = row["val_macro_f1"] > best or args.final_fit  # final fit: no selection, the last epoch wins
         best = max(best, row["val_macro_f1"])
         bad_epochs = 0 if improved else bad_epochs + 1
         print(f"epoch {epoch + 1}/{args.epochs} loss {row['train_loss']:.4f} train acc {row['train_accuracy']:.4f} | "
@@ -409,7 +416,7 @@ def train(args) -> dict:
         if improved:
             _atomic_save(make_checkpoint(eval_model, args.model, val_metrics=row, **common), out_dir / "best.pth")
         epochs_this_run += 1
-        if args.patience and bad_epochs >= args.patience:
+        if args.patience and bad_epochs >= args.patience and not args.final_fit:
             stopped = f"early stop at epoch {epoch + 1}: no val macro-F1 gain for {args.patience} epochs"
         elif epoch + 1 == args.epochs:
             stopped = f"completed {args.epochs} epochs"

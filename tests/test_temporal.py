@@ -70,9 +70,11 @@ def test_three_second_closure_is_not_a_blink_and_raises_alarm(fps):
     assert any(s.alarm for s in states)
 
 
-def test_flicker_crossing_half_but_not_hysteresis_is_not_a_blink():
+def test_flicker_inside_the_hysteresis_band_is_not_a_blink():
+    config = TemporalConfig()
+    band = [config.closed_below + 0.01, (config.closed_below + config.open_above) / 2, config.open_above - 0.01]
     rng = random.Random(1)
-    noisy = {round(t, 6): rng.choice([0.4, 0.45, 0.55]) for t in frame_times(30, 10.0)[::7]}
+    noisy = {round(t, 6): rng.choice(band) for t in frame_times(30, 10.0)[::7]}
     states = run(frame_times(30, 10.0), lambda t: noisy.get(round(t, 6), 0.8))
     assert all(s.eyes == OPEN for s in states[1:])
     assert states[-1].blink_count == 0 and states[-1].perclos == 0.0

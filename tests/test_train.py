@@ -153,3 +153,24 @@ def test_subgroup_balance_draws_rare_conditions_more_often_but_softly():
     assert abs(rare_share - 0.25) < 0.03  # 10 % of the class -> 25 % of its draws (c^-1/2 per image), not 50 %
     plain = sample_epoch(labels, 20000, "sampler", torch.Generator().manual_seed(0))
     assert abs(float((groups[plain] == 1).sum()) / float((groups[plain] != 2).sum()) - 0.10) < 0.02
+
+
+@pytest.mark.shared
+def test_final_fit_trains_on_validation_subjects_too_and_keeps_the_last_epoch(small_mrl_zip, tmp_path):
+    out = tmp_path / "final"
+    summary = main([*TINY, "--data", str(small_mrl_zip), "--final-fit", "--epochs", "3", "--patience", "1",
+                    "--out-dir", str(out)])
+    assert summary["finished"] == "completed 3 epochs"  # no early stop: there is no held-out validation
+    _, ckpt = load_checkpoint(out / "best.pth")
+    split = json.loads(SPLIT_FILE.read_text())
+    assert set(ckpt["split"]["train"]) == set(split["train"]) | set(split["val"])
+    assert not set(ckpt["split"]["train"]) & set(split["test"])
+    assert ckpt["epoch"] == 2  # the last epoch (0-based), whatever its in-sample val score
+    info = json.loads((out / "history.json").read_text())
+    assert info["history"][-1]["train_loss"] > 0
+
+
+def test_final_fit_needs_mrl_subjects(tmp_path):
+    data = _synthetic_eyes(tmp_path / "folder")
+    with pytest.raises(SystemExit, match="final-fit"):
+        main([*TINY, "--data", str(data), "--final-fit", "--out-dir", str(tmp_path / "o")])

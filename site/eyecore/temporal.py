@@ -45,7 +45,9 @@ _MIN_DT_S = 1e-3
 
 @dataclass
 class TemporalConfig:
-    closed_below: float = 0.35        # smoothed p_open below this -> closed
+    # Closed below even odds: p_open is a fused probability, so 0.5 is its natural decision point. It replaced
+    # 0.35, which was not worse on any of the three focus videos (docs/BENCHMARKS.md, "operating point").
+    closed_below: float = 0.5         # smoothed p_open below this -> closed
     open_above: float = 0.65          # smoothed p_open above this -> open again
     smoothing_tau_s: float = 0.015    # EMA time constant in seconds (0 = no smoothing)
     max_gap_s: float = 1.0            # a longer pause between frames resets eye states and closure
