@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import js
+from pyodide.ffi import create_once_callable
 
 PYTHON_STARTED = js.performance.now()
 
@@ -43,6 +44,14 @@ async def fetch_json(url: str) -> dict:
     if not response.ok:
         raise RuntimeError(f"{url}: HTTP {response.status}")
     return json.loads(await response.text())
+
+
+def release_early_camera() -> None:
+    """The page cannot run: close a camera that an early Start click opened (index.html)."""
+    early = getattr(js.window, "eyestateEarlyStart", None)
+    if early and early.stream:
+        early.stream.then(create_once_callable(lambda stream: [t.stop() for t in stream.getTracks()]))
+    js.window.eyestateEarlyStart = None
 
 
 async def load_models(view, config: dict, timings: Timings, needed: list) -> dict:
@@ -109,6 +118,7 @@ async def boot() -> None:
         runtime = WebRuntime(ort, sessions, config["inputs"])
     except Exception as error:
         js.console.error(f"eye-state start-up failed: {error}")
+        release_early_camera()
         machine.go(S.MODEL_FAILED, detail=str(error)[:300])
         return
     app = App(runtime, pipeline_config, machine, view, timings)
@@ -117,6 +127,7 @@ async def boot() -> None:
     view.loading_finished()
     machine.go(S.READY)
     timings["ready_ms"] = js.performance.now()
+    app.take_early_start()
 
 
 asyncio.ensure_future(boot())

@@ -217,20 +217,38 @@ class App:
 
     # -- camera ----------------------------------------------------------------------------------
 
-    async def start_camera(self, device_id: str | None = None) -> None:
+    def take_early_start(self) -> bool:
+        """A Start click that came while the page loaded (index.html asked for the camera then): start
+        with that request's stream. Returns whether there was one."""
+        early = getattr(js.window, "eyestateEarlyStart", None)
+        if not early:
+            return False
+        js.window.eyestateEarlyStart = None
+        if early.audio:
+            self.beeper.ctx = early.audio
+        self.beeper.unlock()
+        self.timings["start_clicked_ms"] = early.clicked_ms
+        start = js.document.getElementById("start")
+        start.disabled, start.textContent = False, "Start camera"
+        asyncio.ensure_future(self.start_camera(early_request=early.stream))
+        return True
+
+    async def start_camera(self, device_id: str | None = None, early_request=None) -> None:
+        """Asks for the camera (or takes the stream of a request index.html made on an early click)."""
         if self.clip_active:
             return
         self.stop_camera()
         self.machine.go(S.REQUESTING_CAMERA)
         devices = getattr(js.navigator, "mediaDevices", None)
-        if devices is None or not hasattr(devices, "getUserMedia"):
+        if early_request is None and (devices is None or not hasattr(devices, "getUserMedia")):
             self.machine.camera_error("NotSupportedError")
             return
         video = {"width": {"ideal": 640}, "height": {"ideal": 480}}
         if device_id:
             video["deviceId"] = {"exact": device_id}
         try:
-            stream = await devices.getUserMedia(js_obj({"video": video, "audio": False}))
+            stream = await (early_request if early_request is not None
+                                  else devices.getUserMedia(js_obj({"video": video, "audio": False})))
         except JsException as error:
             self.machine.camera_error(_error_name(error))
             return

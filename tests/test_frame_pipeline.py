@@ -207,7 +207,8 @@ def test_async_driver_gives_the_same_frames_as_the_sync_one(runtime):
 @needs_shared
 @pytest.mark.shared
 def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
-    pipeline = FramePipeline(runtime, PipelineConfig())
+    ALTERNATE = PipelineConfig(iris_alternate_min_p=0.0)  # the frame-rate rule alone
+    pipeline = FramePipeline(runtime, ALTERNATE)
     frame = video_frame()
     batches = []
     real_run = runtime.run
@@ -222,23 +223,59 @@ def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatc
     assert batches == [2, 1, 1, 1, 1, 1]  # both eyes first, then one per frame; one late frame changes nothing
     for r in results:  # every frame still reports both eyes, fused with the latest reading of each
         assert r.left.p_iris is not None and r.right.p_iris is not None
-        assert r.left.p_open == pytest.approx(fuse(r.left.p_cnn, r.left.p_iris, PipelineConfig()))
+        assert r.left.p_open == pytest.approx(fuse(r.left.p_cnn, r.left.p_iris, ALTERNATE))
     assert results[2].left.eyelid_opening == results[1].left.eyelid_opening or \
         results[2].right.eyelid_opening == results[1].right.eyelid_opening  # one eye kept its reading
     batches.clear()
     pipeline.process(np.zeros_like(frame), 0.265)  # face lost: held readings are dropped
     pipeline.process(frame, 0.298)
     assert batches == [2]
-    slow = FramePipeline(runtime, PipelineConfig())
+    slow = FramePipeline(runtime, ALTERNATE)
     batches.clear()
     for t in (0.0, 0.1, 0.2, 0.3):  # 10 fps: a skipped reading could miss a whole blink, so both eyes
         slow.process(frame, t)
     assert batches == [2, 2, 2, 2]
-    never = FramePipeline(runtime, PipelineConfig(iris_alternate_below_s=0))
+    never = FramePipeline(runtime, PipelineConfig(iris_alternate_below_s=0, iris_alternate_min_p=0.0))
     batches.clear()
     for t in (0.0, 0.033, 0.066):
         never.process(frame, t)
     assert batches == [2, 2, 2]
+
+
+@needs_shared
+@pytest.mark.shared
+def test_iris_model_reads_both_eyes_whenever_an_eye_is_in_doubt(runtime, monkeypatch):
+    """Above the alternation frame rate, a frame whose classifier (or previous fused) p_open of any eye is under
+    iris_alternate_min_p reads both eyes: a blink never depends on whose turn it was."""
+    frame = video_frame()
+    first = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
+    lowest = min(first.left.p_cnn, first.right.p_cnn, first.left.p_open, first.right.p_open)
+    batches = []
+    real_run = runtime.run
+
+    def counting_run(model, feeds):
+        if model == "iris_landmark":
+            batches.append(len(next(iter(feeds.values()))))
+        return real_run(model, feeds)
+
+    monkeypatch.setattr(runtime, "run", counting_run)
+    times = (0.0, 0.033, 0.066, 0.099)
+    for floor, expected in ((lowest - 0.01, [2, 1, 1, 1]), (min(1.0, lowest + 0.01), [2, 2, 2, 2])):
+        pipeline = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=floor))
+        batches.clear()
+        for t in times:
+            pipeline.process(frame, t)
+        assert batches == expected, (floor, lowest)
+    again = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=0.0))
+    frames = [frame, np.roll(frame, 3, axis=1), np.roll(frame, -2, axis=0), frame]  # readings differ per frame
+    runs = []
+    for extra in (0, 1):  # reset() restarts the alternation, whatever came before: replays are repeatable
+        for t in times[:extra]:
+            again.process(frame, t)
+        again.reset()
+        runs.append([(r.left.eyelid_opening, r.right.eyelid_opening)
+                     for r in (again.process(f, t) for f, t in zip(frames, times))])
+    assert runs[0] == runs[1]
 
 
 @needs_shared

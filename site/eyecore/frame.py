@@ -53,6 +53,10 @@ class PipelineConfig:
     # may span a single frame) both eyes are read. The average (EMA of the frame gaps) keeps one late
     # frame from flipping the mode. 0 = always both.
     iris_alternate_below_s: float = 0.07
+    # ... but only while every visible eye looks plainly open: classifier p_open and the previous frame's fused
+    # p_open at least this. A frame with any doubt (a blink starting or ending) reads both eyes fresh, so what
+    # the tracker sees during a blink no longer depends on which eye's turn it happened to be.
+    iris_alternate_min_p: float = 0.9
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -178,18 +182,22 @@ class FramePipeline:
                            for eye in EYES}
         self._iris_held = {}  # eye -> (opening, baseline, p_iris) of its latest iris reading
         self._iris_turn = 0  # index into EYES of the eye read last when alternating
+        self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
 
     def reset(self) -> None:
         self._roi = None
         self._iris_held = {}
+        self._iris_turn = 0
+        self._last_p = {}
         self._last_t = self._dt_avg = None
         for baseline in self._baselines.values():
             baseline.reset()
 
-    def _iris_eyes(self, visible: list, t: float) -> list:
-        """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s)."""
+    def _iris_eyes(self, visible: list, t: float, p_cnn: dict) -> list:
+        """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s and
+        iris_alternate_min_p)."""
         dt = None if self._last_t is None else t - self._last_t
         if dt is None or dt < 0:  # first frame, or time went back (a new clip)
             self._dt_avg = None
@@ -201,6 +209,10 @@ class FramePipeline:
         missing = [eye for eye in visible if eye not in self._iris_held]
         if missing:
             return missing
+        floor = self.config.iris_alternate_min_p
+        signals = [p_cnn.get(eye) for eye in visible] + [self._last_p.get(eye) for eye in visible]
+        if any(p is not None and p < floor for p in signals):
+            return visible
         self._iris_turn = 1 - self._iris_turn
         return [EYES[self._iris_turn]]
 
@@ -320,7 +332,7 @@ class FramePipeline:
                 break
 
         if points is None:
-            self._iris_held = {}
+            self._iris_held, self._last_p = {}, {}
             timings["total"] = (clock() - start) * 1000
             return result
 
@@ -340,7 +352,7 @@ class FramePipeline:
             timings["classify"] = (clock() - t0) * 1000
 
         if self.config.use_iris and visible:
-            read = self._iris_eyes(list(visible), t)
+            read = self._iris_eyes(list(visible), t, p_cnn)
             t0 = clock()
             openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
             timings["iris"] = (clock() - t0) * 1000
@@ -353,10 +365,12 @@ class FramePipeline:
         self._iris_held = {eye: v for eye, v in self._iris_held.items() if eye in visible}
         self._last_t = t
 
+        self._last_p = {}
         for eye, (corners, rect) in visible.items():
             p = p_cnn.get(eye)
             opening, baseline, p_iris = readings[eye]
-            setattr(result, eye, EyeResult(fuse(p, p_iris, self.config), p, opening, p_iris, baseline,
-                                           corners, rect.corners()))
+            fused = fuse(p, p_iris, self.config)
+            self._last_p[eye] = fused
+            setattr(result, eye, EyeResult(fused, p, opening, p_iris, baseline, corners, rect.corners()))
         timings["total"] = (clock() - start) * 1000
         return result
