@@ -51,6 +51,8 @@ def release_early_camera() -> None:
     early = getattr(js.window, "eyestateEarlyStart", None)
     if early and early.stream:
         early.stream.then(create_once_callable(lambda stream: [t.stop() for t in stream.getTracks()]))
+    if early:
+        js.document.getElementById("start").textContent = "Start camera"  # stays disabled: nothing can run
     js.window.eyestateEarlyStart = None
 
 

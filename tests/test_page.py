@@ -142,6 +142,22 @@ def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwrigh
         browser.close()
 
 
+def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site, playwright, tmp_path):
+    video = synthetic_y4m(tmp_path / "plain.y4m", duration_s=2)
+    browser = launch(playwright, video)
+    try:
+        page, requests, _ = open_page(browser, site, "?eye=no-such-model", ready=False)
+        page.click("#start")
+        page.evaluate("window.keptStream = window.eyestateEarlyStart.stream")
+        assert wait_state(page, ["model-failed", "ready", *LIVE_STATES], BOOT_TIMEOUT_MS) == "model-failed"
+        page.wait_for_function("""async () => (await window.keptStream).getTracks()
+            .every((track) => track.readyState === 'ended')""", timeout=10_000)  # the camera is off again
+        assert page.is_disabled("#start") and page.text_content("#start") == "Start camera"
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
 def test_no_camera_shows_no_camera_state(site, playwright):
     browser = launch(playwright, fake_video=None)  # no fake device: this machine has no camera
     try:
