@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -328,25 +329,50 @@ def write_manifest(out: Path) -> dict:
     return manifest
 
 
+def shipped_recipe(models_dir: Path = MODELS) -> list[str]:
+    """pipeline.train arguments of the shipped model (models/model_card.json's training command, without its
+    --out-dir), so that --retrain reproduces what ships; the trainer's defaults when there is no card."""
+    card = models_dir / "model_card.json"
+    if not card.exists():
+        meta = models_dir / "eye_state.json"
+        model = json.loads(meta.read_text()).get("model") if meta.exists() else None
+        return ["--model", model] if model else []
+    words = shlex.split(json.loads(card.read_text())["training"]["command"])
+    if words[:3] != ["python", "-m", "pipeline.train"]:
+        raise BuildError(f"{card}: training.command should start with `python -m pipeline.train`, got {words[:3]}")
+    args = words[3:]
+    if "--out-dir" in args:
+        i = args.index("--out-dir")
+        del args[i:i + 2]
+    return args
+
+
 def retrain(models_dir: Path = MODELS) -> None:
-    """train -> export -> quantize, each by its CLI (their own defaults and checks apply). The
-    architecture is the shipped model's (models/eye_state.json), else the trainer's default."""
+    """train (the shipped recipe) -> export -> quantize -> test evaluation -> webcam replay -> model card, each by
+    its own CLI (their defaults and checks apply); the new checkpoint becomes models/eye_state.pth."""
     weights = ROOT / "weights" / "retrain"
-    meta = models_dir / "eye_state.json"
-    model = json.loads(meta.read_text()).get("model") if meta.exists() else None
     mrl = ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
+    videos = sorted((ROOT.parent / "shared" / "data" / "videos" / "focus").glob("*.avi"))
+    results = ROOT / "docs" / "results"
     commands = [
-        ["pipeline.train", "--out-dir", str(weights)] + (["--model", model] if model else []),
-        ["pipeline.export", "--weights", str(weights / "best.pth"), "--out", str(models_dir / "eye_state.onnx")],
-        ["pipeline.quantize", "--model", str(models_dir / "eye_state.onnx"), "--calib", str(mrl),
+        ["-m", "pipeline.train", *shipped_recipe(models_dir), "--out-dir", str(weights)],
+        ["-c", f"import shutil; shutil.copyfile({str(weights / 'best.pth')!r}, {str(models_dir / 'eye_state.pth')!r})"],
+        ["-m", "pipeline.export", "--weights", str(models_dir / "eye_state.pth"), "--out", str(models_dir / "eye_state.onnx")],
+        ["-m", "pipeline.quantize", "--model", str(models_dir / "eye_state.onnx"), "--calib", str(mrl),
          "--out", str(models_dir / "eye_state.int8.onnx")],
+        ["-m", "pipeline.evaluate", "--weights", str(models_dir / "eye_state.pth"), "--batch-size", "64",
+         "--json", str(results / "eval_test_fp32.json")],
     ]
+    if videos:  # the webcam reality check, when the shared videos are there
+        commands.append(["-m", "pipeline.video", *map(str, videos), "--json", str(results / "video_focus.json")])
+    commands.append([str(ROOT / "scripts" / "model_card.py"), "--run", str(weights), "--models", str(models_dir)])
     for args in commands:
-        step("--retrain: python -m " + " ".join(args))
-        done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT)
+        step("--retrain: python " + " ".join(args))
+        done = subprocess.run([sys.executable, *args], cwd=ROOT)
         if done.returncode != 0:
-            raise BuildError(f"`python -m {args[0]}` failed with exit code {done.returncode} "
+            raise BuildError(f"`python {' '.join(args[:2])}` failed with exit code {done.returncode} "
                              f"(--retrain needs `pip install -e .[train]` and the MRL data at {mrl})")
+    step("--retrain: update the prose in models/MODEL_CARD.md from models/model_card.json")
 
 
 def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool = False) -> dict:

@@ -30,11 +30,16 @@ def file_table(models: Path) -> dict:
 def training_record(run: Path, checkpoint: dict) -> dict:
     info = json.loads((run / "history.json").read_text())
     args = info.get("args", {})
-    command = ["python", "-m", "pipeline.train", "--model", args.get("model", "?"), "--epochs", str(args.get("epochs")),
-               "--epoch-size", str(args.get("epoch_size")), "--patience", str(args.get("patience")),
-               "--threads", str(args.get("threads"))]
-    if args.get("final_fit"):
-        command.append("--final-fit")
+    from pipeline.train import build_parser  # the recipe = every argument that differs from the trainer's default
+
+    defaults = vars(build_parser().parse_args([]))
+    skip = {"out_dir", "resume", "stop_after", "data", "split", "device", "workers"}
+    command = ["python", "-m", "pipeline.train"]
+    for key, value in args.items():
+        if key in skip or key not in defaults or value == defaults[key]:
+            continue
+        flag = "--" + key.replace("_", "-")
+        command += [flag] if value is True else [flag, str(value)]
     command += ["--out-dir", str(run)]
     history = info["history"]
     return {

@@ -190,3 +190,19 @@ def test_server_sends_mime_types_and_isolation_headers(built):
                 assert response.headers["Content-Type"].split(";")[0] == mime, path
                 assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
                 assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+def test_retrain_reproduces_the_shipped_recipe_from_the_model_card(tmp_path):
+    """--retrain trains with the shipped model's recorded recipe (models/model_card.json), not trainer defaults."""
+    from pipeline.train import build_parser
+
+    recipe = build.shipped_recipe()
+    card = json.loads((ROOT / "models" / "model_card.json").read_text())
+    args = build_parser().parse_args(recipe)
+    assert args.model == card["architecture"]
+    assert args.final_fit == card["training"]["final_fit"]
+    assert args.epochs == card["training"]["epochs"]
+    assert "--out-dir" not in recipe
+    (tmp_path / "model_card.json").write_text(json.dumps({"training": {"command": "python train.py --epochs 3"}}))
+    with pytest.raises(build.BuildError, match="pipeline.train"):
+        build.shipped_recipe(tmp_path)
