@@ -252,8 +252,9 @@ class View:
         item = js.document.querySelector(f'#loading li[data-stage="{stage}"]')
         if not item:
             return
-        item.setAttribute("data-done", "true" if ok else "failed")
-        item.querySelector(".ms").textContent = f"{ms / 1000:.1f} s" if ok else "failed"
+        if not (ok and item.getAttribute("data-done") == "true"):  # index.html may have ticked a model off already
+            item.setAttribute("data-done", "true" if ok else "failed")
+            item.querySelector(".ms").textContent = f"{ms / 1000:.1f} s" if ok else "failed"
         done = js.document.querySelectorAll('#loading li[data-done="true"]').length
         self.load_progress.value = done
 

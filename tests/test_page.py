@@ -158,6 +158,26 @@ def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site
         browser.close()
 
 
+def test_loading_list_ticks_each_model_off_when_it_is_ready(site, playwright):
+    """The models load while Pyodide boots (index.html); the list shows when each was ready, not when Python
+    got round to it."""
+    browser = launch(playwright)
+    try:
+        page, requests, _ = open_page(browser, site)
+        items = page.evaluate("""Array.from(document.querySelectorAll('#loading li')).map(
+            (li) => [li.dataset.stage, li.dataset.done, li.querySelector('.ms').textContent])""")
+        timings = page.evaluate("window.eyestateTimings")
+        shown = {stage: text for stage, done, text in items if done == "true"}
+        assert set(shown) == {"pyodide", "modules", "face_detection", "face_landmark", "iris_landmark", "eye_state"}
+        for model in ("face_detection", "face_landmark", "iris_landmark", "eye_state"):
+            assert abs(float(shown[model].removesuffix(" s")) - timings[model + "_warm_ms"] / 1000) <= 0.051, \
+                (model, shown, timings)  # index.html's time, to the tenth of a second
+            assert timings[model + "_warm_ms"] < timings["ready_ms"]
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
 def test_no_camera_shows_no_camera_state(site, playwright):
     browser = launch(playwright, fake_video=None)  # no fake device: this machine has no camera
     try:
