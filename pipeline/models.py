@@ -22,6 +22,9 @@ BASELINE = "baseline_cnn"
 # `eyecnn` halves the widths so two eyes per frame fit the page's budget, `eyecnn_wide` is the 0.58 M variant.
 EYECNN = "eyecnn"
 EYECNN_WIDE = "eyecnn_wide"
+# eyecnn that first standardizes each crop (zero mean, unit variance; InstanceNorm without parameters): exposure
+# and contrast of a webcam crop then matter less. An experiment (docs/BENCHMARKS.md, "Later recipe experiments").
+EYECNN_STD = "eyecnn_std"
 
 
 class PretrainedWeightsMissing(RuntimeError):
@@ -32,9 +35,9 @@ class BaselineCNN(nn.Module):
     """The seed's small CNN: a few conv-bn-relu-maxpool blocks, global average pool, dropout, linear (~0.24 M params)."""
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2,
-                 convs_per_block: int = 1):
+                 convs_per_block: int = 1, standardize_input: bool = False):
         super().__init__()
-        blocks, c = [], in_chans
+        blocks, c = ([nn.InstanceNorm2d(in_chans, eps=1e-3)] if standardize_input else []), in_chans
         for w in widths:
             for _ in range(convs_per_block):
                 blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
@@ -57,11 +60,12 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         if pretrained:
             raise PretrainedWeightsMissing(f"{BASELINE} has no pretrained weights; drop --pretrained")
         return BaselineCNN(num_classes, in_chans)
-    if name in (EYECNN, EYECNN_WIDE):
+    if name in (EYECNN, EYECNN_WIDE, EYECNN_STD):
         if pretrained:
             raise PretrainedWeightsMissing(f"{name} has no pretrained weights; drop --pretrained")
-        widths = (16, 32, 64, 128) if name == EYECNN else (32, 64, 128, 128)
-        return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2)
+        widths = (32, 64, 128, 128) if name == EYECNN_WIDE else (16, 32, 64, 128)
+        return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2,
+                           standardize_input=name == EYECNN_STD)
     import timm
 
     if not timm.is_model(name):

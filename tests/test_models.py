@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.models import (BASELINE, PretrainedWeightsMissing, count_parameters, create_model, load_checkpoint,
-                             make_checkpoint)
+from pipeline.models import (BASELINE, EYECNN, EYECNN_STD, PretrainedWeightsMissing, count_parameters, create_model,
+                             load_checkpoint, make_checkpoint)
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE])
+@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE, EYECNN, EYECNN_STD])
 @pytest.mark.parametrize("size", [32, 48])
 def test_factory_gives_one_channel_two_class_models(name, size):
     torch.manual_seed(0)
@@ -19,6 +19,22 @@ def test_factory_gives_one_channel_two_class_models(name, size):
         out = model(torch.randn(3, 1, size, size))
     assert out.shape == (3, 2) and torch.isfinite(out).all()
     assert model.get_classifier().out_features == 2
+
+
+def test_eyecnn_std_ignores_the_exposure_and_contrast_of_a_crop():
+    """Each crop is standardized first, so a darker, flatter webcam crop of the same eye gives the same answer;
+    plain eyecnn has the same parameters but no such invariance."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 48, 48) * 2 - 1
+    darker = 0.6 * x - 0.3
+    std, plain = create_model(EYECNN_STD).eval(), create_model(EYECNN).eval()
+    def change(model):  # relative change of the feature maps (an untrained net's activations are tiny)
+        with torch.no_grad():
+            a, b = model.features(darker), model.features(x)
+        return float((a - b).abs().max() / b.abs().max())
+
+    assert change(std) < 0.02 and change(plain) > 0.2, (change(std), change(plain))
+    assert count_parameters(std) == count_parameters(plain)
 
 
 def test_small_candidates_stay_under_one_million_parameters():
