@@ -247,8 +247,9 @@ class App:
         if device_id:
             video["deviceId"] = {"exact": device_id}
         try:
-            stream = await (early_request if early_request is not None
-                                  else devices.getUserMedia(js_obj({"video": video, "audio": False})))
+            request = early_request if early_request is not None else \
+                devices.getUserMedia(js_obj({"video": video, "audio": False}))
+            stream = await request
         except JsException as error:
             self.machine.camera_error(_error_name(error))
             return
