@@ -204,12 +204,8 @@ def test_async_driver_gives_the_same_frames_as_the_sync_one(runtime):
     assert a[0]["status"] == "face" and a[0]["left"]["p_open"] is not None
 
 
-@needs_shared
-@pytest.mark.shared
-def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
-    ALTERNATE = PipelineConfig(iris_alternate_min_p=0.0)  # the frame-rate rule alone
-    pipeline = FramePipeline(runtime, ALTERNATE)
-    frame = video_frame()
+def iris_batch_sizes(runtime, monkeypatch) -> list:
+    """A list that collects the batch size (eyes read) of every iris-model call made through `runtime`."""
     batches = []
     real_run = runtime.run
 
@@ -219,6 +215,16 @@ def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatc
         return real_run(model, feeds)
 
     monkeypatch.setattr(runtime, "run", counting_run)
+    return batches
+
+
+@needs_shared
+@pytest.mark.shared
+def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
+    ALTERNATE = PipelineConfig(iris_alternate_min_p=0.0)  # the frame-rate rule alone
+    pipeline = FramePipeline(runtime, ALTERNATE)
+    frame = video_frame()
+    batches = iris_batch_sizes(runtime, monkeypatch)
     results = [pipeline.process(frame, t) for t in (0.0, 0.033, 0.066, 0.099, 0.199, 0.232)]  # 30 fps, one late
     assert batches == [2, 1, 1, 1, 1, 1]  # both eyes first, then one per frame; one late frame changes nothing
     for r in results:  # every frame still reports both eyes, fused with the latest reading of each
@@ -250,15 +256,7 @@ def test_iris_model_reads_both_eyes_whenever_an_eye_is_in_doubt(runtime, monkeyp
     frame = video_frame()
     first = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
     lowest = min(first.left.p_cnn, first.right.p_cnn, first.left.p_open, first.right.p_open)
-    batches = []
-    real_run = runtime.run
-
-    def counting_run(model, feeds):
-        if model == "iris_landmark":
-            batches.append(len(next(iter(feeds.values()))))
-        return real_run(model, feeds)
-
-    monkeypatch.setattr(runtime, "run", counting_run)
+    batches = iris_batch_sizes(runtime, monkeypatch)
     times = (0.0, 0.033, 0.066, 0.099)
     for floor, expected in ((lowest - 0.01, [2, 1, 1, 1]), (min(1.0, lowest + 0.01), [2, 2, 2, 2])):
         pipeline = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=floor))
