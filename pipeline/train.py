@@ -433,8 +433,12 @@ def train(args) -> dict:
         if args.stop_after and epochs_this_run >= args.stop_after:
             print(f"stopping after {epochs_this_run} epoch(s) as asked; continue with --resume")
             break
-    print(f"{summary['finished'] or 'paused'}; best val macro-F1 {best:.4f} at epoch {summary['best_epoch']} -> "
-          f"{out_dir / 'best.pth'}")
+    if args.final_fit:
+        print(f"{summary['finished'] or 'paused'}; final fit: best.pth is the last epoch, {len(history)} "
+              f"(in-sample val macro-F1 {history[-1]['val_macro_f1']:.4f}) -> {out_dir / 'best.pth'}")
+    else:
+        print(f"{summary['finished'] or 'paused'}; best val macro-F1 {best:.4f} at epoch {summary['best_epoch']} -> "
+              f"{out_dir / 'best.pth'}")
     return summary
 
 

@@ -48,7 +48,8 @@ def training_record(run: Path, checkpoint: dict) -> dict:
         "subjects": sorted(checkpoint["split"]["train"]),
         "epochs": len(history),
         "kept_epoch": checkpoint["epoch"] + 1,
-        "val_macro_f1_of_kept_epoch": round(checkpoint.get("best_val_macro_f1", float("nan")), 4),
+        "val_macro_f1_of_kept_epoch": round((checkpoint.get("val_metrics") or {}).get(
+            "val_macro_f1", checkpoint.get("best_val_macro_f1", float("nan"))), 4),
         "val_note": ("in-sample: the validation subjects are in training (final fit)" if args.get("final_fit")
                      else "held-out validation subjects"),
         "train_seconds": round(sum(r["epoch_seconds"] for r in history)),
