@@ -356,7 +356,6 @@ def retrain(models_dir: Path = MODELS) -> None:
     results = ROOT / "docs" / "results"
     commands = [
         ["-m", "pipeline.train", *shipped_recipe(models_dir), "--out-dir", str(weights)],
-        ["-c", f"import shutil; shutil.copyfile({str(weights / 'best.pth')!r}, {str(models_dir / 'eye_state.pth')!r})"],
         ["-m", "pipeline.export", "--weights", str(models_dir / "eye_state.pth"), "--out", str(models_dir / "eye_state.onnx")],
         ["-m", "pipeline.quantize", "--model", str(models_dir / "eye_state.onnx"), "--calib", str(mrl),
          "--out", str(models_dir / "eye_state.int8.onnx")],
@@ -372,6 +371,8 @@ def retrain(models_dir: Path = MODELS) -> None:
         if done.returncode != 0:
             raise BuildError(f"`python {' '.join(args[:2])}` failed with exit code {done.returncode} "
                              f"(--retrain needs `pip install -e .[train]` and the MRL data at {mrl})")
+        if args[:2] == ["-m", "pipeline.train"]:  # the new weights become the shipped checkpoint
+            shutil.copyfile(weights / "best.pth", models_dir / "eye_state.pth")
     step("--retrain: update the prose in models/MODEL_CARD.md from models/model_card.json")
 
 

@@ -23,7 +23,7 @@ BASELINE = "baseline_cnn"
 EYECNN = "eyecnn"
 EYECNN_WIDE = "eyecnn_wide"
 # eyecnn that first standardizes each crop (zero mean, unit variance; InstanceNorm without parameters): exposure
-# and contrast of a webcam crop then matter less. An experiment (docs/BENCHMARKS.md, "Later recipe experiments").
+# and contrast of a webcam crop then matter less. The shipped model (docs/BENCHMARKS.md, "Later recipe experiments").
 EYECNN_STD = "eyecnn_std"
 
 
