@@ -88,6 +88,31 @@ def test_only_the_runtime_files_the_page_loads_are_vendored(built):
     assert set(build.pyscript_chunks(out / "vendor/pyscript")) == pyscript - {"core.css", "LICENSE"}
 
 
+def test_pyodide_stdlib_ships_as_bytecode_that_pyodide_imports(built):
+    """Each stdlib source is replaced by an unchecked-hash .pyc of Pyodide's own CPython, and that zip boots."""
+    import struct
+    import subprocess
+    import zipfile
+
+    out, _, _ = built
+    with zipfile.ZipFile(build.NODE_MODULES / "pyodide/python_stdlib.zip") as z:
+        sources = {n for n in z.namelist() if n.endswith(".py")}
+    with zipfile.ZipFile(out / "vendor/pyodide/python_stdlib.zip") as z:
+        names = set(z.namelist())
+        header = z.read("asyncio/__init__.pyc")[:16]
+    assert sources and {n + "c" for n in sources} == {n for n in names if n.endswith(".pyc")}
+    assert not [n for n in names if n.endswith(".py")]
+    assert struct.unpack("<I", header[4:8])[0] == 0b01  # PEP 552 flags: hash-based, source not checked
+    script = ("import { loadPyodide } from '" + (out / "vendor/pyodide/pyodide.mjs").as_uri() + "';"
+              "const py = await loadPyodide({indexURL: '" + str(out / "vendor/pyodide") + "/'});"
+              "console.log(py.runPython('import asyncio, email.message, json; "
+              "json.dumps([asyncio.__spec__.origin, email.message.Message.__name__])'));")
+    done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    origin, cls = json.loads(done.stdout.strip().splitlines()[-1])
+    assert origin.endswith("python314.zip/asyncio/__init__.pyc") and cls == "Message"
+
+
 def test_page_is_self_hosted(built):
     out, _, _ = built
     config = json.loads((out / "pyscript.json").read_text())
