@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from eyecore.geometry import RotatedRect
+from eyecore.preprocess import PreprocessSpec
 from eyecore.runtime import TensorSpec
 from pipeline.face_models import MODEL_IO
 
@@ -88,6 +89,14 @@ class CvRuntime:
     @property
     def has_classifier(self) -> bool:
         return "eye_state" in self.sessions
+
+    @property
+    def eye_spec(self) -> PreprocessSpec | None:
+        """The classifier's preprocessing from its ONNX metadata (pipeline.export writes it), else None."""
+        if not self.has_classifier:
+            return None
+        text = self.sessions["eye_state"].get_modelmeta().custom_metadata_map.get("eyestate.preprocess")
+        return PreprocessSpec.from_json(text) if text else None
 
     def frame_size(self, frame: np.ndarray) -> tuple:
         return frame.shape[1], frame.shape[0]

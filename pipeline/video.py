@@ -140,6 +140,11 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
         raise VideoError("no eye classifier and no iris model: nothing left to judge the eyes with "
                          "(give --model or drop --no-iris)")
     config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris)
+    if runtime.eye_spec is not None:  # crop and input as the model's metadata says, like the page (main.py)
+        config.preprocess = runtime.eye_spec
+    elif runtime.has_classifier:
+        print(f"note: {eye_model} has no eyestate.preprocess metadata (pipeline.export writes it); "
+              f"using the default preprocessing {config.preprocess}", file=sys.stderr)
     if not runtime.has_classifier:
         # Without the classifier the eyelid opening is the only signal.
         config.cnn_weight, config.iris_weight = 0.0, 1.0

@@ -153,7 +153,7 @@ def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
         # the batched call kept each eye's own answer: recompute it from that eye's crop alone
         from eyecore.geometry import eye_crop_rect
 
-        rect = eye_crop_rect(*er.corners, 2.0)
+        rect = eye_crop_rect(*er.corners, PipelineConfig().preprocess.crop_scale)
         tensor = runtime.crop(frame, rect, 48, 48, pipeline.eye_spec)
         assert tensor.shape == (1, 1, 48, 48)
         assert er.p_cnn == pytest.approx(1 / (1 + math.exp(-4.0 * float(tensor.mean()))), abs=1e-5)
@@ -295,3 +295,23 @@ def test_face_half_out_of_frame_makes_the_cut_eye_unknown(runtime):
     result = FramePipeline(runtime, PipelineConfig()).process(shifted, 0.0)
     assert result.status == "face"
     assert result.right is None and result.left is not None and result.left.p_open is not None
+
+
+@needs_shared
+def test_replay_crops_as_the_model_metadata_says(tmp_path):
+    """pipeline.video takes crop scale and input size from the classifier's metadata, as the page does from
+    eye_state.json, so a model exported with another framing is replayed with that framing."""
+    import onnx
+
+    from eyecore.preprocess import PreprocessSpec
+    from pipeline.video import make_pipeline
+
+    plain = tmp_path / "plain.onnx"
+    mean_brightness_classifier(plain)
+    assert make_pipeline(face_models_dir(), plain, use_iris=True).config.preprocess == PreprocessSpec()
+    tagged = tmp_path / "tagged.onnx"
+    model = onnx.load(str(plain))
+    spec = PreprocessSpec(crop_scale=1.7)
+    model.metadata_props.add(key="eyestate.preprocess", value=spec.to_json())
+    onnx.save(model, str(tagged))
+    assert make_pipeline(face_models_dir(), tagged, use_iris=True).config.preprocess == spec
