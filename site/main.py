@@ -112,6 +112,8 @@ async def boot() -> None:
         pipeline_config.use_iris = pipeline_config.iris_weight > 0
         if query_param("alternate") == "0":  # the iris model reads both eyes on every frame (A/B timing)
             pipeline_config.iris_alternate_below_s = 0.0
+        if query_param("iris_refresh"):  # seconds between calm iris readings of one eye (A/B timing)
+            pipeline_config.iris_refresh_s = float(query_param("iris_refresh"))
         needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
         if not pipeline_config.use_iris:
             view.stage_done("iris_landmark", 0, ok=True)

@@ -221,7 +221,7 @@ def iris_batch_sizes(runtime, monkeypatch) -> list:
 @needs_shared
 @pytest.mark.shared
 def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatch):
-    ALTERNATE = PipelineConfig(iris_alternate_min_p=0.0)  # the frame-rate rule alone
+    ALTERNATE = PipelineConfig(iris_alternate_min_p=0.0, iris_refresh_s=0.0)  # the frame-rate rule alone
     pipeline = FramePipeline(runtime, ALTERNATE)
     frame = video_frame()
     batches = iris_batch_sizes(runtime, monkeypatch)
@@ -250,6 +250,30 @@ def test_iris_model_alternates_eyes_only_at_high_frame_rates(runtime, monkeypatc
 
 @needs_shared
 @pytest.mark.shared
+def test_calm_frames_reread_each_eye_only_after_the_refresh_time(runtime, monkeypatch):
+    """iris_refresh_s: while both eyes look plainly open, an eye's iris reading is renewed only once it is that
+    old, so most calm frames skip the iris model; the held readings still feed every frame's fusion."""
+    config = PipelineConfig(iris_alternate_min_p=0.0, iris_refresh_s=0.19)
+    pipeline = FramePipeline(runtime, config)
+    frame = video_frame()
+    batches = iris_batch_sizes(runtime, monkeypatch)
+    calls = []
+    for i in range(13):  # 30 fps for 0.4 s
+        before = len(batches)
+        r = pipeline.process(frame, i / 30)
+        calls.append(batches[before] if len(batches) > before else 0)
+        assert r.left.p_iris is not None and r.left.p_open == pytest.approx(fuse(r.left.p_cnn, r.left.p_iris, config))
+    # both eyes at t=0; at 0.2 s the right eye (ties go to the right), the left on the next frame; right again at 0.4
+    assert calls == [2, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1], calls
+    doubt = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=1.0, iris_refresh_s=0.2))
+    batches.clear()
+    for i in range(4):
+        doubt.process(frame, i / 30)
+    assert batches == [2, 2, 2, 2]  # any doubt: both eyes, every frame, whatever the refresh time
+
+
+@needs_shared
+@pytest.mark.shared
 def test_iris_model_reads_both_eyes_whenever_an_eye_is_in_doubt(runtime, monkeypatch):
     """Above the alternation frame rate, a frame whose classifier (or previous fused) p_open of any eye is under
     iris_alternate_min_p reads both eyes: a blink never depends on whose turn it was."""
@@ -259,12 +283,12 @@ def test_iris_model_reads_both_eyes_whenever_an_eye_is_in_doubt(runtime, monkeyp
     batches = iris_batch_sizes(runtime, monkeypatch)
     times = (0.0, 0.033, 0.066, 0.099)
     for floor, expected in ((lowest - 0.01, [2, 1, 1, 1]), (min(1.0, lowest + 0.01), [2, 2, 2, 2])):
-        pipeline = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=floor))
+        pipeline = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=floor, iris_refresh_s=0.0))
         batches.clear()
         for t in times:
             pipeline.process(frame, t)
         assert batches == expected, (floor, lowest)
-    again = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=0.0))
+    again = FramePipeline(runtime, PipelineConfig(iris_alternate_min_p=0.0, iris_refresh_s=0.0))
     frames = [frame, np.roll(frame, 3, axis=1), np.roll(frame, -2, axis=0), frame]  # readings differ per frame
     runs = []
     for extra in (0, 1):  # reset() restarts the alternation, whatever came before: replays are repeatable

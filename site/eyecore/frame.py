@@ -59,6 +59,11 @@ class PipelineConfig:
     # videos 2-7 % of frames are in doubt (0.9: up to 35 %, as webcam p_open of open eyes often sits near 0.85),
     # and 0.8 and 0.9 give the same replay results.
     iris_alternate_min_p: float = 0.8
+    # While alternating and calm, an eye is read again only once its last reading is this old (seconds), so
+    # the iris model skips calm frames altogether; 0 = one eye every frame (plain alternation). 0.2 s (each eye
+    # 5 times a second) ran the iris model on a third of mahie_test_1's frames with the same replay results as
+    # 0 and 0.1; 0.35 lost a blink (docs/BENCHMARKS.md section 4). Doubtful frames read both eyes regardless.
+    iris_refresh_s: float = 0.2
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -183,7 +188,7 @@ class FramePipeline:
         self._baselines = {eye: OpeningBaseline(cfg.iris_baseline_s, cfg.iris_baseline_percentile)
                            for eye in EYES}
         self._iris_held = {}  # eye -> (opening, baseline, p_iris) of its latest iris reading
-        self._iris_turn = 0  # index into EYES of the eye read last when alternating
+        self._iris_read_t = {}  # eye -> time of that reading
         self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
@@ -191,7 +196,7 @@ class FramePipeline:
     def reset(self) -> None:
         self._roi = None
         self._iris_held = {}
-        self._iris_turn = 0
+        self._iris_read_t = {}
         self._last_p = {}
         self._last_t = self._dt_avg = None
         for baseline in self._baselines.values():
@@ -215,8 +220,9 @@ class FramePipeline:
         signals = [p_cnn.get(eye) for eye in visible] + [self._last_p.get(eye) for eye in visible]
         if any(p is not None and p < floor for p in signals):
             return visible
-        self._iris_turn = 1 - self._iris_turn
-        return [EYES[self._iris_turn]]
+        # the eye read longest ago (a tie, after both were read: the right eye), once its reading is old enough
+        oldest = min(visible, key=lambda eye: (self._iris_read_t.get(eye, -math.inf), -EYES.index(eye)))
+        return [oldest] if t - self._iris_read_t.get(oldest, -math.inf) >= self.config.iris_refresh_s else []
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -334,7 +340,7 @@ class FramePipeline:
                 break
 
         if points is None:
-            self._iris_held, self._last_p = {}, {}
+            self._iris_held, self._iris_read_t, self._last_p = {}, {}, {}
             timings["total"] = (clock() - start) * 1000
             return result
 
@@ -355,16 +361,19 @@ class FramePipeline:
 
         if self.config.use_iris and visible:
             read = self._iris_eyes(list(visible), t, p_cnn)
-            t0 = clock()
-            openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
-            timings["iris"] = (clock() - t0) * 1000
-            for eye, opening in openings.items():
-                baseline = self._baselines[eye].update(t, opening)
-                self._iris_held[eye] = (opening, baseline, p_open_from_opening(opening, baseline, self.config))
+            if read:
+                t0 = clock()
+                openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
+                timings["iris"] = (clock() - t0) * 1000
+                for eye, opening in openings.items():
+                    baseline = self._baselines[eye].update(t, opening)
+                    self._iris_held[eye] = (opening, baseline, p_open_from_opening(opening, baseline, self.config))
+                    self._iris_read_t[eye] = t
             readings = {eye: self._iris_held[eye] for eye in visible}
         else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
             readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
         self._iris_held = {eye: v for eye, v in self._iris_held.items() if eye in visible}
+        self._iris_read_t = {eye: v for eye, v in self._iris_read_t.items() if eye in visible}
         self._last_t = t
 
         self._last_p = {}
