@@ -1,7 +1,7 @@
 """Benchmark the built page in headless Chromium with a fake 640x480 camera.
 
     python scripts/bench_page.py [--video FILE] [--camera-fps 60] [--seconds 15] [--variant "?eye=int8" ...]
-                                 [--repeat 3] [--click-early] [--no-build]
+                                 [--repeat 3] [--click-early] [--no-build] [--cpu-throttle 4]
 
 Per variant (a query string the page understands: eye=fp32|int8, threads=N): processed FPS, p50/p95
 frame time (pipeline + drawing, from the page's own per-frame log), first-label time after
@@ -34,10 +34,13 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def measure(playwright, base: str, video: Path, seconds: float, variant: str, warmup: float) -> dict:
+def measure(playwright, base: str, video: Path, seconds: float, variant: str, warmup: float,
+            cpu_throttle: float = 1.0) -> dict:
     browser = launch(playwright, video)
     try:
         page = browser.new_page()
+        if cpu_throttle > 1:  # DevTools' CPU throttling: the page's main thread runs this many times slower
+            page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
         query = variant.removesuffix(EARLY)
         page.goto(base + "index.html" + query)
         if query == variant:
@@ -82,7 +85,8 @@ def median_result(runs: list) -> dict:
     out = dict(runs[0])
     for key in ("fps", "p50_ms", "p95_ms", "bytes", "frames"):
         out[key] = med([r[key] for r in runs])
-    out["timings"] = {k: med([r["timings"][k] for r in runs if k in r["timings"]]) for k in runs[0]["timings"]}
+    out["timings"] = {k: med([r["timings"][k] for r in runs if k in r["timings"]])
+                      for k in dict.fromkeys(k for r in runs for k in r["timings"])}
     out["stages"] = {k: med([r["stages"][k] for r in runs if k in r["stages"]]) for k in runs[0]["stages"]}
     out["variant"] = f"{runs[0]['variant']} (median of {len(runs)})"
     return out
@@ -102,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--click-early", action="store_true",
                         help="also run each variant with Start clicked right after navigation")
     parser.add_argument("--no-build", action="store_true", help="use the existing dist/")
+    parser.add_argument("--cpu-throttle", type=float, default=1.0,
+                        help="slow the page's CPU down N times (DevTools emulation of a weak laptop)")
     args = parser.parse_args(argv)
     reason = browser_missing_reason()
     if reason:
@@ -124,18 +130,22 @@ def main(argv=None) -> int:
             for _ in range(args.repeat):  # rounds interleave the variants: a noisy machine hits them alike
                 variants = args.variant or [""]
                 for variant in variants + ([v + EARLY for v in variants] if args.click_early else []):
-                    results.append(measure(playwright, base, video, args.seconds, variant, args.warmup))
+                    results.append(measure(playwright, base, video, args.seconds, variant, args.warmup,
+                                           args.cpu_throttle))
     if args.repeat > 1:
         results = [median_result([r for r in results if r["variant"] == v]) for v in dict.fromkeys(r["variant"] for r in results)]
     rate = f" at {args.camera_fps:g} fps" if args.camera_fps else ""
+    throttle = f", CPU throttled {args.cpu_throttle:g}x" if args.cpu_throttle > 1 else ""
     print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as 640x480 y4m{rate}; {args.seconds:.0f} s measured "
-          f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu\n")
-    print("| variant | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded | cross-origin isolated |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+          f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu{throttle}\n")
+    print("| variant | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded | cross-origin isolated "
+          "| light mode from |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for r in results:
-        first = r["timings"].get("first_label_ms")
+        first, light = r["timings"].get("first_label_ms"), r["timings"].get("light_mode_ms")
         print(f"| {r['variant']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-              f"{first / 1000 if first else float('nan'):.2f} | {r['bytes'] / 1e6:.1f} MB | {r['isolated']} |")
+              f"{first / 1000 if first else float('nan'):.2f} | {r['bytes'] / 1e6:.1f} MB | {r['isolated']} | "
+              f"{f'{light / 1000:.1f} s' if light else '–'} |")
     print("\nstart-up stages (s since navigation):\n")
     print("| variant | " + " | ".join(s.removesuffix("_ms") for s in STAGES) + " |")
     print("| --- | " + " | ".join("---:" for _ in STAGES) + " |")

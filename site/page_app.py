@@ -15,6 +15,7 @@ import js
 from pyodide.ffi import JsException, create_once_callable, create_proxy
 
 from eyecore import states as S
+from eyecore.budget import FrameBudget
 from eyecore.frame import FramePipeline
 from eyecore.temporal import CLOSED, OPEN, EyeStateTracker, label_blink_frames
 from page_clip import ClipError, ClipReader
@@ -114,6 +115,9 @@ class App:
         self.view = view
         self.timings = timings
         self.stats = Stats()
+        # sheds the iris model when the device cannot keep up with the camera (eyecore/budget.py); ?light=0: never
+        self.budget = FrameBudget() if pipeline_config.use_iris and query_param("light") != "0" else None
+        self._presented = None  # the video's presentedFrames at the last frame callback
         self.beeper = Beeper()
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
@@ -273,6 +277,9 @@ class App:
         self.view.reset_live()
         self.stats.reset()
         self.pipeline.reset()
+        if self.budget is not None and not self.budget.light:  # once light, it stays: the device is what it is
+            self.budget.reset()
+        self._presented = None
         self.tracker = EyeStateTracker()
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
@@ -334,6 +341,13 @@ class App:
     def _on_video_frame(self, _now, metadata=None) -> None:
         self._frame_requested = False
         self._request_frame()
+        if self.budget is not None:
+            # While Python and the models hold the main thread, several camera frames pass between two
+            # callbacks; presentedFrames counts them all.
+            presented = getattr(metadata, "presentedFrames", None) if metadata is not None else None
+            count = 1 if presented is None or self._presented is None else int(presented) - self._presented
+            self._presented = None if presented is None else int(presented)
+            self.budget.arrived(js.performance.now() / 1000.0, count)
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
         if self._busy:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped
@@ -341,6 +355,14 @@ class App:
             return
         self._busy = True  # set before the task starts, so a second callback cannot start a second loop
         asyncio.ensure_future(self._live_step(media_time))
+
+    def _check_budget(self) -> None:
+        if self.budget is None or not self.budget.processed(js.performance.now() / 1000.0):
+            return
+        if self.pipeline.config.use_iris:  # the switch happens once
+            self.pipeline.config.use_iris = False
+            self.timings["light_mode_ms"] = js.performance.now()
+            self.view.show_light_mode(True)
 
     async def _live_step(self, media_time) -> None:
         """Runs while `_busy` (set by `_on_video_frame`): this frame, then any that arrived meanwhile."""
@@ -351,6 +373,7 @@ class App:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     await self.process(frame, width, height, started / 1000.0, media_time, started)
+                    self._check_budget()
                 if not self._has_pending:
                     break
                 media_time, self._has_pending = self._pending, False

@@ -293,6 +293,10 @@ class View:
         self.fps.set(f"{fps:.1f}")
         self.fps_text.set(f"{fps:.0f} fps")
 
+    def show_light_mode(self, light: bool) -> None:
+        _el("fps").setAttribute("data-mode", "light" if light else "full")
+        _el("light-note").hidden = not light
+
     def show_eyes(self, state) -> None:
         for eye, card in self.eyes.items():
             if state is None:

@@ -337,6 +337,33 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
         browser.close()
 
 
+@pytest.mark.shared
+def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwright, tmp_path):
+    """CPU throttled 6x after loading (DevTools emulation of a weak laptop), 30 fps camera: the page falls far
+    behind the camera, turns the iris model off, says so, and goes on labelling with the classifier alone."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    video = video_to_y4m(source, tmp_path / "fast.y4m", 0, 10)
+    browser = launch(playwright, video)
+    try:
+        page, requests, _ = open_page(browser, site)
+        assert page.get_attribute("#fps", "data-mode") == "full" and page.is_hidden("#light-note")
+        page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
+        page.click("#start")
+        page.wait_for_selector('#fps[data-mode="light"]', timeout=60_000)
+        assert page.is_visible("#light-note")
+        switched = page.evaluate("window.eyestateTimings.light_mode_ms")
+        page.wait_for_function(f"Array.from(window.eyestateLog).filter(e => e.done > {switched}).length >= 5",
+                               timeout=30_000)
+        after = [e for e in frame_log(page) if e["done"] > switched]
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert all("iris" not in e["stages"] for e in after)  # the iris model no longer runs
+    assert any(e["left"] in ("open", "closed") for e in after)  # and the eyes are still labelled
+
+
 # ------------------------------------------------------------------------------------- clip mode
 
 CLIP_VIDEO = "mahie_test_1"
