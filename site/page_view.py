@@ -202,7 +202,7 @@ class Overlay:
             label = f"{'L' if eye == 'left' else 'R'} {eye_state if eye_state != UNKNOWN else '?'}"
             text_width = ctx.measureText(label).width
             outer_left = sum(xs) / 4 < centre or len(boxes) == 1
-            x = max(xs) - text_width if outer_left else min(xs)
+            x = min(xs) if outer_left else max(xs) - text_width
             y = min(ys) - 6 * scale
             ctx.fillStyle = "rgba(0,0,0,0.55)"
             ctx.fillRect(x - 3 * scale, y - 15 * scale, text_width + 6 * scale, 19 * scale)
@@ -287,7 +287,8 @@ class View:
         self._latency_shown_at = now
         for key, cell in self.latency_cells.items():
             value = averages.get(key)
-            cell.set("–" if value is None else f"{value:.1f}")
+            if cell.value != "off":
+                cell.set("–" if value is None else f"{value:.1f}")
 
     def show_fps(self, fps: float) -> None:
         self.fps.set(f"{fps:.1f}")
@@ -296,6 +297,10 @@ class View:
     def show_light_mode(self, light: bool) -> None:
         _el("fps").setAttribute("data-mode", "light" if light else "full")
         _el("light-note").hidden = not light
+        if light:  # the iris stages no longer run: show them as off, not as their last average
+            for key in ("iris", "ort:iris_landmark"):
+                if key in self.latency_cells:
+                    self.latency_cells[key].set("off")
 
     def show_eyes(self, state) -> None:
         for eye, card in self.eyes.items():

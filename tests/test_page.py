@@ -353,6 +353,8 @@ def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwrigh
         page.click("#start")
         page.wait_for_selector('#fps[data-mode="light"]', timeout=60_000)
         assert page.is_visible("#light-note")
+        rows = page.eval_on_selector_all("#latency tr", "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+        assert dict(rows)["eyelid landmarks"] == "off"  # not the last average of a stage that no longer runs
         switched = page.evaluate("window.eyestateTimings.light_mode_ms")
         page.wait_for_function(f"Array.from(window.eyestateLog).filter(e => e.done > {switched}).length >= 5",
                                timeout=30_000)
