@@ -36,7 +36,11 @@ MRL_FIELDS = ("subject", "image_id", "gender", "glasses", "eye_state", "reflecti
 META_KEYS = ("subject", "gender", "glasses", "reflections", "lighting", "sensor")
 MRL_NAME = re.compile(r"^s(\d{4})_(\d+)_([01])_([01])_([01])_([012])_([01])_(\d{2})$")
 MRL_LAYOUT = "mrlEyes_2018_01/sXXXX/sXXXX_IIIII_G_GL_E_R_L_SS.png (MRL Eye Dataset, zip or extracted folder)"
-FOLDER_LAYOUT = "a folder or zip with open/ and closed/ subfolders (at any depth) holding image files"
+FOLDER_LAYOUT = ("a folder or zip with open/ and closed/ subfolders (at any depth; also names like Open_Eyes/ or "
+                 "closedLeftEyes/) holding image files")
+# A folder that labels its images: open / closed (or close), optionally with left/right and eye(s), in any case and
+# with _ - or space between (open_eyes, Closed-Eyes, closedLeftEyes, openRightEyes: the names public sets use).
+LABEL_FOLDER = re.compile(r"(open|closed?)[ _-]?(?:(?:left|right)[ _-]?)?(?:eyes?)?")
 
 # Readable names of the MRL field values (used by reports).
 VALUE_NAMES = {
@@ -313,12 +317,11 @@ def load_mrl(path, size: int = 48, *, subjects=None, max_images: int | None = No
 # ---------------------------------------------------------------- open/ closed/ folders
 
 def _folder_label(name: str) -> int | None:
-    """Label from the nearest enclosing folder called open or closed (case-insensitive)."""
+    """Label from the nearest enclosing folder named open or closed (LABEL_FOLDER, case-insensitive)."""
     for part in reversed(name.lower().split("/")[:-1]):
-        if part == "open":
-            return 1
-        if part == "closed":
-            return 0
+        match = LABEL_FOLDER.fullmatch(part)
+        if match:
+            return 1 if match.group(1) == "open" else 0
     return None
 
 
