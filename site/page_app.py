@@ -118,6 +118,7 @@ class App:
         # sheds the iris model when the device cannot keep up with the camera (eyecore/budget.py); ?light=0: never
         self.budget = FrameBudget() if pipeline_config.use_iris and query_param("light") != "0" else None
         self._presented = None  # the video's presentedFrames at the last frame callback
+        self._iris_available = pipeline_config.use_iris
         self.beeper = Beeper()
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
@@ -280,6 +281,7 @@ class App:
         if self.budget is not None and not self.budget.light:  # once light, it stays: the device is what it is
             self.budget.reset()
         self._presented = None
+        self.pipeline.config.use_iris = self._iris_available and not (self.budget and self.budget.light)
         self.tracker = EyeStateTracker()
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
@@ -417,6 +419,7 @@ class App:
         self.view.overlay.mirrored = False
         self.view.reset_live()
         self.pipeline.reset()
+        self.pipeline.config.use_iris = self._iris_available  # a file is not real-time: never light mode
         self.tracker = EyeStateTracker()
         self.stats.reset()
         try:

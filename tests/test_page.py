@@ -359,11 +359,16 @@ def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwrigh
         page.wait_for_function(f"Array.from(window.eyestateLog).filter(e => e.done > {switched}).length >= 5",
                                timeout=30_000)
         after = [e for e in frame_log(page) if e["done"] > switched]
+        # a video file is not real-time: clip mode keeps the full pipeline even after the live switch
+        page.set_input_files("#clip-file", str(video_to_webm(source, tmp_path / "clip.webm", 0, 20)))
+        assert wait_state(page, ["clip-done", "clip-failed"], 120_000) == "clip-done"
+        clip_log = [e for e in frame_log(page) if e["app"] == "processing-clip"]
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
-    assert all("iris" not in e["stages"] for e in after)  # the iris model no longer runs
+    assert all("iris" not in e["stages"] for e in after)  # the iris model no longer runs live
     assert any(e["left"] in ("open", "closed") for e in after)  # and the eyes are still labelled
+    assert clip_log and any("iris" in e["stages"] for e in clip_log)
 
 
 # ------------------------------------------------------------------------------------- clip mode
