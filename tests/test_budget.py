@@ -45,3 +45,11 @@ def test_frames_reported_together_count_one_by_one():
         budget.processed(t + 0.1)
         t += 1 / 7.5
     assert budget.light
+
+
+def test_a_pause_starts_a_new_window_and_its_frame_burst_is_not_counted():
+    """A hidden tab or a stalled camera: the first callback after it may report many frames at once."""
+    budget = FrameBudget(BudgetConfig(window_s=3.0))
+    feed(budget, 30, 30, 2)
+    budget.arrived(12.0, count=300)  # ten seconds later
+    assert not any(feed(budget, 30, 30, 4, t0=12.0))

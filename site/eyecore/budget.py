@@ -17,6 +17,7 @@ class BudgetConfig:
     window_s: float = 3.0          # judge over this much time (a full window is needed before any decision)
     light_below_fps: float = 15.0  # processed frames per second under which blinks start to fall between frames
     dropped_ratio: float = 1.3     # ... and the camera delivered at least this many times more frames
+    max_gap_s: float = 1.0         # a longer silence (hidden tab, stalled camera) starts a new window
 
 
 class FrameBudget:
@@ -28,13 +29,13 @@ class FrameBudget:
         self.light = False
         self._arrived = deque()
         self._processed = deque()
-        self._since = None
+        self._since = self._last = None
 
     def reset(self) -> None:
         self.light = False
         self._arrived.clear()
         self._processed.clear()
-        self._since = None
+        self._since = self._last = None
 
     def arrived(self, t: float, count: int = 1) -> bool:
         """`count` camera frames arrived by time t (seconds): a busy page hears of several at once. Returns `light`."""
@@ -47,8 +48,12 @@ class FrameBudget:
     def _add(self, events: deque, t: float, count: int = 1) -> bool:
         if self.light:
             return True
-        if self._since is None:
-            self._since = t
+        if self._last is None or t - self._last > self.config.max_gap_s:
+            # a new window; frames counted across the silence before it (a burst of presentedFrames) do not count
+            self._arrived.clear()
+            self._processed.clear()
+            self._since, count = t, 1
+        self._last = t
         events.extend([t] * count)
         span = self.config.window_s
         for queue in (self._arrived, self._processed):
