@@ -1,8 +1,8 @@
 """When the device cannot keep up with the camera, shed the eyelid (iris) model.
 
-A blink lasts 100-300 ms. A device that processes only every fourth camera frame (7.5 of 30 fps) lost 6-7 of
+A blink lasts 100-300 ms. A device that processes only every fourth camera frame (7.5 of 30 fps) lost 4-5 of
 the 20 blinks of the two mahie videos in replay, one that processes every second frame (15 fps) lost 1, with or
-without the iris model (docs/BENCHMARKS.md section 4, "Slow devices"). On a CPU throttled 4x the page ran 7.7 fps
+without the iris model (scripts/slow_device_study.py; docs/BENCHMARKS.md section 4, "Slow devices"). On a CPU throttled 4x the page ran 7.7 fps
 with the iris model and 13.4 fps without it, so there the classifier alone catches more blinks. A slow camera
 is another matter: its frames are all processed, and nothing is shed.
 """
