@@ -281,7 +281,9 @@ class App:
         if self.budget is not None and not self.budget.light:  # once light, it stays: the device is what it is
             self.budget.reset()
         self._presented = None
-        self.pipeline.config.use_iris = self._iris_available and not (self.budget and self.budget.light)
+        light = bool(self.budget and self.budget.light)
+        self.pipeline.config.use_iris = self._iris_available and not light
+        self.view.show_light_mode(light)
         self.tracker = EyeStateTracker()
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
@@ -420,6 +422,7 @@ class App:
         self.view.reset_live()
         self.pipeline.reset()
         self.pipeline.config.use_iris = self._iris_available  # a file is not real-time: never light mode
+        self.view.show_light_mode(False)
         self.tracker = EyeStateTracker()
         self.stats.reset()
         try:

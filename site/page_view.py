@@ -297,10 +297,9 @@ class View:
     def show_light_mode(self, light: bool) -> None:
         _el("fps").setAttribute("data-mode", "light" if light else "full")
         _el("light-note").hidden = not light
-        if light:  # the iris stages no longer run: show them as off, not as their last average
-            for key in ("iris", "ort:iris_landmark"):
-                if key in self.latency_cells:
-                    self.latency_cells[key].set("off")
+        for key in ("iris", "ort:iris_landmark"):  # stages that do not run show as off, not as their last average
+            if key in self.latency_cells:
+                self.latency_cells[key].set("off" if light else "–")
 
     def show_eyes(self, state) -> None:
         for eye, card in self.eyes.items():

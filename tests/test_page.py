@@ -363,6 +363,7 @@ def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwrigh
         page.set_input_files("#clip-file", str(video_to_webm(source, tmp_path / "clip.webm", 0, 20)))
         assert wait_state(page, ["clip-done", "clip-failed"], 120_000) == "clip-done"
         clip_log = [e for e in frame_log(page) if e["app"] == "processing-clip"]
+        assert page.get_attribute("#fps", "data-mode") == "full" and page.is_hidden("#light-note")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
