@@ -187,8 +187,7 @@ class FramePipeline:
         cfg = self.config
         self._baselines = {eye: OpeningBaseline(cfg.iris_baseline_s, cfg.iris_baseline_percentile)
                            for eye in EYES}
-        self._iris_held = {}  # eye -> (opening, baseline, p_iris) of its latest iris reading
-        self._iris_read_t = {}  # eye -> time of that reading
+        self._iris_held = {}  # eye -> (opening, baseline, p_iris, time) of its latest iris reading
         self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
@@ -196,7 +195,6 @@ class FramePipeline:
     def reset(self) -> None:
         self._roi = None
         self._iris_held = {}
-        self._iris_read_t = {}
         self._last_p = {}
         self._last_t = self._dt_avg = None
         for baseline in self._baselines.values():
@@ -221,8 +219,8 @@ class FramePipeline:
         if any(p is not None and p < floor for p in signals):
             return visible
         # the eye read longest ago (a tie, after both were read: the right eye), once its reading is old enough
-        oldest = min(visible, key=lambda eye: (self._iris_read_t.get(eye, -math.inf), -EYES.index(eye)))
-        return [oldest] if t - self._iris_read_t.get(oldest, -math.inf) >= self.config.iris_refresh_s else []
+        oldest = min(visible, key=lambda eye: (self._iris_held[eye][3], -EYES.index(eye)))
+        return [oldest] if t - self._iris_held[oldest][3] >= self.config.iris_refresh_s else []
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -340,7 +338,7 @@ class FramePipeline:
                 break
 
         if points is None:
-            self._iris_held, self._iris_read_t, self._last_p = {}, {}, {}
+            self._iris_held, self._last_p = {}, {}
             timings["total"] = (clock() - start) * 1000
             return result
 
@@ -367,13 +365,12 @@ class FramePipeline:
                 timings["iris"] = (clock() - t0) * 1000
                 for eye, opening in openings.items():
                     baseline = self._baselines[eye].update(t, opening)
-                    self._iris_held[eye] = (opening, baseline, p_open_from_opening(opening, baseline, self.config))
-                    self._iris_read_t[eye] = t
-            readings = {eye: self._iris_held[eye] for eye in visible}
+                    p_iris = p_open_from_opening(opening, baseline, self.config)
+                    self._iris_held[eye] = (opening, baseline, p_iris, t)
+            readings = {eye: self._iris_held[eye][:3] for eye in visible}
         else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
             readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
         self._iris_held = {eye: v for eye, v in self._iris_held.items() if eye in visible}
-        self._iris_read_t = {eye: v for eye, v in self._iris_read_t.items() if eye in visible}
         self._last_t = t
 
         self._last_p = {}
