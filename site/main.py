@@ -2,7 +2,8 @@
 
 Start-up stage times (ms since navigation) go to `window.eyestateTimings` for the benchmark:
 pyodide_ms (this file starts running), modules_ms, <model>_ms per model, models_ms, ready_ms, and
-later camera_ms and first_label_ms.
+later camera_ms, first_label_ms, and light_mode_ms / full_again_ms (the latest switch into and out of light
+mode, eyecore/budget.py).
 """
 import asyncio
 import json

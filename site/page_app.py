@@ -118,6 +118,7 @@ class App:
         # sheds the iris model when the device cannot keep up with the camera (eyecore/budget.py); ?light=0: never
         self.budget = FrameBudget() if pipeline_config.use_iris and query_param("light") != "0" else None
         self._presented = None  # the video's presentedFrames at the last frame callback
+        self._light = False  # live frames run without the iris model (budget.light, as last applied)
         self._iris_available = pipeline_config.use_iris
         self.beeper = Beeper()
         self.video = js.document.getElementById("video")
@@ -278,12 +279,10 @@ class App:
         self.view.reset_live()
         self.stats.reset()
         self.pipeline.reset()
-        if self.budget is not None and not self.budget.light:  # once light, it stays: the device is what it is
+        if self.budget is not None:  # a new stream; light mode, if on, stays until it is retried
             self.budget.reset()
         self._presented = None
-        light = bool(self.budget and self.budget.light)
-        self.pipeline.config.use_iris = self._iris_available and not light
-        self.view.show_light_mode(light)
+        self._set_light(bool(self.budget and self.budget.light))
         self.tracker = EyeStateTracker()
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
@@ -361,12 +360,17 @@ class App:
         asyncio.ensure_future(self._live_step(media_time))
 
     def _check_budget(self) -> None:
-        if self.budget is None or not self.budget.processed(js.performance.now() / 1000.0):
+        if self.budget is None:
             return
-        if self.pipeline.config.use_iris:  # the switch happens once
-            self.pipeline.config.use_iris = False
-            self.timings["light_mode_ms"] = js.performance.now()
-            self.view.show_light_mode(True)
+        light = self.budget.processed(js.performance.now() / 1000.0)
+        if light != self._light:
+            self.timings["light_mode_ms" if light else "full_again_ms"] = js.performance.now()  # the latest switches
+            self._set_light(light)
+
+    def _set_light(self, light: bool) -> None:
+        self._light = light
+        self.pipeline.config.use_iris = self._iris_available and not light
+        self.view.show_light_mode(light)
 
     async def _live_step(self, media_time) -> None:
         """Runs while `_busy` (set by `_on_video_frame`): this frame, then any that arrived meanwhile."""
@@ -421,8 +425,7 @@ class App:
         self.view.overlay.mirrored = False
         self.view.reset_live()
         self.pipeline.reset()
-        self.pipeline.config.use_iris = self._iris_available  # a file is not real-time: never light mode
-        self.view.show_light_mode(False)
+        self._set_light(False)  # a file is not real-time: never light mode (the next live start re-applies it)
         self.tracker = EyeStateTracker()
         self.stats.reset()
         try:

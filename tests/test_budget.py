@@ -26,13 +26,44 @@ def test_a_slow_camera_whose_frames_are_all_processed_stays_full():
     assert not any(feed(FrameBudget(), 8, 8, 10))  # soniya-like 6-8 fps stream: nothing to gain by shedding
 
 
-def test_a_device_far_behind_the_camera_turns_light_after_a_full_window_and_stays():
+def test_a_device_far_behind_the_camera_turns_light_after_a_full_window():
     budget = FrameBudget(BudgetConfig(window_s=3.0))
     seen = feed(budget, 30, 7.5, 6)
     assert seen[:2] == [False, False] and seen[3:] == [True] * len(seen[3:])
-    assert all(feed(budget, 30, 30, 3, t0=6))  # later fast frames do not flip it back
-    budget.reset()
-    assert not budget.light
+    budget.reset()  # a new camera stream on the same device
+    assert budget.light
+
+
+def test_light_mode_that_keeps_up_tries_the_full_pipeline_again_after_the_retry_time():
+    budget = FrameBudget(BudgetConfig(window_s=3.0, retry_after_s=10.0))
+    feed(budget, 30, 7.5, 4)  # light from t = 3
+    assert budget.light
+    seen = feed(budget, 30, 30, 12, t0=4)  # light mode keeps up with the camera
+    assert seen[:8] == [True] * 8  # not before t = 13
+    assert seen[-1] is False
+    assert not any(feed(budget, 30, 30, 10, t0=16))  # and the full pipeline keeps up too: it stays
+
+
+def test_light_mode_still_behind_the_camera_never_retries():
+    budget = FrameBudget(BudgetConfig(window_s=3.0, retry_after_s=5.0))
+    feed(budget, 30, 7.5, 4)
+    assert all(feed(budget, 30, 12, 30, t0=4))  # a 4x-throttled laptop: 12 fps light vs a 30 fps camera
+
+
+def test_each_relapse_doubles_the_wait_before_the_next_try():
+    budget = FrameBudget(BudgetConfig(window_s=3.0, retry_after_s=10.0, max_retry_after_s=25.0))
+    waits, t = [], 0.0
+    for _ in range(4):  # full is too slow (7.5 fps), light keeps up (30 fps): light, try, relapse, ...
+        t_light = t
+        while not budget.light:
+            feed(budget, 30, 7.5, 1, t0=t)
+            t += 1
+        while budget.light:
+            feed(budget, 30, 30, 1, t0=t)
+            t += 1
+        waits.append(t - t_light)
+    assert waits[0] < waits[1] < waits[2] == waits[3]  # 10, 20, then capped at 25 s in light mode
+    assert budget.retry_after == 25.0
 
 
 

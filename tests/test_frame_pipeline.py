@@ -270,6 +270,12 @@ def test_calm_frames_reread_each_eye_only_after_the_refresh_time(runtime, monkey
     for i in range(4):
         doubt.process(frame, i / 30)
     assert batches == [2, 2, 2, 2]  # any doubt: both eyes, every frame, whatever the refresh time
+    batches.clear()
+    pipeline.config.use_iris = False  # the page's light mode, then back: no stale reading is fused on return
+    pipeline.process(frame, 0.5)
+    pipeline.config.use_iris = True
+    pipeline.process(frame, 0.533)
+    assert batches == [2]
 
 
 @needs_shared

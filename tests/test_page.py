@@ -338,9 +338,10 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
 
 
 @pytest.mark.shared
-def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwright, tmp_path):
+def test_a_device_too_slow_for_the_camera_switches_to_light_mode_and_back(site, playwright, tmp_path):
     """CPU throttled 6x after loading (DevTools emulation of a weak laptop), 30 fps camera: the page falls far
-    behind the camera, turns the iris model off, says so, and goes on labelling with the classifier alone."""
+    behind the camera, turns the iris model off, says so, and goes on labelling with the classifier alone.
+    Throttling lifted (the laptop is free again), the full pipeline comes back after the retry time."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -359,6 +360,13 @@ def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwrigh
         page.wait_for_function(f"Array.from(window.eyestateLog).filter(e => e.done > {switched}).length >= 5",
                                timeout=30_000)
         after = [e for e in frame_log(page) if e["done"] > switched]
+        page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 1})
+        page.wait_for_selector('#fps[data-mode="full"]', timeout=60_000)  # retry_after_s (10 s) + a 3 s window
+        assert page.is_hidden("#light-note")
+        again = page.evaluate("window.eyestateTimings.full_again_ms")
+        page.wait_for_function(f"Array.from(window.eyestateLog).filter(e => e.done > {again}).length >= 10",
+                               timeout=30_000)
+        back = [e for e in frame_log(page) if e["done"] > again]
         # a video file is not real-time: clip mode keeps the full pipeline even after the live switch
         page.set_input_files("#clip-file", str(video_to_webm(source, tmp_path / "clip.webm", 0, 20)))
         assert wait_state(page, ["clip-done", "clip-failed"], 120_000) == "clip-done"
@@ -369,6 +377,7 @@ def test_a_device_too_slow_for_the_camera_switches_to_light_mode(site, playwrigh
         browser.close()
     assert all("iris" not in e["stages"] for e in after)  # the iris model no longer runs live
     assert any(e["left"] in ("open", "closed") for e in after)  # and the eyes are still labelled
+    assert any("iris" in e["stages"] for e in back)  # back in full mode, the eyelid model runs again
     assert clip_log and any("iris" in e["stages"] for e in clip_log)
 
 

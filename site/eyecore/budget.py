@@ -5,6 +5,11 @@ the 20 blinks of the two mahie videos in replay, one that processes every second
 without the iris model (scripts/slow_device_study.py; docs/BENCHMARKS.md section 4, "Slow devices"). On a CPU throttled 4x the page ran 7.7 fps
 with the iris model and 13.4 fps without it, so there the classifier alone catches more blinks. A slow camera
 is another matter: its frames are all processed, and nothing is shed.
+
+Light mode is not for the whole visit: a laptop busy with something else for a while (or still warming up its
+JIT in the first seconds) gets the eyelid model back. Once light mode keeps up with the camera, the full
+pipeline is tried again after `retry_after_s`; each relapse doubles that wait, so a device that really is too
+slow spends at most one window in `max_retry_after_s` falling behind.
 """
 from __future__ import annotations
 
@@ -18,21 +23,26 @@ class BudgetConfig:
     light_below_fps: float = 15.0  # processed frames per second under which blinks start to fall between frames
     dropped_ratio: float = 1.3     # ... and the camera delivered at least this many times more frames
     max_gap_s: float = 1.0         # a longer silence (hidden tab, stalled camera) starts a new window
+    retry_after_s: float = 10.0    # light mode that keeps up tries the full pipeline again after this long
+    max_retry_after_s: float = 300.0  # ... doubling the wait after each relapse, up to this
 
 
 class FrameBudget:
-    """Counts camera frames and processed frames; `light` turns True (and stays, until reset) once, over a full
-    window, the page processed fewer than `light_below_fps` while the camera offered clearly more."""
+    """Counts camera frames and processed frames. `light` turns True once, over a full window, the page processed
+    fewer than `light_below_fps` while the camera offered clearly more; it turns False again when, `retry_after`
+    seconds later, a full window of light mode kept up with the camera."""
 
     def __init__(self, config: BudgetConfig | None = None):
         self.config = config or BudgetConfig()
         self.light = False
+        self.retry_after = self.config.retry_after_s
+        self._retry_at = None
         self._arrived = deque()
         self._processed = deque()
         self._since = self._last = None
 
     def reset(self) -> None:
-        self.light = False
+        """A new stream: the windows start again; light mode and its retry schedule are kept (same device)."""
         self._arrived.clear()
         self._processed.clear()
         self._since = self._last = None
@@ -46,21 +56,31 @@ class FrameBudget:
         return self._add(self._processed, t)
 
     def _add(self, events: deque, t: float, count: int = 1) -> bool:
-        if self.light:
-            return True
         if self._last is None or t - self._last > self.config.max_gap_s:
-            # a new window; frames counted across the silence before it (a burst of presentedFrames) do not count
-            self._arrived.clear()
-            self._processed.clear()
-            self._since, count = t, 1
+            self._new_window(t)  # frames counted across the silence before it (a burst of presentedFrames) do not count
+            count = 1
         self._last = t
         events.extend([t] * count)
         span = self.config.window_s
         for queue in (self._arrived, self._processed):
             while queue and t - queue[0] > span:
                 queue.popleft()
-        if t - self._since >= span:
-            done, offered = len(self._processed) / span, len(self._arrived) / span
-            if done < self.config.light_below_fps and offered >= self.config.dropped_ratio * done:
-                self.light = True
+        if t - self._since < span:
+            return self.light
+        done, offered = len(self._processed) / span, len(self._arrived) / span
+        behind = offered >= self.config.dropped_ratio * done
+        if not self.light and behind and done < self.config.light_below_fps:
+            self.light = True
+            self._retry_at = t + self.retry_after
+            self.retry_after = min(2 * self.retry_after, self.config.max_retry_after_s)
+            self._new_window(t)
+        elif self.light and not behind and t >= self._retry_at:
+            self.light = False
+            self._new_window(t)
         return self.light
+
+    def _new_window(self, t: float) -> None:
+        """Count afresh: after a silence, or after a switch (the other mode's frames say nothing of this one)."""
+        self._arrived.clear()
+        self._processed.clear()
+        self._since = t

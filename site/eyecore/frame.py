@@ -370,6 +370,7 @@ class FramePipeline:
             readings = {eye: self._iris_held[eye][:3] for eye in visible}
         else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
             readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
+            self._iris_held = {}  # when the iris model is back (light mode ends), both eyes are read afresh
         self._iris_held = {eye: v for eye, v in self._iris_held.items() if eye in visible}
         self._last_t = t
 
