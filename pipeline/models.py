@@ -25,6 +25,24 @@ EYECNN_WIDE = "eyecnn_wide"
 # eyecnn that first standardizes each crop (zero mean, unit variance; InstanceNorm without parameters): exposure
 # and contrast of a webcam crop then matter less. The shipped model (docs/BENCHMARKS.md, "Later recipe experiments").
 EYECNN_STD = "eyecnn_std"
+# eyecnn_std whose standardization is robust to bright blobs: infrared glints on glasses are saturated blobs that
+# inflate a crop's variance, so plain standardization flattens the eye behind them. It standardizes, caps the
+# brightest pixels at GLINT_CAP standard deviations, and standardizes again.
+EYECNN_RSTD = "eyecnn_rstd"
+GLINT_CAP = 2.0
+
+
+class RobustStandardize(nn.Module):
+    """Zero mean, unit variance per crop, computed with the brightest pixels capped (no parameters)."""
+
+    def __init__(self, in_chans: int = 1, cap: float = GLINT_CAP):
+        super().__init__()
+        self.first = nn.InstanceNorm2d(in_chans, eps=1e-3)
+        self.second = nn.InstanceNorm2d(in_chans, eps=1e-3)
+        self.cap = cap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(torch.clamp(self.first(x), max=self.cap))
 
 
 class PretrainedWeightsMissing(RuntimeError):
@@ -35,9 +53,10 @@ class BaselineCNN(nn.Module):
     """The seed's small CNN: a few conv-bn-relu-maxpool blocks, global average pool, dropout, linear (~0.24 M params)."""
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2,
-                 convs_per_block: int = 1, standardize_input: bool = False):
+                 convs_per_block: int = 1, standardize_input: str | None = None):
         super().__init__()
-        blocks, c = ([nn.InstanceNorm2d(in_chans, eps=1e-3)] if standardize_input else []), in_chans
+        first = {None: [], "plain": [nn.InstanceNorm2d(in_chans, eps=1e-3)], "robust": [RobustStandardize(in_chans)]}
+        blocks, c = list(first[standardize_input]), in_chans
         for w in widths:
             for _ in range(convs_per_block):
                 blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
@@ -60,12 +79,12 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         if pretrained:
             raise PretrainedWeightsMissing(f"{BASELINE} has no pretrained weights; drop --pretrained")
         return BaselineCNN(num_classes, in_chans)
-    if name in (EYECNN, EYECNN_WIDE, EYECNN_STD):
+    if name in (EYECNN, EYECNN_WIDE, EYECNN_STD, EYECNN_RSTD):
         if pretrained:
             raise PretrainedWeightsMissing(f"{name} has no pretrained weights; drop --pretrained")
         widths = (32, 64, 128, 128) if name == EYECNN_WIDE else (16, 32, 64, 128)
-        return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2,
-                           standardize_input=name == EYECNN_STD)
+        standardize = {EYECNN_STD: "plain", EYECNN_RSTD: "robust"}.get(name)
+        return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2, standardize_input=standardize)
     import timm
 
     if not timm.is_model(name):

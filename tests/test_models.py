@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.models import (BASELINE, EYECNN, EYECNN_STD, PretrainedWeightsMissing, count_parameters, create_model,
-                             load_checkpoint, make_checkpoint)
+from pipeline.models import (BASELINE, EYECNN, EYECNN_RSTD, EYECNN_STD, PretrainedWeightsMissing, count_parameters,
+                             create_model, load_checkpoint, make_checkpoint)
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE, EYECNN, EYECNN_STD])
+@pytest.mark.parametrize("name", ["mobilenetv3_small_050", "lcnet_050", "resnet10t", BASELINE, EYECNN, EYECNN_STD,
+                                  EYECNN_RSTD])
 @pytest.mark.parametrize("size", [32, 48])
 def test_factory_gives_one_channel_two_class_models(name, size):
     torch.manual_seed(0)
@@ -35,6 +36,25 @@ def test_eyecnn_std_ignores_the_exposure_and_contrast_of_a_crop():
 
     assert change(std) < 0.02 and change(plain) > 0.2, (change(std), change(plain))
     assert count_parameters(std) == count_parameters(plain)
+
+
+def test_eyecnn_rstd_keeps_the_eye_visible_behind_a_glint():
+    """A saturated blob (an infrared glint on glasses) inflates the crop's variance; plain standardization then
+    squeezes the rest of the crop, the robust one (bright pixels capped, then standardized again) much less."""
+    torch.manual_seed(0)
+    eye = torch.rand(1, 1, 48, 48) * 0.3 - 0.15  # a dim, flat infrared crop, in (gray/255 - 0.5) / 0.5 units
+    glint = eye.clone()
+    glint[..., 20:28, 14:22] = 1.0  # saturated
+    outside = torch.ones(48, 48, dtype=torch.bool)
+    outside[20:28, 14:22] = False
+
+    def kept(model):  # contrast left outside the glint, relative to the same crop without it
+        with torch.no_grad():
+            return float(model.features[0](glint)[0, 0][outside].std() / model.features[0](eye)[0, 0][outside].std())
+
+    plain, robust = create_model(EYECNN_STD).eval(), create_model(EYECNN_RSTD).eval()
+    assert kept(plain) < 0.6 and kept(robust) > 0.75, (kept(plain), kept(robust))  # measured: 0.49, 0.80
+    assert count_parameters(robust) == count_parameters(plain)
 
 
 def test_small_candidates_stay_under_one_million_parameters():
