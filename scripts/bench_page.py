@@ -1,7 +1,7 @@
 """Benchmark the built page in headless Chromium with a fake 640x480 camera.
 
     python scripts/bench_page.py [--video FILE] [--camera-fps 60] [--seconds 15] [--variant "?eye=int8" ...]
-                                 [--repeat 3] [--click-early] [--no-build] [--cpu-throttle 4]
+                                 [--repeat 3] [--click-early] [--no-build] [--cpu-throttle 4 [--throttle-for 10]]
 
 Per variant (a query string the page understands: eye=fp32|int8, threads=N): processed FPS, p50/p95
 frame time (pipeline + drawing, from the page's own per-frame log), first-label time after
@@ -10,6 +10,8 @@ per-frame stage. Prints Markdown tables. The page can process at most as many fr
 delivers; `--camera-fps 60` (frames repeated) measures what the pipeline could do beyond a 30 fps camera.
 Start is clicked when the page says "ready"; `--click-early` also measures each variant clicked right after
 navigation (a person who clicks at once, or a returning visitor's page opened with Start in mind).
+`--throttle-for S` lifts the CPU throttling S seconds after Start (a laptop busy elsewhere for a while) and measures
+from then on: the table's last columns say when light mode started and when the full pipeline came back.
 """
 from __future__ import annotations
 
@@ -35,22 +37,27 @@ def percentile(values, q):
 
 
 def measure(playwright, base: str, video: Path, seconds: float, variant: str, warmup: float,
-            cpu_throttle: float = 1.0) -> dict:
+            cpu_throttle: float = 1.0, throttle_for: float | None = None) -> dict:
     browser = launch(playwright, video)
     try:
         page = browser.new_page()
+        cdp = page.context.new_cdp_session(page)
         if cpu_throttle > 1:  # DevTools' CPU throttling: the page's main thread runs this many times slower
-            page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
         query = variant.removesuffix(EARLY)
         page.goto(base + "index.html" + query)
         if query == variant:
             wait_state(page, "ready", 180_000)
         page.click("#start")
+        clicked = page.evaluate("performance.now()")
         wait_state(page, ["running", "no-face", "uncertain"], 30_000)
         try:
             page.wait_for_function("window.eyestateTimings.first_label_ms !== undefined", timeout=20_000)
         except Exception:
             print(f"{variant or '(default)'}: no open/closed label within 20 s of the first frame")
+        if throttle_for is not None:
+            time.sleep(max(0.0, throttle_for - (page.evaluate("performance.now()") - clicked) / 1000))
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
         time.sleep(warmup)
         start = page.evaluate("performance.now()")
         time.sleep(seconds)
@@ -72,6 +79,7 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
     stages = {k: statistics.median(e["stages"][k] for e in window if k in (e.get("stages") or {}))
               for k in stage_names}
     span_s = (window[-1]["done"] - window[0]["done"]) / 1000
+    timings["start_clicked_ms"] = clicked
     return {"variant": (query or "(default)") + variant[len(query):], "fps": (len(window) - 1) / span_s,
             "p50_ms": statistics.median(frame_ms), "p95_ms": percentile(frame_ms, 0.95),
             "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages}
@@ -108,6 +116,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-build", action="store_true", help="use the existing dist/")
     parser.add_argument("--cpu-throttle", type=float, default=1.0,
                         help="slow the page's CPU down N times (DevTools emulation of a weak laptop)")
+    parser.add_argument("--throttle-for", type=float, default=None,
+                        help="lift --cpu-throttle this many seconds after Start, then warm up and measure")
     args = parser.parse_args(argv)
     reason = browser_missing_reason()
     if reason:
@@ -131,21 +141,26 @@ def main(argv=None) -> int:
                 variants = args.variant or [""]
                 for variant in variants + ([v + EARLY for v in variants] if args.click_early else []):
                     results.append(measure(playwright, base, video, args.seconds, variant, args.warmup,
-                                           args.cpu_throttle))
+                                           args.cpu_throttle, args.throttle_for))
     if args.repeat > 1:
         results = [median_result([r for r in results if r["variant"] == v]) for v in dict.fromkeys(r["variant"] for r in results)]
     rate = f" at {args.camera_fps:g} fps" if args.camera_fps else ""
     throttle = f", CPU throttled {args.cpu_throttle:g}x" if args.cpu_throttle > 1 else ""
+    if throttle and args.throttle_for is not None:
+        throttle += f" for the first {args.throttle_for:g} s after Start (measured after that)"
     print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as 640x480 y4m{rate}; {args.seconds:.0f} s measured "
           f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu{throttle}\n")
     print("| variant | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded | cross-origin isolated "
-          "| light mode from |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+          "| light mode (s after Start) | full again (s after Start) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for r in results:
-        first, light = r["timings"].get("first_label_ms"), r["timings"].get("light_mode_ms")
+        t = r["timings"]
+        first = t.get("first_label_ms")
+        since_start = [f"{(t[k] - t['start_clicked_ms']) / 1000:.1f}" if k in t else "–"
+                       for k in ("light_mode_ms", "full_again_ms")]  # the latest switch of each kind
         print(f"| {r['variant']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
               f"{first / 1000 if first else float('nan'):.2f} | {r['bytes'] / 1e6:.1f} MB | {r['isolated']} | "
-              f"{f'{light / 1000:.1f} s' if light else '–'} |")
+              + " | ".join(since_start) + " |")
     print("\nstart-up stages (s since navigation):\n")
     print("| variant | " + " | ".join(s.removesuffix("_ms") for s in STAGES) + " |")
     print("| --- | " + " | ".join("---:" for _ in STAGES) + " |")
