@@ -70,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off); "
                          "validation, best.pth and the shipped weights then use the average")
-    ap.add_argument("--balance", choices=["sampler", "subgroup", "loss", "none"], default="sampler",
+    ap.add_argument("--balance", choices=["sampler", "subgroup", "condition", "loss", "none"], default="sampler",
                     help="class balance by weighted sampling (default); 'subgroup' also draws rare (class, glasses, "
-                         "reflections) groups more often (MRL only); by loss weights; or not at all")
+                         "reflections) groups more often; 'condition' balances the classes within each (glasses, "
+                         "reflections) condition (both MRL only); by loss weights; or not at all")
     ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
     ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
@@ -182,6 +183,9 @@ def subgroup_keys(data: EyeData) -> torch.Tensor | None:
     return torch.from_numpy(data.labels * 100 + meta["glasses"] * 10 + meta["reflections"]).long()
 
 
+CONDITION_CAP = 4.0
+
+
 def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator,
                  groups: torch.Tensor | None = None) -> torch.Tensor:
     if balance == "subgroup" and groups is not None:
@@ -194,7 +198,26 @@ def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Ge
             mask = labels == c
             weights[mask] /= weights[mask].sum()
         return torch.multinomial(weights, n, replacement=True, generator=generator)
-    if balance not in ("sampler", "subgroup"):
+    if balance == "condition" and groups is not None:
+        # MRL ties labels to conditions (training subjects with glasses and small reflections: 1,315 closed eyes,
+        # 180 open), which a model can learn instead of the eye. Each (glasses, reflections) condition keeps its
+        # share of the draws, split equally between the classes; no image is drawn more than CONDITION_CAP times as
+        # often as under plain class balance (a 20-image corner would otherwise repeat 90 times per epoch).
+        condition = groups % 100
+        base = (0.5 / torch.bincount(labels, minlength=2).float().clamp_min(1))[labels]
+        weights = torch.zeros(len(labels))
+        for cond in torch.unique(condition):
+            in_cond = condition == cond
+            share = in_cond.float().mean()
+            for c in torch.unique(labels[in_cond]):
+                mask = in_cond & (labels == c)
+                weights[mask] = share / (2 * mask.sum() if len(torch.unique(labels[in_cond])) == 2 else mask.sum())
+        weights = torch.minimum(weights, CONDITION_CAP * base)
+        for c in torch.unique(labels):
+            mask = labels == c
+            weights[mask] /= weights[mask].sum()
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    if balance not in ("sampler", "subgroup", "condition"):
         return torch.randperm(len(labels), generator=generator)[:n] if n <= len(labels) else \
             torch.randint(len(labels), (n,), generator=generator)
     counts = torch.bincount(labels, minlength=2).float()
@@ -336,9 +359,9 @@ def train(args) -> dict:
     train_images = torch.from_numpy(train_set.images[:, None]).to(device)
     train_labels = torch.from_numpy(train_set.labels).to(device)
     val_images = torch.from_numpy(val_set.images[:, None])
-    groups = subgroup_keys(train_set) if args.balance == "subgroup" else None
-    if args.balance == "subgroup" and groups is None:
-        print("--balance subgroup needs MRL metadata (glasses, reflections); balancing classes only")
+    groups = subgroup_keys(train_set) if args.balance in ("subgroup", "condition") else None
+    if args.balance in ("subgroup", "condition") and groups is None:
+        print(f"--balance {args.balance} needs MRL metadata (glasses, reflections); balancing classes only")
     class_weights = None
     if args.balance == "loss":
         counts = torch.bincount(train_labels, minlength=2).float()

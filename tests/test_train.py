@@ -155,6 +155,28 @@ def test_subgroup_balance_draws_rare_conditions_more_often_but_softly():
     assert abs(float((groups[plain] == 1).sum()) / float((groups[plain] != 2).sum()) - 0.10) < 0.02
 
 
+def test_condition_balance_unties_labels_from_conditions_within_a_cap():
+    from pipeline.train import CONDITION_CAP, sample_epoch
+
+    # groups as subgroup_keys makes them: label * 100 + glasses * 10 + reflections
+    labels = torch.tensor([0] * 800 + [1] * 200 + [0] * 200 + [1] * 800)
+    glint = torch.tensor([1] * 1000 + [0] * 1000)  # condition "glasses, small reflections": mostly closed eyes
+    groups = labels * 100 + glint * 11
+    closed_share = {}
+    for balance in ("sampler", "condition"):
+        order = sample_epoch(labels, 40000, balance, torch.Generator().manual_seed(0), groups)
+        in_glint = glint[order] == 1
+        closed_share[balance] = float((labels[order][in_glint] == 0).float().mean())
+        assert abs(float(in_glint.float().mean()) - 0.5) < 0.02  # the condition keeps its share of the draws
+        assert abs(float((labels[order] == 1).float().mean()) - 0.5) < 0.02  # and the classes stay balanced
+    assert abs(closed_share["sampler"] - 0.8) < 0.02 and abs(closed_share["condition"] - 0.5) < 0.02
+    rare = torch.tensor([0] * 5 + [1] * 995 + [0] * 995 + [1] * 5)  # a 5-image corner per condition
+    order = sample_epoch(rare, 40000, "condition", torch.Generator().manual_seed(0), rare * 100 + glint * 11)
+    plain = sample_epoch(rare, 40000, "sampler", torch.Generator().manual_seed(0))
+    most, most_plain = torch.bincount(order).max(), torch.bincount(plain).max()
+    assert most < CONDITION_CAP * 2 * most_plain  # capped: not the 100x that full balance would give
+
+
 @pytest.mark.shared
 def test_final_fit_trains_on_validation_subjects_too_and_keeps_the_last_epoch(small_mrl_zip, tmp_path):
     out = tmp_path / "final"
