@@ -3,9 +3,10 @@
     python -m pipeline.evaluate --weights models/eye_state.pth --data ../shared/data/mrl/mrlEyes_2018_01_dev.zip \
         --batch-size 64 --json runs/eval.json
 
-On MRL data the split's test subjects are used by default (`--part all|train|val|test`); on open/closed folders all
-images. "closed" is the positive class of precision/recall (what blinks are made of). The JSON gets a confusion-matrix
-PNG beside it (`<json stem>_confusion.png`).
+On MRL data the split's test subjects are used by default (`--part all|train|val|test`), together with any subject
+the split does not name (people never trained on, such as MRL's subjects held back from the dev zip); on open/closed
+folders all images. "closed" is the positive class of precision/recall (what blinks are made of). The JSON gets a
+confusion-matrix PNG beside it (`<json stem>_confusion.png`).
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from pipeline.data import DEFAULT_MRL_ZIP, EyeData, load_any
+from pipeline.data import DEFAULT_MRL_ZIP, EyeData, load_any, subject_name
 from pipeline.metrics import classification_metrics, softmax_p_open
 from pipeline.preprocess import CLASSES, DEFAULT_SPEC, PreprocessSpec, gray_to_input, spec_from_dict
-from pipeline.split import DEFAULT_SPLIT, load_split, part_mask
+from pipeline.split import DEFAULT_SPLIT, load_split, part_mask, unlisted_subjects
 
 PredictFn = Callable[[np.ndarray], np.ndarray]  # float32 [B,1,S,S] normalised -> logits [B,2]
 ONNX_PREPROCESS_KEY = "eyestate.preprocess"
@@ -100,7 +101,8 @@ def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, di
 
 
 def select_part(data: EyeData, split_path, part: str | None) -> tuple[EyeData, str, dict | None]:
-    """MRL: the split's part (default test); folder data: all images unless an image split file is given."""
+    """MRL: the split's part (default test: its test subjects and any subject it does not name); folder data: all
+    images unless an image split file is given."""
     split_file = Path(split_path) if split_path else None
     if data.kind == "mrl":
         part = part or "test"
@@ -114,6 +116,10 @@ def select_part(data: EyeData, split_path, part: str | None) -> tuple[EyeData, s
     sub = data.subset(part_mask(data, split, part))
     if len(sub) == 0:
         raise SystemExit(f"no images of part {part!r} of {split_file or DEFAULT_SPLIT} in {data.source}")
+    unseen = unlisted_subjects(data, split) if part == "test" else []
+    if unseen:
+        print(f"{len(unseen)} subject(s) not in {(split_file or DEFAULT_SPLIT).name} count as test subjects (never "
+              f"trained on or used for a choice): {', '.join(subject_name(s) for s in unseen)}")
     return sub, part, split
 
 
@@ -170,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_any(args.data, spec.size, workers=args.workers, cache=not args.no_cache)
     data, part, split = select_part(data, args.split, args.part)
     metrics = evaluate_arrays(predict_fn, data, spec, args.batch_size)
+    subjects = [subject_name(s) for s in np.unique(data.subjects)] if data.kind == "mrl" else None
     result = {**metrics, "weights": str(args.weights), "model": info.get("model"), "data": data.source, "part": part,
-              "subjects": split[part] if split and data.kind == "mrl" else None,
+              "subjects": subjects,
               "preprocess": {"size": spec.size, "mean": spec.mean, "std": spec.std, "gray": spec.gray}}
     print(f"{info.get('model')} from {args.weights} on {data.source} (part {part}):")
     print(format_report(result))

@@ -179,12 +179,25 @@ def load_split(path=DEFAULT_SPLIT) -> dict:
     return split
 
 
+def _subject_ids(names) -> list[int]:
+    return [int(str(s).lstrip("s")) for s in names]
+
+
+def unlisted_subjects(data: EyeData, split: dict) -> list[int]:
+    """Subjects of `data` that the split names in no part (e.g. MRL's 7 subjects held back from the dev zip)."""
+    if data.subjects is None or split.get("kind", "subjects") != "subjects":
+        return []
+    listed = _subject_ids(s for p in PARTS for s in split[p])
+    return sorted(int(s) for s in np.unique(data.subjects) if s not in listed)
+
+
 def part_mask(data: EyeData, split: dict, part: str) -> np.ndarray:
-    """Boolean mask of `data` rows in `part` ('train'|'val'|'test'|'all'); subject-based for MRL, index-based otherwise."""
+    """Boolean mask of `data` rows in `part` ('train'|'val'|'test'|'all'); subject-based for MRL, index-based otherwise.
+    Subjects the split does not name were never trained on nor used for a choice: they belong to 'test'."""
     if part == "all":
         return np.ones(len(data), bool)
     if data.subjects is not None and split.get("kind", "subjects") == "subjects":
-        ids = [int(str(s).lstrip("s")) for s in split[part]]
+        ids = _subject_ids(split[part]) + (unlisted_subjects(data, split) if part == "test" else [])
         return np.isin(data.subjects, ids)
     if split.get("kind") != "images":
         raise SplitError(f"{data.source} has no subjects; an image-index split (kind 'images') is needed")

@@ -33,11 +33,12 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pipeline.augment import BatchAugment, parse_augmentations  # noqa: E402
-from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any  # noqa: E402
+from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any, subject_name  # noqa: E402
 from pipeline.metrics import classification_metrics, softmax_p_open  # noqa: E402
 from pipeline.models import BASELINE, check_pretrained_available, count_parameters, create_model, make_checkpoint  # noqa: E402
 from pipeline.preprocess import DEFAULT_SPEC, to_model_input  # noqa: E402
-from pipeline.split import DEFAULT_SPLIT, PARTS, load_split, make_image_split, make_split, part_mask  # noqa: E402
+from pipeline.split import (DEFAULT_SPLIT, PARTS, load_split, make_image_split, make_split, part_mask,  # noqa: E402
+                            unlisted_subjects)
 
 RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "workers", "patience", "stop_after")
 
@@ -137,6 +138,10 @@ def prepare_data(args, out_dir: Path):
         if data.kind != "mrl":
             raise SystemExit("--final-fit needs MRL subjects (it adds the validation subjects to training)")
         split = {**split, "train": sorted(set(split["train"]) | set(split["val"]))}
+    unseen = unlisted_subjects(data, split)
+    if unseen:
+        print(f"{len(unseen)} subject(s) not in split {split_ref} stay out of training and validation (they count as "
+              f"test subjects): {', '.join(subject_name(s) for s in unseen)}")
     parts = {}
     for part, limit in (("train", args.max_train_images), ("val", args.max_val_images)):
         sub = data.subset(part_mask(data, split, part))

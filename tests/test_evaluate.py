@@ -96,3 +96,29 @@ def test_gradcam_grid_on_a_trained_checkpoint(smoke_run, small_mrl_zip, tmp_path
     for name, size in (("baseline_cnn", 32), ("mobilenetv3_small_050", 48)):
         layer_name, layer = find_target_layer(create_model(name), size)
         assert isinstance(layer, torch.nn.Conv2d), layer_name
+
+
+@pytest.mark.shared
+def test_subjects_the_split_does_not_name_are_evaluated_as_test_subjects(smoke_run, small_mrl_zip, tmp_path, capsys):
+    """MRL's hidden subjects (or the full 37-subject zip) evaluated with the committed split: people it never names
+    were never trained on, so the default part takes them, beside the split's own test subjects."""
+    import zipfile
+
+    unseen_only, mixed = tmp_path / "unseen.zip", tmp_path / "mixed.zip"
+    with zipfile.ZipFile(small_mrl_zip) as src, zipfile.ZipFile(unseen_only, "w") as a, zipfile.ZipFile(mixed, "w") as b:
+        for name in src.namelist():
+            data = src.read(name)
+            b.writestr(name, data)
+            if "/s0009/" in name:  # a test subject's images under a subject id the split does not list
+                renamed = name.replace("s0009", "s0001")
+                a.writestr(renamed, data)
+                b.writestr(renamed, data)
+    base = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(small_mrl_zip), "--no-cache"])
+    alone = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(unseen_only), "--no-cache"])
+    assert "s0001" in capsys.readouterr().out
+    assert alone["subjects"] == ["s0001"] and alone["n"] == base["per_subject"]["s0009"]["n"]
+    assert alone["accuracy"] == pytest.approx(base["per_subject"]["s0009"]["accuracy"])
+    both = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(mixed), "--no-cache"])
+    assert both["subjects"] == sorted(base["subjects"] + ["s0001"]) and both["n"] == base["n"] + alone["n"]
+    val = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(mixed), "--no-cache", "--part", "val"])
+    assert "s0001" not in val["subjects"]
