@@ -20,7 +20,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   # keep timers and video callbacks running at full rate in a background/headless tab
                   "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                  "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required"]
+                  "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
+                  # containers (CI) often have a 64 MB /dev/shm, too small for a renderer running wasm models
+                  "--disable-dev-shm-usage"]
 
 
 def browser_missing_reason() -> str | None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -72,19 +73,28 @@ def playwright():
         yield p
 
 
-def open_page(browser, base: str, query: str = "", ready: bool = True):
+def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True):
     context = browser.new_context()
     requests = RequestLog(context)
     page = context.new_page()
     console: list = []
     collect_console(page, console)
+    crashed: list = []
+    page.on("crash", lambda _page: crashed.append(True))
     page.goto(base + "index.html" + query)
     if not ready:
         return page, requests, console
     try:
         wait_state(page, "ready", BOOT_TIMEOUT_MS)
     except Exception:
-        raise AssertionError(f"page never became ready: status={page.text_content('#status')!r}\n" + "\n".join(console[-20:]))
+        if crashed and retry_crash:
+            # Chromium's renderer died while loading (seen once in a full local run, not reproduced in 20 loads
+            # after it): one more try in a fresh context; a page that crashes it twice fails.
+            warnings.warn("Chromium's renderer crashed while loading the page; retrying once in a fresh context")
+            context.close()
+            return open_page(browser, base, query, ready, retry_crash=False)
+        status = "(renderer crashed)" if crashed else repr(page.text_content("#status"))
+        raise AssertionError(f"page never became ready: status={status}\n" + "\n".join(console[-20:]))
     return page, requests, console
 
 
