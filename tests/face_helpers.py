@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FOCUS = SHARED / "data" / "videos" / "focus"
 MAHIE_1 = FOCUS / "mahie_test_1.avi"
+DEMO = SHARED / "data" / "videos" / "demo"
 MODELS_DIR = ROOT / ".cache" / "face_models"
 
 needs_shared = pytest.mark.skipif(
