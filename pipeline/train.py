@@ -188,7 +188,7 @@ def subgroup_keys(data: EyeData) -> torch.Tensor | None:
     return torch.from_numpy(data.labels * 100 + meta["glasses"] * 10 + meta["reflections"]).long()
 
 
-CONDITION_CAP = 4.0
+CONDITION_CAP = 4.0  # --balance condition: at most this many times an image's draws under plain class balance
 
 
 def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator,
@@ -213,10 +213,10 @@ def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Ge
         weights = torch.zeros(len(labels))
         for cond in torch.unique(condition):
             in_cond = condition == cond
-            share = in_cond.float().mean()
-            for c in torch.unique(labels[in_cond]):
+            classes = torch.unique(labels[in_cond])
+            for c in classes:  # the condition's share of all images, split equally among its classes
                 mask = in_cond & (labels == c)
-                weights[mask] = share / (2 * mask.sum() if len(torch.unique(labels[in_cond])) == 2 else mask.sum())
+                weights[mask] = in_cond.float().mean() / (len(classes) * mask.sum())
         weights = torch.minimum(weights, CONDITION_CAP * base)
         for c in torch.unique(labels):
             mask = labels == c
