@@ -22,14 +22,14 @@ import cv2
 from tqdm import tqdm
 
 from eyecore.frame import FramePipeline, PipelineConfig
-from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, label_blink_frames
+from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, alarm_onsets, label_blink_frames
 from pipeline import video_metrics
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
 
 DEFAULT_EYE_MODEL = Path("models/eye_state.onnx")
 CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
-               "state_left", "state_right", "both_closed", "blink_id", "p_cnn_left", "p_cnn_right",
+               "state_left", "state_right", "both_closed", "blink_id", "alarm", "p_cnn_left", "p_cnn_right",
                "face", "face_score"]
 STAGES = ("detect", "landmarks", "classify", "iris", "total")
 
@@ -109,6 +109,7 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
             "eyelid_left": _round(left and left.eyelid_opening),
             "eyelid_right": _round(right and right.eyelid_opening),
             "state_left": state.left, "state_right": state.right, "both_closed": int(state.both_closed),
+            "alarm": int(state.alarm),
             "p_cnn_left": _round(left and left.p_cnn), "p_cnn_right": _round(right and right.p_cnn),
             "face": int(result.status == "face"), "face_score": _round(result.face_score),
         })
@@ -122,7 +123,8 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
     if rows:
         timings["cpu_per_frame"] = {"mean_ms": (time.process_time() - cpu_start) * 1000 / len(rows),
                                     "frames": len(rows)}
-    return {"rows": rows, "blinks": [b.to_dict() for b in blinks], "timings": timings, "frames": len(rows)}
+    return {"rows": rows, "blinks": [b.to_dict() for b in blinks], "alarms": alarm_onsets(states), "timings": timings,
+            "frames": len(rows)}
 
 
 def _load_optional(path: Path | None, loader, what: str):
@@ -178,7 +180,8 @@ def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", e
         if name in per_frame:
             name = f"{name}#{i}"
         per_frame[name] = out["rows"]
-        info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "timings": out["timings"],
+        info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
+                      "timings": out["timings"],
                       "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected}
         if truth is not None:
             truth = truth[:out["frames"]] if max_frames is not None else truth
@@ -213,7 +216,8 @@ def _print_summary(report: dict) -> None:
     for name, v in report["videos"].items():
         stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" else "")
                            for s, t in v["timings"].items())
-        line = f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks | {stages}"
+        line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks, {v['alarms']} "
+                f"microsleep alarm(s) | {stages}")
         if "frame" in v:
             line += (f"\n  frame F1 {v['frame']['f1']:.3f} (shifted {v['frame_shifted']['f1']:.3f}), "
                      f"blink F1 {v['blink']['f1']:.3f} ({v['blink']['tp']}/{v['blink']['labelled']} found, "

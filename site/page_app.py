@@ -17,12 +17,13 @@ from pyodide.ffi import JsException, create_once_callable, create_proxy
 from eyecore import states as S
 from eyecore.budget import FrameBudget
 from eyecore.frame import FramePipeline
-from eyecore.temporal import CLOSED, OPEN, EyeStateTracker, label_blink_frames
+from eyecore.temporal import CLOSED, OPEN, EyeStateTracker, alarm_onsets, label_blink_frames
 from page_clip import ClipError, ClipReader
 from web_runtime import js_obj
 
 
-CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id"]
+CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
+               "alarm"]
 CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
 FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
 PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
@@ -456,11 +457,14 @@ class App:
         download.href = js.URL.createObjectURL(blob)
         download.download = (file.name.rsplit(".", 1)[0] or "video") + "_eye_state.csv"
         download.hidden = False
+        alarms = alarm_onsets(states)
         summary = js.document.getElementById("clip-summary")
         summary.setAttribute("data-frames", str(len(rows)))
         summary.setAttribute("data-blinks", str(len(blinks)))
+        summary.setAttribute("data-alarms", str(alarms))
         summary.setAttribute("data-dropped", str(dropped))
-        summary.textContent = (f"{len(rows)} frames, {len(blinks)} blinks"
+        summary.textContent = (f"{len(rows)} frames, {len(blinks)} blinks, {alarms} microsleep alarm"
+                               + ("" if alarms == 1 else "s")
                                + (f"; {dropped} frames could not be read" if dropped else ""))
         self.machine.go(S.CLIP_DONE, detail=file.name)
 
@@ -478,7 +482,7 @@ class App:
                              "p_open_left": _round(left and left.p_open),
                              "p_open_right": _round(right and right.p_open),
                              "state_left": state.left, "state_right": state.right, "state": state.eyes,
-                             "blink_id": 0})
+                             "blink_id": 0, "alarm": int(state.alarm)})
                 states.append(state)
                 progress.value = min(1.0, media_time / (reader.duration or 1.0))
         finally:

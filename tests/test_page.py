@@ -420,7 +420,7 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         page_rows = read_csv(page.input_value("#clip-csv"))
-        summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "blinks", "dropped")}
+        summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "blinks", "alarms", "dropped")}
         href = page.get_attribute("#clip-download", "href")
         assert_same_origin_only(requests, site)
     finally:
@@ -430,7 +430,7 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     assert len(page_rows) == CLIP_FRAMES and summary["frames"] == str(CLIP_FRAMES) and summary["dropped"] == "0"
     assert [int(r["frame"]) for r in page_rows] == list(range(CLIP_FRAMES))
     assert list(page_rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
-                                  "state", "blink_id"]
+                                  "state", "blink_id", "alarm"]
 
     replay_csv = tmp_path / "replay.csv"
     done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
@@ -443,6 +443,8 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     page_blinks = {int(r["blink_id"]) for r in page_rows} - {0}
     replay_blinks = {int(r["blink_id"]) for r in replay_rows} - {0}
     assert len(page_blinks) == len(replay_blinks) == int(summary["blinks"]), (page_blinks, replay_blinks)
+    assert [r["alarm"] for r in page_rows] == [r["alarm"] for r in replay_rows]  # no closure this long: all "0"
+    assert summary["alarms"] == "0"
     same = sum(p["state_left"] == r["state_left"] and p["state_right"] == r["state_right"]
                for p, r in zip(page_rows, replay_rows))
     # Browser and OpenCV convert YUV to RGB and resample crops slightly differently; the states may

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eyecore.temporal import (OPEN, UNKNOWN, BlinkEvent, EyeStateTracker, TemporalConfig,
+from eyecore.temporal import (OPEN, UNKNOWN, BlinkEvent, EyeStateTracker, TemporalConfig, alarm_onsets,
                               label_blink_frames)
 
 P_OPEN, P_CLOSED = 0.95, 0.05
@@ -68,6 +68,9 @@ def test_three_second_closure_is_not_a_blink_and_raises_alarm(fps):
         elif s.t >= 5.0:
             assert not s.alarm and s.closed_duration == 0.0 and s.eyes == OPEN
     assert any(s.alarm for s in states)
+    assert alarm_onsets(states) == 1  # one closure, one alarm, however many frames it stays on
+    two = run(frame_times(fps, 10.0), blink_eyes([(1.0, 3.0), (4.0, 4.2), (6.0, 8.5)]))
+    assert alarm_onsets(two) == 2 and two[-1].blink_count == 1
 
 
 def test_flicker_inside_the_hysteresis_band_is_not_a_blink():

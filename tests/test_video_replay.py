@@ -28,7 +28,7 @@ def test_replay_writes_one_row_per_frame_and_scores(tmp_path, capsys):
     assert len(rows) == 120
     assert [int(r["frame"]) for r in rows] == list(range(120))
     for column in ("time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right", "state_left",
-                   "state_right", "both_closed", "blink_id"):
+                   "state_right", "both_closed", "blink_id", "alarm"):
         assert column in rows[0]
     # the timestamps file beside the video is used
     times = load_timestamps(FOCUS / "mahie_test_1_timestamps.txt")
@@ -78,5 +78,6 @@ def test_replay_of_the_labelled_no_glasses_clip(tmp_path, capsys):
     assert code == 0, out.err
     result = json.loads(out_json.read_text())["videos"]["repeating_Blink-Detector__video"]
     assert result["blink"]["labelled"] == 8 and result["blink"]["tp"] == 8 and result["blink"]["fp"] == 0
-    assert result["blinks"] == 6  # the blink counter leaves the two long closures out
+    assert result["blinks"] == 6  # the blink counter leaves the two long closures out ...
+    assert result["alarms"] == 2  # ... and each raises the microsleep alarm once
     assert result["frame"]["f1"] >= 0.95

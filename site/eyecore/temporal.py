@@ -413,3 +413,14 @@ def label_blink_frames(times, blinks) -> list:
         inside = index < len(blinks) and blinks[index].start <= t < blinks[index].end
         ids.append(blinks[index].id if inside else 0)
     return ids
+
+
+def alarm_onsets(states) -> int:
+    """How many times the microsleep alarm went on over a sequence of tracker states (a closure held past
+    `alarm_after_s` counts once, however long it lasts)."""
+    onsets, was_on = 0, False
+    for state in states:
+        if state.alarm and not was_on:
+            onsets += 1
+        was_on = state.alarm
+    return onsets
