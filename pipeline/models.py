@@ -37,12 +37,11 @@ class RobustStandardize(nn.Module):
 
     def __init__(self, in_chans: int = 1, cap: float = GLINT_CAP):
         super().__init__()
-        self.first = nn.InstanceNorm2d(in_chans, eps=1e-3)
-        self.second = nn.InstanceNorm2d(in_chans, eps=1e-3)
+        self.norm = nn.InstanceNorm2d(in_chans, eps=1e-3)
         self.cap = cap
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.second(torch.clamp(self.first(x), max=self.cap))
+        return self.norm(torch.clamp(self.norm(x), max=self.cap))
 
 
 class PretrainedWeightsMissing(RuntimeError):
@@ -55,8 +54,13 @@ class BaselineCNN(nn.Module):
     def __init__(self, num_classes: int = 2, in_chans: int = 1, widths=(32, 64, 128, 128), drop: float = 0.2,
                  convs_per_block: int = 1, standardize_input: str | None = None):
         super().__init__()
-        first = {None: [], "plain": [nn.InstanceNorm2d(in_chans, eps=1e-3)], "robust": [RobustStandardize(in_chans)]}
-        blocks, c = list(first[standardize_input]), in_chans
+        if standardize_input not in (None, "plain", "robust"):
+            raise ValueError(f"standardize_input: expected None, 'plain' or 'robust', got {standardize_input!r}")
+        blocks, c = [], in_chans
+        if standardize_input == "plain":
+            blocks.append(nn.InstanceNorm2d(in_chans, eps=1e-3))
+        elif standardize_input == "robust":
+            blocks.append(RobustStandardize(in_chans))
         for w in widths:
             for _ in range(convs_per_block):
                 blocks += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
