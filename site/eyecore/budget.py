@@ -2,9 +2,9 @@
 
 A blink lasts 100-300 ms. A device that processes only every fourth camera frame (7.5 of 30 fps) lost 4-5 of
 the 20 blinks of the two mahie videos in replay, one that processes every second frame (15 fps) lost 1, with or
-without the iris model (scripts/slow_device_study.py; docs/BENCHMARKS.md section 4, "Slow devices"). On a CPU throttled 4x the page ran 7.7 fps
-with the iris model and 13.4 fps without it, so there the classifier alone catches more blinks. A slow camera
-is another matter: its frames are all processed, and nothing is shed.
+without the iris model (scripts/slow_device_study.py; docs/BENCHMARKS.md section 4, "Slow devices"). On a CPU
+throttled 4x the page ran 7.7 fps with the iris model and 13.4 fps without it, so there the classifier alone catches
+more blinks. A slow camera is another matter: its frames are all processed, and nothing is shed.
 
 Light mode is not for the whole visit: a laptop busy with something else for a while (or still warming up its
 JIT in the first seconds) gets the eyelid model back. Once light mode keeps up with the camera, the full
