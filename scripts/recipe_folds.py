@@ -25,7 +25,7 @@ DEFAULT_VIDEOS = sorted((REPO.parent / "shared" / "data" / "videos" / "focus").g
 
 def held_out_f1(run: Path, last: int = 3) -> float:
     history = json.loads((run / "history.json").read_text())
-    if "completed" not in history.get("summary", {}).get("finished", ""):
+    if not history.get("summary", {}).get("finished"):  # "completed N epochs" or "early stop ..."
         raise SystemExit(f"{run}: training did not finish (history.json summary: {history.get('summary')})")
     return statistics.fmean(e["val_macro_f1"] for e in history["history"][-last:])
 

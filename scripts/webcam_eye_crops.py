@@ -43,6 +43,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scales", nargs="+", type=float, default=[1.5, 2.5])
     ap.add_argument("--size", type=int, default=64, help="saved crop side in pixels")
     ap.add_argument("--shift", type=int, default=1, help="frames to shift the labels later")
+    ap.add_argument("--max-frames", type=int, help="only the first N frames of each video")
     ap.add_argument("--models-dir", default=".cache/face_models")
     args = ap.parse_args(argv)
 
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
     for video, label_file in zip(args.videos, args.labels or [companion(v, "_ideal.csv") for v in args.videos]):
         labels = stable_labels(load_labels(label_file), args.shift)
         pipeline.reset()
-        for index, frame in enumerate(tqdm(read_frames(video), desc=video.name, leave=False)):
+        for index, frame in enumerate(tqdm(read_frames(video, args.max_frames), desc=video.name, leave=False)):
             if index >= len(labels):
                 sys.exit(f"{video}: more frames than labels ({len(labels)})")
             result = pipeline.process(frame, index / 30.0)
