@@ -242,19 +242,6 @@ def test_to_dict_is_flat():
     assert BlinkEvent(1, 0.0, 0.2, 0.2).to_dict()["duration"] == 0.2
 
 
-def test_calibration_rescues_a_low_open_baseline():
-    rng = random.Random(4)
-    times = frame_times(30, 30.0)
-    intervals = [(8.0 + 4 * k, 8.15 + 4 * k) for k in range(5)]
-    noise = {t: rng.uniform(-0.05, 0.05) for t in times}
-    eyes = lambda t: (0.08 if closed_at(t, intervals) else 0.55) + noise[t]  # noqa: E731
-    plain = run(times, eyes)
-    calibrated = run(times, eyes, config=TemporalConfig(calibrate_open_baseline=True))
-    assert plain[-1].blink_count != 5          # open eyes never rise above open_above again
-    assert calibrated[-1].blink_count == 5
-    assert not any(s.alarm for s in calibrated)
-
-
 def test_bad_input_is_rejected_clearly():
     tracker = EyeStateTracker()
     tracker.update(1.0, 0.5, 0.5)

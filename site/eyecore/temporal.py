@@ -60,9 +60,6 @@ class TemporalConfig:
     window_s: float = 60.0            # sliding window for PERCLOS and blink rate
     perclos_closure: float = 0.8      # closure score counted as closed for PERCLOS (P80)
     rate_min_span_s: float = 10.0     # blink rate divides by at least this much covered time
-    calibrate_open_baseline: bool = False  # opt-in: rescale p_open by the user's open-eye median
-    calibration_s: float = 5.0        # seconds of visible frames collected per eye for the baseline
-    calibration_min_baseline: float = 0.3  # a lower median means calibration failed: no rescaling
 
     def __post_init__(self):
         if not 0.0 <= self.closed_below <= self.open_above <= 1.0:
@@ -73,8 +70,7 @@ class TemporalConfig:
         if not 0.0 <= self.min_blink_s <= self.max_blink_s:
             raise ValueError("expected 0 <= min_blink_s <= max_blink_s, got "
                              f"{self.min_blink_s} and {self.max_blink_s}")
-        for name in ("smoothing_tau_s", "refractory_s", "unknown_hold_s", "rate_min_span_s",
-                     "calibration_s"):
+        for name in ("smoothing_tau_s", "refractory_s", "unknown_hold_s", "rate_min_span_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
         for name in ("max_gap_s", "alarm_after_s", "window_s"):
@@ -100,7 +96,7 @@ class TemporalState:
     t: float
     left: str                 # "open" | "closed" | "unknown" (the person's own left eye)
     right: str
-    p_left: float | None      # smoothed (and, if calibrated, rescaled) p_open; None when unknown
+    p_left: float | None      # smoothed p_open; None when unknown
     p_right: float | None
     eyes: str                 # both eyes together, by config.eye_rule
     both_closed: bool         # eyes == "closed"
@@ -153,41 +149,6 @@ class _Hysteresis:
             self.state = CLOSED
         elif self.smoothed > config.open_above:
             self.state = OPEN
-
-
-class _OpenBaseline:
-    """Opt-in per-eye calibration: median p_open over the first seconds, then p / median (capped at 1)."""
-
-    def __init__(self, config: TemporalConfig):
-        self._config = config
-        self._first_t: float | None = None
-        self._samples: list[float] = []
-        self.baseline: float | None = None  # set once calibration finished and succeeded
-        self.done = False
-
-    def apply(self, t: float, p: float | None) -> float | None:
-        if p is None:
-            return None
-        if not self.done:
-            if self._first_t is None:
-                self._first_t = t
-            if t - self._first_t < self._config.calibration_s:
-                self._samples.append(p)
-                return p
-            self._finish()
-        if self.baseline is None:
-            return p
-        return min(1.0, p / self.baseline)
-
-    def _finish(self):
-        self.done = True
-        samples = sorted(self._samples)
-        self._samples = []
-        if not samples:
-            return
-        median = samples[len(samples) // 2]
-        if self._config.calibration_min_baseline <= median < 1.0:
-            self.baseline = median
 
 
 class _TimeShare:
@@ -248,7 +209,6 @@ class EyeStateTracker:
         self._left = _Hysteresis(self.config)
         self._right = _Hysteresis(self.config)
         self._mean = _Hysteresis(self.config)
-        self._baselines = (_OpenBaseline(self.config), _OpenBaseline(self.config))
         self._perclos = _TimeShare(self.config.window_s)
         self._blink_ends: deque = deque()
         self.blink_count = 0
@@ -256,11 +216,6 @@ class EyeStateTracker:
         self._first_t: float | None = None
         self._last_blink_end: float | None = None
         self._reset_tracking()
-
-    @property
-    def open_baselines(self) -> tuple:
-        """(left, right) calibrated open-eye medians, None where not calibrated (yet)."""
-        return tuple(b.baseline for b in self._baselines)
 
     def _reset_tracking(self):
         for eye in (self._left, self._right, self._mean):
@@ -299,9 +254,6 @@ class EyeStateTracker:
             self._first_t = t
         self._t = t
 
-        if config.calibrate_open_baseline:
-            p_left = self._baselines[0].apply(t, p_left)
-            p_right = self._baselines[1].apply(t, p_right)
         self._left.update(p_left, dt)
         self._right.update(p_right, dt)
         eyes = self._combine()
