@@ -23,10 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = sorted((REPO.parent / "shared" / "data" / "videos" / "focus").glob("*.avi"))
 
 
+def finished(run: Path) -> bool:
+    path = run / "history.json"  # its summary says "completed N epochs" or "early stop ..." once a run is done
+    return path.exists() and bool(json.loads(path.read_text()).get("summary", {}).get("finished"))
+
+
 def held_out_f1(run: Path, last: int = 3) -> float:
     history = json.loads((run / "history.json").read_text())
-    if not history.get("summary", {}).get("finished"):  # "completed N epochs" or "early stop ..."
-        raise SystemExit(f"{run}: training did not finish (history.json summary: {history.get('summary')})")
     return statistics.fmean(e["val_macro_f1"] for e in history["history"][-last:])
 
 
@@ -71,6 +74,9 @@ def main(argv=None) -> None:
             raise SystemExit(f"{folder}: no fold<i> run folders (expected {folder}/fold0, {folder}/fold1, ...)")
         table[name] = []
         for run in runs:
+            if not finished(run):
+                print(f"{name} {run.name}: skipped, training has not finished", file=sys.stderr)
+                continue
             row = {"fold": int(run.name[4:]), "held_out_macro_f1": held_out_f1(run)}
             if not args.no_replay:
                 row.update(replay(run, args.videos))
@@ -81,6 +87,8 @@ def main(argv=None) -> None:
             print(f"{name} {run.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "fold"),
                   flush=True)
 
+    if not all(table.values()):
+        raise SystemExit("no finished fold run for " + ", ".join(n for n, rows in table.items() if not rows))
     metrics = [k for k in table[next(iter(table))][0] if k != "fold"]
     print("\n| recipe | fold | " + " | ".join(metrics) + " |\n| --- | ---: |" + " ---: |" * len(metrics))
     for name, rows in table.items():
@@ -90,12 +98,13 @@ def main(argv=None) -> None:
                                                    for m in metrics) + " |")
     names = list(table)
     for other in names[1:]:
-        base, rows = table[names[0]], table[other]
-        if [r["fold"] for r in base] != [r["fold"] for r in rows]:
-            continue
+        common = {r["fold"] for r in table[names[0]]} & {r["fold"] for r in table[other]}
+        base = [r for r in table[names[0]] if r["fold"] in common]
+        rows = [r for r in table[other] if r["fold"] in common]
+        print(f"{other} - {names[0]} over folds {sorted(common)}:")
         for m in metrics:
             diffs = [b[m] - a[m] for a, b in zip(base, rows)]
-            print(f"{other} - {names[0]}, {m}: mean {statistics.fmean(diffs):+.3f}, per fold "
+            print(f"  {m}: mean {statistics.fmean(diffs):+.3f}, per fold "
                   + " ".join(f"{d:+.3f}" for d in diffs))
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))

@@ -34,14 +34,23 @@ def test_recipe_folds_averages_the_last_three_epochs_and_compares_fold_by_fold(t
     summary = json.loads(out.read_text())
     assert [r["held_out_macro_f1"] for r in summary["A"]] == pytest.approx([0.92, 0.80])
     assert [r["held_out_macro_f1"] for r in summary["B"]] == pytest.approx([0.93, 0.70])
-    assert "B - A, held_out_macro_f1: mean -0.045, per fold +0.010 -0.100" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "B - A over folds [0, 1]:\n  held_out_macro_f1: mean -0.045, per fold +0.010 -0.100" in out
 
 
-def test_recipe_folds_refuses_an_unfinished_run(tmp_path):
+def test_recipe_folds_compares_only_finished_folds(tmp_path, capsys):
     recipe_folds = load_script("recipe_folds")
-    fake_run(tmp_path / "A" / "fold0", [0.9, 0.9, 0.9], finished=None)  # killed or --stop-after
-    with pytest.raises(SystemExit, match="did not finish"):
-        recipe_folds.main(["--recipe", f"A={tmp_path / 'A'}", "--no-replay"])
+    fake_run(tmp_path / "A" / "fold0", [0.9, 0.9, 0.9])
+    fake_run(tmp_path / "A" / "fold1", [0.9, 0.9, 0.9])
+    fake_run(tmp_path / "B" / "fold0", [0.8, 0.8, 0.8])
+    fake_run(tmp_path / "B" / "fold1", [0.5, 0.5], finished=None)  # still training, killed or --stop-after
+    recipe_folds.main(["--recipe", f"A={tmp_path / 'A'}", "--recipe", f"B={tmp_path / 'B'}", "--no-replay"])
+    out = capsys.readouterr()
+    assert "B fold1: skipped, training has not finished" in out.err
+    assert "B - A over folds [0]:\n  held_out_macro_f1: mean -0.100, per fold -0.100" in out.out
+    fake_run(tmp_path / "C" / "fold0", [0.5], finished=None)
+    with pytest.raises(SystemExit, match="no finished fold run for C"):
+        recipe_folds.main(["--recipe", f"A={tmp_path / 'A'}", "--recipe", f"C={tmp_path / 'C'}", "--no-replay"])
 
 
 def test_stable_labels_shift_later_and_drop_frames_beside_a_change():
