@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.data import DEFAULT_MRL_ZIP, EyeData, load_any, subject_name
 from pipeline.metrics import classification_metrics, softmax_p_open
 from pipeline.preprocess import CLASSES, DEFAULT_SPEC, PreprocessSpec, gray_to_input, spec_from_dict
-from pipeline.split import DEFAULT_SPLIT, load_split, part_mask, unlisted_subjects
+from pipeline.split import DEFAULT_SPLIT, SplitError, load_split, part_mask, unlisted_subjects, with_fold
 
 PredictFn = Callable[[np.ndarray], np.ndarray]  # float32 [B,1,S,S] normalised -> logits [B,2]
 ONNX_PREPROCESS_KEY = "eyestate.preprocess"
@@ -100,15 +100,19 @@ def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, di
     return torch_predictor(model, device), spec_from_dict(ckpt.get("preprocess")), info
 
 
-def select_part(data: EyeData, split_path, part: str | None) -> tuple[EyeData, str, dict | None]:
+def select_part(data: EyeData, split_path, part: str | None,
+                fold: int | None = None) -> tuple[EyeData, str, dict | None]:
     """MRL: the split's part (default test: its test subjects and any subject it does not name); folder data: all
-    images unless an image split file is given."""
+    images unless an image split file is given. `fold`: train / val of the split's k-fold entry (as pipeline.train)."""
     split_file = Path(split_path) if split_path else None
     if data.kind == "mrl":
         part = part or "test"
         if part == "all":
             return data, part, None
-        split = load_split(split_file or DEFAULT_SPLIT)
+        try:
+            split = with_fold(load_split(split_file or DEFAULT_SPLIT), fold)
+        except SplitError as error:
+            raise SystemExit(str(error)) from None
     else:
         if split_file is None or part in (None, "all"):
             return data, "all", None
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", default=None, help=f"split JSON (default {DEFAULT_SPLIT} for MRL data)")
     ap.add_argument("--part", default=None, choices=["all", "train", "val", "test"],
                     help="MRL default: test; folder data default: all")
+    ap.add_argument("--fold", type=int, default=None,
+                    help="MRL: train/val are the split's k-fold entry i (as pipeline.train --fold); with --part val "
+                         "this scores a fold run on the people it held out")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-cache", action="store_true")
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     predict_fn, spec, info = load_predictor(args.weights, args.device)
     data = load_any(args.data, spec.size, workers=args.workers, cache=not args.no_cache)
-    data, part, split = select_part(data, args.split, args.part)
+    data, part, split = select_part(data, args.split, args.part, args.fold)
     metrics = evaluate_arrays(predict_fn, data, spec, args.batch_size)
     subjects = [subject_name(s) for s in np.unique(data.subjects)] if data.kind == "mrl" else None
     result = {**metrics, "weights": str(args.weights), "model": info.get("model"), "data": data.source, "part": part,

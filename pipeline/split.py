@@ -133,6 +133,16 @@ def make_kfold(split: dict, k: int, seed: int = 0, subjects=None, labels=None) -
     return [{"train": sorted(set(pool) - set(f)), "val": sorted(f)} for f in folds]
 
 
+def with_fold(split: dict, fold: int | None) -> dict:
+    """The split with fold `fold`'s train / val subjects in place of its own (test unchanged); as is for None."""
+    if fold is None:
+        return split
+    folds = split.get("folds") or []
+    if not 0 <= fold < len(folds):
+        raise SplitError(f"--fold {fold}: the split has {len(folds)} folds (make them with pipeline.split --kfold K)")
+    return {**split, "train": folds[fold]["train"], "val": folds[fold]["val"]}
+
+
 def _readable(st: dict) -> dict:
     out = {k: v for k, v in st.items() if k != "sensors"}
     if "sensors" in st:

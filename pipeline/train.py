@@ -37,8 +37,8 @@ from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any, subject_
 from pipeline.metrics import classification_metrics, softmax_p_open  # noqa: E402
 from pipeline.models import BASELINE, check_pretrained_available, count_parameters, create_model, make_checkpoint  # noqa: E402
 from pipeline.preprocess import DEFAULT_SPEC, to_model_input  # noqa: E402
-from pipeline.split import (DEFAULT_SPLIT, PARTS, load_split, make_image_split, make_split, part_mask,  # noqa: E402
-                            unlisted_subjects)
+from pipeline.split import (DEFAULT_SPLIT, PARTS, SplitError, load_split, make_image_split, make_split,  # noqa: E402
+                            part_mask, unlisted_subjects, with_fold)
 
 RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "workers", "patience", "stop_after")
 
@@ -129,11 +129,10 @@ def prepare_data(args, out_dir: Path):
     if split_ref == str(out_dir / "split.json"):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "split.json").write_text(json.dumps(split, indent=1) + "\n")
-    if args.fold is not None:
-        folds = split.get("folds") or []
-        if not 0 <= args.fold < len(folds):
-            raise SystemExit(f"--fold {args.fold}: the split has {len(folds)} folds (make them with pipeline.split --kfold K)")
-        split = {**split, "train": folds[args.fold]["train"], "val": folds[args.fold]["val"]}
+    try:
+        split = with_fold(split, args.fold)
+    except SplitError as error:
+        raise SystemExit(str(error)) from None
     if args.final_fit:
         if data.kind != "mrl":
             raise SystemExit("--final-fit needs MRL subjects (it adds the validation subjects to training)")

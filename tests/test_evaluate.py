@@ -122,3 +122,16 @@ def test_subjects_the_split_does_not_name_are_evaluated_as_test_subjects(smoke_r
     assert both["subjects"] == sorted(base["subjects"] + ["s0001"]) and both["n"] == base["n"] + alone["n"]
     val = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(mixed), "--no-cache", "--part", "val"])
     assert "s0001" not in val["subjects"]
+
+
+def test_fold_part_scores_the_people_a_fold_run_held_out(smoke_run, small_mrl_zip):
+    """`--fold i --part val` scores exactly the subjects that `pipeline.train --fold i` held out."""
+    from pipeline.split import load_split
+
+    fold = load_split()["folds"][1]
+    held_out = evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(small_mrl_zip), "--no-cache",
+                              "--fold", "1", "--part", "val"])
+    assert held_out["subjects"] == sorted(fold["val"])
+    with pytest.raises(SystemExit, match="--fold 9: the split has 5 folds"):
+        evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(small_mrl_zip), "--no-cache",
+                       "--fold", "9", "--part", "val"])

@@ -65,6 +65,12 @@ def test_kfold_folds_train_and_val_subjects_only():
         assert "s0004" in f["train"]
     with pytest.raises(S.SplitError, match="--kfold"):
         S.make_kfold(split, 1)
+    split["folds"] = folds
+    fold2 = S.with_fold(split, 2)  # what pipeline.train and pipeline.evaluate use for --fold 2
+    assert (fold2["train"], fold2["val"], fold2["test"]) == (folds[2]["train"], folds[2]["val"], split["test"])
+    assert S.with_fold(split, None) is split
+    with pytest.raises(S.SplitError, match="--fold 4: the split has 4 folds"):
+        S.with_fold(split, 4)
 
 
 def test_image_split_for_folder_data_is_stratified():
