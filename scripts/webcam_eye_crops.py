@@ -57,7 +57,7 @@ def main(argv=None) -> None:
         for index, frame in enumerate(tqdm(read_frames(video, args.max_frames), desc=video.name, leave=False)):
             if index >= len(labels):
                 sys.exit(f"{video}: more frames than labels ({len(labels)})")
-            result = pipeline.process(frame, index / 30.0)
+            result = pipeline.process(frame, index / 30.0)  # only the landmarks are used: the clock does not matter
             if labels[index] is None:
                 continue
             state = "closed" if labels[index] else "open"
