@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = sorted((REPO.parent / "shared" / "data" / "videos" / "focus").glob("*.avi"))
 
 
-def finished(run: Path) -> bool:
-    path = run / "history.json"  # its summary says "completed N epochs" or "early stop ..." once a run is done
-    return path.exists() and bool(json.loads(path.read_text()).get("summary", {}).get("finished"))
-
-
-def held_out_f1(run: Path, last: int = 3) -> float:
-    history = json.loads((run / "history.json").read_text())
+def held_out_f1(run: Path, last: int = 3) -> float | None:
+    """Mean val macro-F1 of the last epochs; None while the run has not finished (its history.json summary says
+    "completed N epochs" or "early stop ..." once it has)."""
+    path = run / "history.json"
+    history = json.loads(path.read_text()) if path.exists() else {}
+    if not history.get("summary", {}).get("finished"):
+        return None
     return statistics.fmean(e["val_macro_f1"] for e in history["history"][-last:])
 
 
@@ -74,10 +74,11 @@ def main(argv=None) -> None:
             raise SystemExit(f"{folder}: no fold<i> run folders (expected {folder}/fold0, {folder}/fold1, ...)")
         table[name] = []
         for run in runs:
-            if not finished(run):
+            f1 = held_out_f1(run)
+            if f1 is None:
                 print(f"{name} {run.name}: skipped, training has not finished", file=sys.stderr)
                 continue
-            row = {"fold": int(run.name[4:]), "held_out_macro_f1": held_out_f1(run)}
+            row = {"fold": int(run.name[4:]), "held_out_macro_f1": f1}
             if not args.no_replay:
                 row.update(replay(run, args.videos))
             for spec in args.eye_folder:

