@@ -77,8 +77,9 @@ def _round(value, digits=4):
 
 
 def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=None,
-           max_frames: int | None = None, progress: bool = True) -> dict:
-    """Run one video; returns {"rows": [...], "blinks": [...], "timings": {...}, "frames": n}."""
+           max_frames: int | None = None, progress: bool = True, transform=None) -> dict:
+    """Run one video; returns {"rows": [...], "blinks": [...], "timings": {...}, "frames": n}. `transform`, if
+    given, maps each decoded BGR frame to the frame the pipeline sees (scripts/camera_study.py: simulated cameras)."""
     fps, count = video_info(path)
     limit = count if max_frames is None else min(count, max_frames) if count > 0 else max_frames
     rows, states, stage_ms = [], [], {s: [] for s in STAGES}
@@ -92,6 +93,8 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
         if frame is None:
             break
         decode_ms.append((pipeline.runtime.now() - t0) * 1000)
+        if transform is not None:
+            frame = transform(frame)
         if times is not None and index >= len(times):
             raise VideoError(f"{path}: more frames than timestamps ({len(times)}) in "
                              f"{companion(path, '_timestamps.txt').name}")
@@ -154,7 +157,7 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
 
 
 def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", eye_model=None,
-        use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time) -> dict:
+        use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time, transform=None) -> dict:
     """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
     videos = [Path(v) for v in videos]
     if labels and len(labels) != len(videos):
@@ -175,7 +178,8 @@ def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", e
             if values is not None and max_frames is None and count > 0 and len(values) != count:
                 raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
                                  f"{count} frames (one entry per frame expected)")
-        out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress)
+        out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress,
+                     transform)
         name = path.stem
         if name in per_frame:
             name = f"{name}#{i}"

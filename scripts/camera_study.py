@@ -1,0 +1,113 @@
+"""Bad light and weak cameras: the focus videos replayed through the live pipeline as other cameras would see them.
+
+    python scripts/camera_study.py [--conditions clean dark dim_gain ...] [--no-iris] [--json OUT]
+
+Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
+where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
+light from behind), then the frames go through `pipeline.video.run`, the page's Python, unchanged. Reported per
+condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
+frame (../shared/README.md). The conditions are fixed, seeded simulations, not measurements of real cameras.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import video as V  # noqa: E402
+
+FOCUS = ROOT.parent / "shared" / "data" / "videos" / "focus"
+
+
+def _gain(frame, gain: float) -> np.ndarray:
+    return np.clip(frame.astype(np.float32) * gain, 0, 255)
+
+
+def _noise(frame, sigma: float, rng) -> np.ndarray:
+    return frame.astype(np.float32) + rng.normal(0, sigma, frame.shape).astype(np.float32)
+
+
+def _u8(x) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _rescale(frame, factor: float) -> np.ndarray:
+    h, w = frame.shape[:2]
+    small = cv2.resize(frame, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _jpeg(frame, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def _backlight(frame) -> np.ndarray:
+    """A bright window behind the person: the camera exposes for it, so the middle of the frame (the face) falls
+    to a third of its brightness and the edges clip."""
+    h, w = frame.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.sqrt(((xs - w / 2) / (w / 2)) ** 2 + ((ys - h / 2) / (h / 2)) ** 2)
+    gain = 0.33 + 1.2 * np.clip(d - 0.45, 0, None)
+    return _u8(frame.astype(np.float32) * gain[..., None] + 40 * np.clip(d - 0.6, 0, None)[..., None])
+
+
+def conditions(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "clean": None,
+        "dark": lambda f: _u8(_gain(f, 0.3)),                                   # underexposed, no gain
+        "dim_gain": lambda f: _u8(_noise(_gain(f, 0.25), 2.0, rng) * 4.0),       # dim room, gain ×4: noise ×4
+        "noise": lambda f: _u8(_noise(f, 12.0, rng)),                            # a noisy sensor in normal light
+        "vga_half": lambda f: _rescale(f, 0.5),                                  # 320×240 sensor
+        "qvga_quarter": lambda f: _rescale(f, 0.25),                             # 160×120 sensor
+        "jpeg_q15": lambda f: _jpeg(f, 15),                                      # a starved video stream
+        "defocus": lambda f: cv2.GaussianBlur(f, (0, 0), 2.0),
+        "warm_lamp": lambda f: _u8(f.astype(np.float32) * np.array([0.45, 0.85, 1.15], np.float32)),  # BGR
+        "backlight": _backlight,
+    }
+
+
+def main(argv=None) -> int:
+    all_conditions = conditions()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--conditions", nargs="+", default=list(all_conditions), choices=list(all_conditions))
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "eye_state.onnx")
+    ap.add_argument("--no-iris", action="store_true", help="the classifier alone (light mode)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    videos = sorted(FOCUS.glob("*.avi"))
+    if not videos:
+        print(f"needs the shared focus videos in {FOCUS}", file=sys.stderr)
+        return 2
+    results = {}
+    print("| condition | frames with a face | blink F1 | blinks found / labelled, false | frame F1 +1 | "
+          "per video blink F1 / frame F1 +1 |\n| --- | ---: | ---: | --- | ---: | --- |")
+    for name in args.conditions:
+        report = V.run(videos, eye_model=args.model, use_iris=not args.no_iris, progress=False,
+                       transform=conditions()[name])  # fresh generator per condition: same noise every run
+        pooled, per = report["pooled"], report["videos"]
+        face = sum(v["face_frames"] for v in per.values()) / sum(v["frames"] for v in per.values())
+        blink, frame = pooled["blink"], pooled["frame_shifted"]
+        results[name] = {"face_share": face, "blink": blink, "frame_shifted": frame,
+                         "videos": {n: {"blink_f1": v["blink"]["f1"], "frame_f1_shifted": v["frame_shifted"]["f1"],
+                                        "face_frames": v["face_frames"], "frames": v["frames"]}
+                                    for n, v in per.items()}}
+        each = " ".join(f"{v['blink']['f1']:.2f}/{v['frame_shifted']['f1']:.2f}" for v in per.values())
+        print(f"| {name} | {face:.1%} | {blink['f1']:.3f} | {blink['tp']} / {blink['labelled']}, {blink['fp']} | "
+              f"{frame['f1']:.3f} | {each} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model), "iris": not args.no_iris,
+                                         "conditions": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
