@@ -81,3 +81,35 @@ def test_webcam_eye_crops_make_a_folder_that_evaluate_scores(tmp_path, capsys):
     metrics = json.loads(report.read_text())
     assert metrics["n"] == len(closed) + len(opened)
     assert metrics["accuracy"] > 0.95  # 0.998 on all four videos at this framing (docs/BENCHMARKS.md)
+
+
+def test_camera_conditions_keep_the_frame_format_and_are_repeatable():
+    import numpy as np
+
+    study = load_script("camera_study")
+    frame = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    first, again = study.conditions(), study.conditions()
+    assert first["clean"] is None
+    for name, transform in first.items():
+        if transform is None:
+            continue
+        out = transform(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8, name
+        assert not np.array_equal(out, frame), f"{name} left the frame unchanged"
+        assert np.array_equal(out, again[name](frame)), f"{name} is not repeatable"
+    assert study.conditions()["dark"](frame).mean() < 0.35 * frame.mean() + 1
+
+
+@needs_shared
+@pytest.mark.shared
+def test_replay_applies_the_frame_transform_before_the_pipeline():
+    """A camera that delivers black frames finds no face: the transform reaches what the pipeline sees."""
+    import numpy as np
+
+    from pipeline import video as V
+
+    kwargs = dict(max_frames=5, models_dir=face_models_dir(), eye_model=ROOT / "models" / "eye_state.onnx",
+                  progress=False)
+    seen = V.run([MAHIE_1], **kwargs)["videos"]["mahie_test_1"]
+    black = V.run([MAHIE_1], transform=np.zeros_like, **kwargs)["videos"]["mahie_test_1"]
+    assert seen["face_frames"] == 5 and black["face_frames"] == 0
