@@ -36,8 +36,9 @@ def runs(flags: list, times: list) -> list:
     return out
 
 
-def study(every: int, use_iris: bool, model: Path) -> dict:
+def study(every: int, use_iris: bool, model: Path, hold_s: float = 0.0) -> dict:
     pipeline = V.make_pipeline(ROOT / ".cache" / "face_models", model, use_iris)
+    pipeline.config.landmark_hold_s = hold_s
     totals = {"found": 0, "labelled": 0, "false": 0}
     for name in VIDEOS:
         path = FOCUS / f"{name}.avi"
@@ -71,14 +72,16 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--no-iris", action="store_true", help="the classifier alone (light mode)")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "eye_state.onnx")
+    ap.add_argument("--hold", type=float, default=0.0, help="PipelineConfig.landmark_hold_s (FaceMesh skips)")
     args = ap.parse_args(argv)
     if not FOCUS.is_dir():
         print(f"needs the shared focus videos in {FOCUS}", file=sys.stderr)
         return 2
     for k in args.every:
-        t = study(k, not args.no_iris, args.model)
+        t = study(k, not args.no_iris, args.model, args.hold)
         print(f"every {k}: {t['found']} / {t['labelled']} blinks found, {t['false']} false "
-              f"({'classifier alone' if args.no_iris else 'fused with the iris model'})")
+              f"({'classifier alone' if args.no_iris else 'fused with the iris model'}"
+              f"{f', landmarks held up to {args.hold:g} s' if args.hold else ''})")
     return 0
 
 

@@ -121,6 +121,7 @@ class App:
         self._presented = None  # the video's presentedFrames at the last frame callback
         self._light = False  # live frames run without the iris model (budget.light, as last applied)
         self._iris_available = pipeline_config.use_iris
+        self._full_landmark_hold_s = pipeline_config.landmark_hold_s
         self.beeper = Beeper()
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
@@ -371,6 +372,7 @@ class App:
     def _set_light(self, light: bool) -> None:
         self._light = light
         self.pipeline.config.use_iris = self._iris_available and not light
+        self.pipeline.config.landmark_hold_s = self.budget.config.landmark_hold_s if light else self._full_landmark_hold_s
         self.view.show_light_mode(light)
 
     async def _live_step(self, media_time) -> None:

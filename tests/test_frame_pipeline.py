@@ -345,3 +345,43 @@ def test_replay_crops_as_the_model_metadata_says(tmp_path):
     model.metadata_props.add(key="eyestate.preprocess", value=spec.to_json())
     onnx.save(model, str(tagged))
     assert make_pipeline(face_models_dir(), tagged, use_iris=True).config.preprocess == spec
+
+
+@needs_shared
+@pytest.mark.shared
+def test_facemesh_skips_frames_only_while_the_face_holds_still(runtime, monkeypatch):
+    """landmark_hold_s: a still face keeps its FaceMesh landmarks for up to that long (FaceMesh skipped, eyes still
+    judged on the new frame); a face that moved between the last two FaceMesh runs gets FaceMesh every frame."""
+    meshes = []
+    real_run = runtime.run
+
+    def counting_run(model, feeds):
+        meshes.append(model == "face_landmark")
+        return real_run(model, feeds)
+
+    monkeypatch.setattr(runtime, "run", counting_run)
+    frame = video_frame()
+
+    def mesh_calls(pipeline, frames):
+        ran = []
+        for t, image in frames:
+            meshes.clear()
+            result = pipeline.process(image, t)
+            assert result.status == "face" and result.left and result.right  # held or not, both eyes are judged
+            ran.append(sum(meshes))
+        return ran
+
+    still = [(t, frame) for t in (0.0, 0.033, 0.066, 0.1, 0.133, 0.166, 0.2)]
+    assert mesh_calls(FramePipeline(runtime, PipelineConfig(use_iris=False)), still) == [1] * 7  # off by default
+    held = PipelineConfig(use_iris=False, landmark_hold_s=0.1)
+    # the first two frames measure the motion; then FaceMesh again once the landmarks are 0.1 s old
+    assert mesh_calls(FramePipeline(runtime, held), still) == [1, 1, 0, 0, 1, 0, 0]
+    shifted = np.roll(frame, 40, axis=1)  # the head moved 40 px sideways between two frames
+    moving = [(0.0, frame), (0.033, shifted), (0.066, frame), (0.1, shifted)]
+    assert mesh_calls(FramePipeline(runtime, held), moving) == [1, 1, 1, 1]
+    pipeline = FramePipeline(runtime, held)
+    mesh_calls(pipeline, still[:2])
+    black = np.zeros_like(frame)  # the face vanishes: held landmarks stand for it at most landmark_hold_s
+    assert pipeline.process(black, 0.066).status == "face"
+    assert pipeline.process(black, 0.133).status == "no-face"
+    assert pipeline.process(black, 0.166).status == "no-face"  # and nothing is held once the face is lost

@@ -64,6 +64,12 @@ class PipelineConfig:
     # 5 times a second) ran the iris model on a third of mahie_test_1's frames with the same replay results as
     # 0 and 0.1; 0.35 lost a blink (docs/BENCHMARKS.md section 4). Doubtful frames read both eyes regardless.
     iris_refresh_s: float = 0.2
+    # FaceMesh (the largest stage) may skip a frame while the face holds still: its landmarks from at most
+    # landmark_hold_s ago are kept when the eyes, at the speed measured between the last two FaceMesh runs, can
+    # have moved at most landmark_hold_motion eye-corner distances since (a crop is 2.5 of them wide). Eye corners
+    # do not move in a blink, so only head motion matters. 0 = FaceMesh on every frame.
+    landmark_hold_s: float = 0.0
+    landmark_hold_motion: float = 0.1
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -191,9 +197,12 @@ class FramePipeline:
         self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
+        self._mesh = None  # (time, points, presence, roi corners, eye centre, corner distance) of the last FaceMesh run
+        self._mesh_speed = None  # eye motion between the last two FaceMesh runs, corner distances per second
 
     def reset(self) -> None:
         self._roi = None
+        self._mesh = self._mesh_speed = None
         self._iris_held = {}
         self._last_p = {}
         self._last_t = self._dt_avg = None
@@ -221,6 +230,25 @@ class FramePipeline:
         # the eye read longest ago (a tie, after both were read: the right eye), once its reading is old enough
         oldest = min(visible, key=lambda eye: (self._iris_held[eye][3], -EYES.index(eye)))
         return [oldest] if t - self._iris_held[oldest][3] >= self.config.iris_refresh_s else []
+
+    def _held_landmarks(self, t: float):
+        """The last FaceMesh result when it may stand for this frame (see landmark_hold_s), else None."""
+        if self.config.landmark_hold_s <= 0 or self._mesh is None or self._mesh_speed is None:
+            return None
+        age = t - self._mesh[0]
+        if not 0 < age < self.config.landmark_hold_s or self._mesh_speed * age > self.config.landmark_hold_motion:
+            return None
+        return self._mesh
+
+    def _remember_landmarks(self, t: float, points, presence: float, roi_corners) -> None:
+        corners = [c for eye in EYES for c in lm.eye_corners(points, eye)]
+        centre = (sum(c[0] for c in corners) / 4, sum(c[1] for c in corners) / 4)
+        size = (distance(*corners[:2]) + distance(*corners[2:])) / 2
+        previous, self._mesh_speed = self._mesh, None
+        if previous is not None and t > previous[0] and size > 0:
+            moved = distance(centre, previous[4]) + abs(size - previous[5])
+            self._mesh_speed = moved / size / (t - previous[0])
+        self._mesh = (t, points, presence, roi_corners, centre, size)
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -314,7 +342,11 @@ class FramePipeline:
         result = FrameResult(t=t, status="no-face", timings=timings)
 
         points = presence = None
-        for _ in range(2):  # a lost track gets one fresh detection on the same frame
+        held = self._held_landmarks(t)
+        if held is not None:
+            points, presence, result.face_roi = held[1], held[2], held[3]
+            result.face_score = presence
+        for _ in range(0 if held else 2):  # a lost track gets one fresh detection on the same frame
             if self._roi is None:
                 t0 = clock()
                 det = yield from self._detect(frame, width, height)
@@ -331,6 +363,7 @@ class FramePipeline:
             if presence >= self.config.presence_threshold and math.isfinite(sum(p[0] + p[1] for p in points)):
                 result.face_roi = roi.corners()
                 self._roi = lm.face_roi_from_landmarks(points)
+                self._remember_landmarks(t, points, presence, result.face_roi)
                 break
             self._roi = None
             points = None
@@ -339,6 +372,7 @@ class FramePipeline:
 
         if points is None:
             self._iris_held, self._last_p = {}, {}
+            self._mesh = self._mesh_speed = None
             timings["total"] = (clock() - start) * 1000
             return result
 
