@@ -139,12 +139,13 @@ def _load_optional(path: Path | None, loader, what: str):
         raise VideoError(f"{what} {path}: {error}") from None
 
 
-def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock=time.thread_time):
+def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock=time.thread_time,
+                  landmark_hold_s: float = 0.0):
     runtime = CvRuntime(models_dir, eye_model, threads=threads, clock=clock)
     if not runtime.has_classifier and not use_iris:
         raise VideoError("no eye classifier and no iris model: nothing left to judge the eyes with "
                          "(give --model or drop --no-iris)")
-    config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris)
+    config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris, landmark_hold_s=landmark_hold_s)
     if runtime.eye_spec is not None:  # crop and input as the model's metadata says, like the page (main.py)
         config.preprocess = runtime.eye_spec
     elif runtime.has_classifier:
@@ -157,13 +158,14 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
 
 
 def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", eye_model=None,
-        use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time, transform=None) -> dict:
+        use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time, transform=None,
+        landmark_hold_s: float = 0.0) -> dict:
     """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
     videos = [Path(v) for v in videos]
     if labels and len(labels) != len(videos):
         raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
     ensure_face_models(models_dir, quiet=not progress)
-    pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock)
+    pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock, landmark_hold_s)
     per_frame, scored, info = {}, {}, {}
     for i, path in enumerate(videos):
         label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
@@ -218,7 +220,7 @@ def write_csv(report: dict, path: Path) -> None:
 def _print_summary(report: dict) -> None:
     print(f"stage times per frame ({report['config']['clock']}):")
     for name, v in report["videos"].items():
-        stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" else "")
+        stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" or t["frames"] < v["frames"] else "")
                            for s, t in v["timings"].items())
         line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks, {v['alarms']} "
                 f"microsleep alarm(s) | {stages}")
@@ -244,6 +246,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help=f"eye classifier ONNX (default {DEFAULT_EYE_MODEL} if it exists)")
     parser.add_argument("--no-iris", action="store_true", help="skip the iris model (eyelid opening from FaceMesh)")
+    parser.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
+                        help="FaceMesh may skip frames of a still face, keeping landmarks up to S seconds "
+                             "(PipelineConfig.landmark_hold_s; the page's light mode uses 0.2)")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
     parser.add_argument("--models-dir", default=".cache/face_models", help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
@@ -265,6 +270,7 @@ def main(argv=None) -> int:
         temporal = TemporalConfig(eye_rule=args.eye_rule) if args.eye_rule else None
         report = run(args.videos, args.labels, args.max_frames, args.models_dir, model,
                      use_iris=not args.no_iris, threads=args.threads, temporal=temporal,
+                     landmark_hold_s=args.landmark_hold,
                      clock=time.perf_counter if args.wall_clock else time.thread_time)
     except VideoError as error:
         print(f"error: {error}", file=sys.stderr)
