@@ -1,10 +1,10 @@
 """Bad light and weak cameras: the focus videos replayed through the live pipeline as other cameras would see them.
 
-    python scripts/camera_study.py [--conditions clean dark dim_gain ...] [--no-iris] [--json OUT]
+    python scripts/camera_study.py [--conditions clean dark dim_gain ...] [--no-iris] [--landmark-hold S] [--json OUT]
 
 Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
 where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
-light from behind), then the frames go through `pipeline.video.run`, the page's Python, unchanged. Reported per
+light from behind, a head that jumps to a new place every half second), then the frames go through `pipeline.video.run`, the page's Python, unchanged. Reported per
 condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
 frame (../shared/README.md). The conditions are fixed, seeded simulations, not measurements of real cameras.
 """
@@ -59,6 +59,19 @@ def _backlight(frame) -> np.ndarray:
     return _u8(frame.astype(np.float32) * gain[..., None] + 40 * np.clip(d - 0.6, 0, None)[..., None])
 
 
+def _jumps(rng, every: int = 15, reach: int = 40):
+    """Sudden head movements: every `every` frames the whole image jumps to a new offset within ±reach px."""
+    state = {"frame": 0, "matrix": None}
+
+    def move(frame):
+        if state["frame"] % every == 0:
+            dx, dy = (int(v) for v in rng.integers(-reach, reach + 1, 2))
+            state["matrix"] = np.float32([[1, 0, dx], [0, 1, dy]])
+        state["frame"] += 1
+        return cv2.warpAffine(frame, state["matrix"], frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    return move
+
+
 def conditions(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -72,6 +85,7 @@ def conditions(seed: int = 0) -> dict:
         "defocus": lambda f: cv2.GaussianBlur(f, (0, 0), 2.0),
         "warm_lamp": lambda f: _u8(f.astype(np.float32) * np.array([0.45, 0.85, 1.15], np.float32)),  # BGR
         "backlight": _backlight,
+        "jumps": _jumps(rng),                                                    # what landmark holds must survive
     }
 
 
@@ -81,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", nargs="+", default=list(all_conditions), choices=list(all_conditions))
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "eye_state.onnx")
     ap.add_argument("--no-iris", action="store_true", help="the classifier alone (light mode)")
+    ap.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
+                    help="PipelineConfig.landmark_hold_s (light mode holds FaceMesh landmarks up to 0.2 s)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     videos = sorted(FOCUS.glob("*.avi"))
@@ -92,7 +108,7 @@ def main(argv=None) -> int:
           "per video blink F1 / frame F1 +1 |\n| --- | ---: | ---: | --- | ---: | --- |")
     for name in args.conditions:
         report = V.run(videos, eye_model=args.model, use_iris=not args.no_iris, progress=False,
-                       transform=conditions()[name])  # fresh generator per condition: same noise every run
+                       transform=conditions()[name], landmark_hold_s=args.landmark_hold)  # fresh generator per condition: same noise every run
         pooled, per = report["pooled"], report["videos"]
         face = sum(v["face_frames"] for v in per.values()) / sum(v["frames"] for v in per.values())
         blink, frame = pooled["blink"], pooled["frame_shifted"]
@@ -105,6 +121,7 @@ def main(argv=None) -> int:
               f"{frame['f1']:.3f} | {each} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "iris": not args.no_iris,
+                                         "landmark_hold_s": args.landmark_hold,
                                          "conditions": results}, indent=2))
     return 0
 

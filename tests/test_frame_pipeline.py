@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -351,7 +352,8 @@ def test_replay_crops_as_the_model_metadata_says(tmp_path):
 @pytest.mark.shared
 def test_facemesh_skips_frames_only_while_the_face_holds_still(runtime, monkeypatch):
     """landmark_hold_s: a still face keeps its FaceMesh landmarks for up to that long (FaceMesh skipped, eyes still
-    judged on the new frame); a face that moved between the last two FaceMesh runs gets FaceMesh every frame."""
+    judged on the new frame); a face that moved between the last two FaceMesh runs gets FaceMesh every frame; a held
+    frame on which the classifier doubts an eye gets FaceMesh after all."""
     meshes = []
     real_run = runtime.run
 
@@ -373,15 +375,22 @@ def test_facemesh_skips_frames_only_while_the_face_holds_still(runtime, monkeypa
 
     still = [(t, frame) for t in (0.0, 0.033, 0.066, 0.1, 0.133, 0.166, 0.2)]
     assert mesh_calls(FramePipeline(runtime, PipelineConfig(use_iris=False)), still) == [1] * 7  # off by default
-    held = PipelineConfig(use_iris=False, landmark_hold_s=0.1)
+    # this test's classifier (mean brightness) gives these eyes p_open 0.21-0.24: no doubt below 0.2, none at 0
+    held = PipelineConfig(use_iris=False, landmark_hold_s=0.1, landmark_hold_min_p=0.0)
     # the first two frames measure the motion; then FaceMesh again once the landmarks are 0.1 s old
     assert mesh_calls(FramePipeline(runtime, held), still) == [1, 1, 0, 0, 1, 0, 0]
+    assert mesh_calls(FramePipeline(runtime, replace(held, landmark_hold_min_p=0.2)), still) == [1, 1, 0, 0, 1, 0, 0]
+    assert mesh_calls(FramePipeline(runtime, replace(held, landmark_hold_min_p=0.3)), still) == [1] * 7  # in doubt
     shifted = np.roll(frame, 40, axis=1)  # the head moved 40 px sideways between two frames
     moving = [(0.0, frame), (0.033, shifted), (0.066, frame), (0.1, shifted)]
     assert mesh_calls(FramePipeline(runtime, held), moving) == [1, 1, 1, 1]
+    black = np.zeros_like(frame)  # the face vanishes: held landmarks stand for it at most landmark_hold_s ...
     pipeline = FramePipeline(runtime, held)
     mesh_calls(pipeline, still[:2])
-    black = np.zeros_like(frame)  # the face vanishes: held landmarks stand for it at most landmark_hold_s
     assert pipeline.process(black, 0.066).status == "face"
     assert pipeline.process(black, 0.133).status == "no-face"
     assert pipeline.process(black, 0.166).status == "no-face"  # and nothing is held once the face is lost
+    pipeline = FramePipeline(runtime, replace(held, landmark_hold_min_p=0.2))
+    mesh_calls(pipeline, still[:2])
+    meshes.clear()  # ... unless the classifier doubts the held crops (black: p_open 0.02): FaceMesh looks again
+    assert pipeline.process(black, 0.066).status == "no-face" and sum(meshes) == 1

@@ -7,8 +7,9 @@ throttled 4x the page ran 7.7 fps with the iris model and 13.4 fps without it, s
 more blinks. A slow camera is another matter: its frames are all processed, and nothing is shed.
 
 Light mode also lets FaceMesh skip the frames of a still face (`PipelineConfig.landmark_hold_s`): on the same
-throttled CPU the classifier alone then ran 19.1 fps instead of 12.8, and in replay holding the landmarks did not
-change how many blinks a given share of processed frames finds (docs/BENCHMARKS.md section 4, "FaceMesh skips").
+throttled CPU it then ran 17.9 fps instead of 12.7, and in replay holding the landmarks did not change how many
+blinks a given share of processed frames finds, even with a jumping head (docs/BENCHMARKS.md section 4, "FaceMesh
+skips").
 
 Light mode is not for the whole visit: a laptop busy with something else for a while (or still warming up its
 JIT in the first seconds) gets the eyelid model back. Once light mode keeps up with the camera, the full

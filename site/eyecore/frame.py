@@ -70,6 +70,10 @@ class PipelineConfig:
     # do not move in a blink, so only head motion matters. 0 = FaceMesh on every frame.
     landmark_hold_s: float = 0.0
     landmark_hold_motion: float = 0.1
+    # ... and only while each eye looked plainly open on the previous frame (fused p_open, as iris_alternate_min_p);
+    # a held frame whose classifier then doubts an eye runs FaceMesh after all and is judged again (a head that
+    # moved since makes the crop miss the eye, which looks closed).
+    landmark_hold_min_p: float = 0.8
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
@@ -238,6 +242,9 @@ class FramePipeline:
         age = t - self._mesh[0]
         if not 0 < age < self.config.landmark_hold_s or self._mesh_speed * age > self.config.landmark_hold_motion:
             return None
+        floor = self.config.landmark_hold_min_p
+        if floor > 0 and any(self._last_p.get(eye) is None or self._last_p[eye] < floor for eye in EYES):
+            return None
         return self._mesh
 
     def _remember_landmarks(self, t: float, points, presence: float, roi_corners) -> None:
@@ -292,6 +299,38 @@ class FramePipeline:
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
         return {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
 
+    def _face_landmarks(self, frame, t: float, width, height, held, result):
+        """FaceMesh points of this frame (held ones when `held`), detecting the face first when the track is lost;
+        None when there is no face."""
+        timings, clock = result.timings, self._clock
+        if held is not None:
+            result.face_roi, result.face_score = held[3], held[2]
+            return held[1]
+        result.face_roi = None  # set again once FaceMesh finds the face
+        for _ in range(2):  # a lost track gets one fresh detection on the same frame
+            if self._roi is None:
+                t0 = clock()
+                det = yield from self._detect(frame, width, height)
+                timings["detect"] = (clock() - t0) * 1000
+                result.detected = True
+                if det is None:
+                    return None
+                self._roi = lm.face_roi_from_detection(det)
+            t0 = clock()
+            roi = self._roi
+            points, presence = yield from self._landmarks(frame, roi)
+            timings["landmarks"] = timings.get("landmarks", 0.0) + (clock() - t0) * 1000
+            result.face_score = presence
+            if presence >= self.config.presence_threshold and math.isfinite(sum(p[0] + p[1] for p in points)):
+                result.face_roi = roi.corners()
+                self._roi = lm.face_roi_from_landmarks(points)
+                self._remember_landmarks(t, points, presence, result.face_roi)
+                return points
+            self._roi = None
+            if result.detected:
+                return None
+        return None
+
     # -- per frame ----------------------------------------------------------------------------
 
     def _visible_eyes(self, points, width, height, yaw):
@@ -341,56 +380,33 @@ class FramePipeline:
         width, height = self.runtime.frame_size(frame)
         result = FrameResult(t=t, status="no-face", timings=timings)
 
-        points = presence = None
         held = self._held_landmarks(t)
-        if held is not None:
-            points, presence, result.face_roi = held[1], held[2], held[3]
-            result.face_score = presence
-        for _ in range(0 if held else 2):  # a lost track gets one fresh detection on the same frame
-            if self._roi is None:
+        while True:
+            points = yield from self._face_landmarks(frame, t, width, height, held, result)
+            if points is None:
+                self._iris_held, self._last_p = {}, {}
+                self._mesh = self._mesh_speed = None
+                timings["total"] = (clock() - start) * 1000
+                return result
+            yaw = lm.yaw_degrees(points)
+            visible = self._visible_eyes(points, width, height, yaw)
+            p_cnn = {}
+            if self.config.use_classifier and visible:
                 t0 = clock()
-                det = yield from self._detect(frame, width, height)
-                timings["detect"] = (clock() - t0) * 1000
-                result.detected = True
-                if det is None:
-                    break
-                self._roi = lm.face_roi_from_detection(det)
-            t0 = clock()
-            roi = self._roi
-            points, presence = yield from self._landmarks(frame, roi)
-            timings["landmarks"] = timings.get("landmarks", 0.0) + (clock() - t0) * 1000
-            result.face_score = presence
-            if presence >= self.config.presence_threshold and math.isfinite(sum(p[0] + p[1] for p in points)):
-                result.face_roi = roi.corners()
-                self._roi = lm.face_roi_from_landmarks(points)
-                self._remember_landmarks(t, points, presence, result.face_roi)
+                p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
+                timings["classify"] = timings.get("classify", 0.0) + (clock() - t0) * 1000
+            # Held landmarks and an eye in doubt: the head may have moved since FaceMesh last ran (a crop beside
+            # the eye looks closed), so FaceMesh looks again before the frame is judged.
+            if held is None or all(p >= self.config.landmark_hold_min_p for p in p_cnn.values()):
                 break
-            self._roi = None
-            points = None
-            if result.detected:
-                break
-
-        if points is None:
-            self._iris_held, self._last_p = {}, {}
-            self._mesh = self._mesh_speed = None
-            timings["total"] = (clock() - start) * 1000
-            return result
+            held = None
 
         result.status = "face"
         result.landmarks = points
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
         result.face_box = (min(xs), min(ys), max(xs), max(ys))
-        yaw = lm.yaw_degrees(points)
         result.yaw_degrees = yaw
-        visible = self._visible_eyes(points, width, height, yaw)
-
-        p_cnn = {}
-        if self.config.use_classifier and visible:
-            t0 = clock()
-            p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
-            timings["classify"] = (clock() - t0) * 1000
-
         if self.config.use_iris and visible:
             read = self._iris_eyes(list(visible), t, p_cnn)
             if read:
