@@ -220,7 +220,8 @@ def write_csv(report: dict, path: Path) -> None:
 def _print_summary(report: dict) -> None:
     print(f"stage times per frame ({report['config']['clock']}):")
     for name, v in report["videos"].items():
-        stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms" + (f" ({t['frames']}x)" if s == "detect" or t["frames"] < v["frames"] else "")
+        stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms"
+                           + (f" ({t['frames']}x)" if s == "detect" or t["frames"] < v["frames"] else "")
                            for s, t in v["timings"].items())
         line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks, {v['alarms']} "
                 f"microsleep alarm(s) | {stages}")

@@ -4,7 +4,8 @@
 
 Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
 where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
-light from behind, a head that jumps to a new place every half second), then the frames go through `pipeline.video.run`, the page's Python, unchanged. Reported per
+light from behind, a head that jumps to a new place every half second), then the frames go through
+`pipeline.video.run`, the page's Python, unchanged. Reported per
 condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
 frame (../shared/README.md). The conditions are fixed, seeded simulations, not measurements of real cameras.
 """
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
     print("| condition | frames with a face | blink F1 | blinks found / labelled, false | frame F1 +1 | "
           "per video blink F1 / frame F1 +1 |\n| --- | ---: | ---: | --- | ---: | --- |")
     for name in args.conditions:
-        report = V.run(videos, eye_model=args.model, use_iris=not args.no_iris, progress=False,
-                       transform=conditions()[name], landmark_hold_s=args.landmark_hold)  # fresh generator per condition: same noise every run
+        transform = conditions()[name]  # fresh generator per condition: the same noise on every run
+        report = V.run(videos, eye_model=args.model, use_iris=not args.no_iris, progress=False, transform=transform,
+                       landmark_hold_s=args.landmark_hold)
         pooled, per = report["pooled"], report["videos"]
         face = sum(v["face_frames"] for v in per.values()) / sum(v["frames"] for v in per.values())
         blink, frame = pooled["blink"], pooled["frame_shifted"]

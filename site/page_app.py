@@ -372,7 +372,8 @@ class App:
     def _set_light(self, light: bool) -> None:
         self._light = light
         self.pipeline.config.use_iris = self._iris_available and not light
-        self.pipeline.config.landmark_hold_s = self.budget.config.landmark_hold_s if light else self._full_landmark_hold_s
+        hold = self.budget.config.landmark_hold_s if light else self._full_landmark_hold_s
+        self.pipeline.config.landmark_hold_s = hold  # light mode also lets FaceMesh skip still frames
         self.view.show_light_mode(light)
 
     async def _live_step(self, media_time) -> None:

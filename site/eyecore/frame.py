@@ -67,7 +67,8 @@ class PipelineConfig:
     # FaceMesh (the largest stage) may skip a frame while the face holds still: its landmarks from at most
     # landmark_hold_s ago are kept when the eyes, at the speed measured between the last two FaceMesh runs, can
     # have moved at most landmark_hold_motion eye-corner distances since (a crop is 2.5 of them wide). Eye corners
-    # do not move in a blink, so only head motion matters. 0 = FaceMesh on every frame.
+    # hardly move in a blink, so head motion is what matters. 0 = FaceMesh on every frame (the full pipeline: with
+    # the iris model a held frame can still mislead, docs/BENCHMARKS.md "FaceMesh skips"); light mode uses 0.2.
     landmark_hold_s: float = 0.0
     landmark_hold_motion: float = 0.1
     # ... and only while each eye looked plainly open on the previous frame (fused p_open, as iris_alternate_min_p);
