@@ -11,6 +11,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import blazeface, landmarks as lm
 from .geometry import distance, eye_crop_rect, fraction_inside, is_finite_point, letterbox_rect
@@ -188,6 +189,16 @@ def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> f
     return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
+class MeshReading(NamedTuple):
+    """One FaceMesh run, kept so that its landmarks may stand for the next frames (landmark_hold_s)."""
+    t: float
+    points: list
+    presence: float
+    roi: list           # corners of the FaceMesh ROI it ran on
+    eye_centre: tuple   # mean of the four eye corners
+    eye_size: float     # mean eye-corner distance
+
+
 class FramePipeline:
     def __init__(self, runtime: Runtime, config: PipelineConfig | None = None):
         self.runtime = runtime
@@ -202,7 +213,7 @@ class FramePipeline:
         self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
-        self._mesh = None  # (time, points, presence, roi corners, eye centre, corner distance) of the last FaceMesh run
+        self._mesh = None  # MeshReading of the last FaceMesh run
         self._mesh_speed = None  # eye motion between the last two FaceMesh runs, corner distances per second
 
     def reset(self) -> None:
@@ -240,7 +251,7 @@ class FramePipeline:
         """The last FaceMesh result when it may stand for this frame (see landmark_hold_s), else None."""
         if self.config.landmark_hold_s <= 0 or self._mesh is None or self._mesh_speed is None:
             return None
-        age = t - self._mesh[0]
+        age = t - self._mesh.t
         if not 0 < age < self.config.landmark_hold_s or self._mesh_speed * age > self.config.landmark_hold_motion:
             return None
         floor = self.config.landmark_hold_min_p
@@ -253,10 +264,10 @@ class FramePipeline:
         centre = (sum(c[0] for c in corners) / 4, sum(c[1] for c in corners) / 4)
         size = (distance(*corners[:2]) + distance(*corners[2:])) / 2
         previous, self._mesh_speed = self._mesh, None
-        if previous is not None and t > previous[0] and size > 0:
-            moved = distance(centre, previous[4]) + abs(size - previous[5])
-            self._mesh_speed = moved / size / (t - previous[0])
-        self._mesh = (t, points, presence, roi_corners, centre, size)
+        if previous is not None and t > previous.t and size > 0:
+            moved = distance(centre, previous.eye_centre) + abs(size - previous.eye_size)
+            self._mesh_speed = moved / size / (t - previous.t)
+        self._mesh = MeshReading(t, points, presence, roi_corners, centre, size)
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -305,8 +316,8 @@ class FramePipeline:
         None when there is no face."""
         timings, clock = result.timings, self._clock
         if held is not None:
-            result.face_roi, result.face_score = held[3], held[2]
-            return held[1]
+            result.face_roi, result.face_score = held.roi, held.presence
+            return held.points
         result.face_roi = None  # set again once FaceMesh finds the face
         for _ in range(2):  # a lost track gets one fresh detection on the same frame
             if self._roi is None:
