@@ -37,8 +37,7 @@ def runs(flags: list, times: list) -> list:
 
 
 def study(every: int, use_iris: bool, model: Path, hold_s: float = 0.0) -> dict:
-    pipeline = V.make_pipeline(ROOT / ".cache" / "face_models", model, use_iris)
-    pipeline.config.landmark_hold_s = hold_s
+    pipeline = V.make_pipeline(ROOT / ".cache" / "face_models", model, use_iris, landmark_hold_s=hold_s)
     totals = {"found": 0, "labelled": 0, "false": 0}
     for name in VIDEOS:
         path = FOCUS / f"{name}.avi"
