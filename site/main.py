@@ -47,13 +47,14 @@ async def fetch_json(url: str) -> dict:
     return json.loads(await response.text())
 
 
-def release_early_camera() -> None:
-    """The page cannot run: close a camera that an early Start click opened (index.html)."""
+def give_up_start() -> None:
+    """The page cannot run: Start stays disabled (a click would otherwise open the camera through index.html's
+    early start), and a camera that an early Start click already opened is closed."""
+    start = js.document.getElementById("start")
+    start.disabled, start.textContent = True, "Start camera"
     early = getattr(js.window, "eyestateEarlyStart", None)
     if early and early.stream:
         early.stream.then(create_once_callable(lambda stream: [t.stop() for t in stream.getTracks()]))
-    if early:
-        js.document.getElementById("start").textContent = "Start camera"  # stays disabled: nothing can run
     js.window.eyestateEarlyStart = None
 
 
@@ -125,7 +126,7 @@ async def boot() -> None:
         runtime = WebRuntime(ort, sessions, config["inputs"])
     except Exception as error:
         js.console.error(f"eye-state start-up failed: {error}")
-        release_early_camera()
+        give_up_start()
         machine.go(S.MODEL_FAILED, detail=str(error)[:300])
         return
     app = App(runtime, pipeline_config, machine, view, timings)

@@ -156,13 +156,37 @@ def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site
     video = synthetic_y4m(tmp_path / "plain.y4m", duration_s=2)
     browser = launch(playwright, video)
     try:
-        page, requests, _ = open_page(browser, site, "?eye=no-such-model", ready=False)
+        context = browser.new_context()
+        requests = RequestLog(context)
+        page = context.new_page()
+        held = []  # page_config.json waits until Start was clicked, so the failure comes after the click
+        page.route("**/page_config.json", lambda route: held.append(route))
+        page.goto(site + "index.html?eye=no-such-model")
         page.click("#start")
         page.evaluate("window.keptStream = window.eyestateEarlyStart.stream")
+        while not held:  # index.html's preload and main.py each ask for it; one answer is enough to fail
+            page.wait_for_timeout(50)
+        for route in held:
+            route.continue_()
+        page.unroute("**/page_config.json")
         assert wait_state(page, ["model-failed", "ready", *LIVE_STATES], BOOT_TIMEOUT_MS) == "model-failed"
         page.wait_for_function("""async () => (await window.keptStream).getTracks()
             .every((track) => track.readyState === 'ended')""", timeout=10_000)  # the camera is off again
         assert page.is_disabled("#start") and page.text_content("#start") == "Start camera"
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
+def test_start_stays_disabled_when_the_models_failed_before_a_click(site, playwright, tmp_path):
+    """A click after a failed start-up must not open the camera through index.html's early start."""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=2))
+    try:
+        page, requests, _ = open_page(browser, site, "?eye=no-such-model", ready=False)
+        assert wait_state(page, ["model-failed", "ready", *LIVE_STATES], BOOT_TIMEOUT_MS) == "model-failed"
+        assert page.is_disabled("#start")
+        assert page.evaluate("window.eyestateEarlyStart") is None
+        assert "could not be loaded" in page.text_content("#status-message")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
