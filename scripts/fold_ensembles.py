@@ -1,6 +1,6 @@
 """Would averaging help? Fold models of several recipes, each on its fold's held-out people: every recipe alone,
-with its horizontally flipped crop averaged in (test-time flip), and averaged with the other recipes (ensembles).
-Also how many of a recipe's errors the other recipes make too: shared errors are what no average can fix.
+with its horizontally flipped crop averaged in (test-time flip), and averaged with the other recipes (ensembles);
+each recipe's accuracy at other thresholds than 0.5. Also how many of a recipe's errors the other recipes make too: shared errors are what no average can fix.
 
     python scripts/fold_ensembles.py --recipe A=runs/folds/A --recipe B=runs/folds/B --recipe C=runs/folds/C
 
@@ -61,6 +61,7 @@ def main(argv=None) -> dict:
     data = load_mrl(args.data or default_data_path())
 
     rows: dict[str, list[dict]] = {}
+    pooled: dict[str, list] = {name: [] for name in recipes}  # (labels, p_open) per fold, for the threshold sweep
     shared = {name: {"errors": 0, "made_by_all_others": 0, "made_by_another": 0} for name in recipes}
     for k, fold in enumerate(folds):
         held = data.select_subjects(fold["val"])
@@ -77,6 +78,8 @@ def main(argv=None) -> dict:
                 variants[" + ".join(group)] = np.mean([plain[n] for n in group], axis=0)
         for variant, p_open in variants.items():
             rows.setdefault(variant, []).append(scores(labels, glasses, p_open))
+        for name in recipes:
+            pooled[name].append((labels, plain[name]))
         wrong = {name: (plain[name] >= 0.5) != labels for name in recipes}
         for name in recipes:
             others = [wrong[o] for o in recipes if o != name]
@@ -104,7 +107,13 @@ def main(argv=None) -> dict:
         if s["errors"]:
             print(f"{name}: {s['errors']} errors; {s['made_by_another']} also made by another recipe, "
                   f"{s['made_by_all_others']} by all others")
-    result = {"variants": summary, "shared_errors": shared, "recipes": recipes}
+    thresholds = {}
+    for name, parts in pooled.items():
+        labels, p_open = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        thresholds[name] = {t: float(((p_open >= t) == labels).mean()) for t in (0.3, 0.4, 0.5, 0.6, 0.7)}
+        print(f"{name}, accuracy pooled over folds at threshold " +
+              ", ".join(f"{t}: {a:.4f}" for t, a in thresholds[name].items()))
+    result = {"variants": summary, "shared_errors": shared, "thresholds": thresholds, "recipes": recipes}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return result

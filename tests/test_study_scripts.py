@@ -113,3 +113,17 @@ def test_replay_applies_the_frame_transform_before_the_pipeline():
     seen = V.run([MAHIE_1], **kwargs)["videos"]["mahie_test_1"]
     black = V.run([MAHIE_1], transform=np.zeros_like, **kwargs)["videos"]["mahie_test_1"]
     assert seen["face_frames"] == 5 and black["face_frames"] == 0
+
+
+def test_fold_ensembles_scores_split_by_glasses_and_count_errors():
+    import numpy as np
+
+    scores = load_script("fold_ensembles").scores
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    glasses = np.array([1, 1, 1, 0, 0, 0])
+    p_open = np.array([0.1, 0.7, 0.9, 0.8, 0.2, 0.3])  # wrong: the 2nd (glasses) and the 5th (no glasses)
+    s = scores(labels, glasses, p_open)
+    assert s["errors"] == 2 and s["accuracy"] == 4 / 6
+    assert s["glasses"] == 2 / 3 and s["no_glasses"] == 2 / 3
+    assert abs(s["macro_f1"] - 2 / 3) < 1e-9  # closed: precision 2/3, recall 2/3; open: the same
+    assert scores(labels, np.zeros(6), p_open)["glasses"] is None
