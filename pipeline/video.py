@@ -130,6 +130,44 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
             "frames": len(rows)}
 
 
+def count_frames(path: Path) -> int:
+    """Frames OpenCV can actually read (the container's frame count can be an estimate, e.g. in MP4 or WebM)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = 0
+        while cap.grab():
+            count += 1
+        return count
+    finally:
+        cap.release()
+
+
+def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[tuple]:
+    """(video, label path, labels or None, timestamps or None, frames expected) per video, after checking that
+    every video exists and that every label / timestamp file holds one entry per frame."""
+    if labels and len(labels) != len(videos):
+        raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
+    inputs = []
+    for i, path in enumerate(videos):
+        next(read_frames(path, max_frames=1))  # raises a clear VideoError for a missing or unreadable video
+        label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
+        truth = _load_optional(label_path, video_metrics.load_labels, "label file")
+        times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps, "timestamp file")
+        if labels and truth is None:
+            raise VideoError(f"label file {label_path} does not exist")
+        _, count = video_info(path)
+        given = [(what, values) for what, values in (("label file", truth), ("timestamp file", times))
+                 if values is not None]
+        if max_frames is None and given and (count <= 0 or any(len(values) != count for _, values in given)):
+            count = count_frames(path)  # the header's count can be missing or an estimate: count what decodes
+        for what, values in given:
+            if max_frames is None and count > 0 and len(values) != count:
+                raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
+                                 f"{count} frames (one entry per frame expected)")
+        inputs.append((path, label_path, truth, times, count if max_frames is None else min(count, max_frames)))
+    return inputs
+
+
 def _load_optional(path: Path | None, loader, what: str):
     if path is None or not path.exists():
         return None
@@ -162,24 +200,11 @@ def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", e
         landmark_hold_s: float = 0.0) -> dict:
     """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
     videos = [Path(v) for v in videos]
-    if labels and len(labels) != len(videos):
-        raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
+    inputs = checked_inputs(videos, labels, max_frames)  # every file checked before any replay: nothing lost
     ensure_face_models(models_dir, quiet=not progress)
     pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock, landmark_hold_s)
     per_frame, scored, info = {}, {}, {}
-    for i, path in enumerate(videos):
-        label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
-        truth = _load_optional(label_path, video_metrics.load_labels, "label file")
-        times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps,
-                               "timestamp file")
-        if labels and truth is None:
-            raise VideoError(f"label file {label_path} does not exist")
-        _, count = video_info(path)
-        expected = count if max_frames is None else min(count, max_frames)
-        for what, values in (("label file", truth), ("timestamp file", times)):
-            if values is not None and max_frames is None and count > 0 and len(values) != count:
-                raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
-                                 f"{count} frames (one entry per frame expected)")
+    for i, (path, label_path, truth, times, expected) in enumerate(inputs):
         out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress,
                      transform)
         name = path.stem

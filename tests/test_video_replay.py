@@ -62,6 +62,39 @@ def test_label_file_of_the_wrong_length_is_rejected(tmp_path, capsys):
     assert "3 entries" in out.err and "1790 frames" in out.err
 
 
+def test_every_input_is_checked_before_any_replay(tmp_path, capsys, monkeypatch):
+    """A wrong label file on the last video must not cost the replay of the videos before it."""
+    from pipeline import video as V
+
+    replayed = []
+    monkeypatch.setattr(V, "replay", lambda path, *a, **k: replayed.append(path))
+    bad = tmp_path / "clip.avi"
+    bad.symlink_to(MAHIE_1)
+    (tmp_path / "clip_ideal.csv").write_text("0\n" * 1789)
+    code, out = replay([MAHIE_1, bad], capsys)
+    assert code == 2 and "1789 entries" in out.err and "1790 frames" in out.err
+    assert replayed == []
+    code, out = replay([MAHIE_1, tmp_path / "nope.avi"], capsys)
+    assert code == 2 and "no such video file" in out.err and replayed == []
+
+
+def test_labels_are_checked_against_decoded_frames_when_the_header_count_is_wrong(tmp_path, monkeypatch):
+    """Containers can carry a missing or estimated frame count (MP4, WebM); labels that match the frames that
+    actually decode are accepted, and a wrong file is still called wrong, with the decoded count."""
+    from pipeline import video as V
+    from pipeline.video_metrics import load_labels
+
+    truth = load_labels(FOCUS / "mahie_test_1_ideal.csv")
+    short = tmp_path / "short.csv"
+    short.write_text("".join(f"{v}\n" for v in truth[:-1]))
+    for header_count in (1800, 0, -1):
+        monkeypatch.setattr(V, "video_info", lambda path, n=header_count: (30.0, n))
+        [(_, _, labels, times, expected)] = V.checked_inputs([MAHIE_1], None, None)
+        assert labels == truth and len(times) == expected == 1790
+        with pytest.raises(V.VideoError, match="has 1789 entries but the video has 1790 frames"):
+            V.checked_inputs([MAHIE_1], [short], None)
+
+
 def test_missing_video_is_reported(tmp_path, capsys):
     code, out = replay([tmp_path / "nope.avi"], capsys)
     assert code == 2 and "no such video file" in out.err
