@@ -394,3 +394,36 @@ def test_facemesh_skips_frames_only_while_the_face_holds_still(runtime, monkeypa
     mesh_calls(pipeline, still[:2])
     meshes.clear()  # ... unless the classifier doubts the held crops (black: p_open 0.02): FaceMesh looks again
     assert pipeline.process(black, 0.066).status == "no-face" and sum(meshes) == 1
+
+
+@needs_shared
+@pytest.mark.shared
+def test_a_held_frame_the_eyelid_reading_doubts_gets_facemesh_again(runtime, monkeypatch):
+    """With the iris model on, a held frame is also judged after the eyelid reading: if the fused p_open of an eye
+    falls below landmark_hold_min_p (the eyelid crop may sit beside the eye after a head jump while the classifier
+    is still sure), FaceMesh runs again and the frame is judged on fresh landmarks."""
+    meshes = []
+    real_run = runtime.run
+    monkeypatch.setattr(runtime, "run", lambda model, feeds: meshes.append(model == "face_landmark")
+                        or real_run(model, feeds))
+    frame = video_frame()
+    config = PipelineConfig(landmark_hold_s=0.1, landmark_hold_min_p=0.2)  # classifier 0.21-0.24 here: no doubt
+
+    def run(pipeline, t):
+        meshes.clear()
+        result = pipeline.process(frame, t)
+        assert result.status == "face" and result.left and result.right
+        return sum(meshes)
+
+    calm = FramePipeline(runtime, config)
+    assert [run(calm, t) for t in (0.0, 0.033, 0.066)] == [1, 1, 0]  # open eyelids: the third frame is held
+
+    def shut_eyelids(frame, corners):
+        return {eye: 0.0 for eye in corners}
+        yield  # a generator, like the method it replaces
+
+    doubtful = FramePipeline(runtime, config)
+    assert [run(doubtful, t) for t in (0.0, 0.033)] == [1, 1]
+    monkeypatch.setattr(doubtful, "_iris_openings", shut_eyelids)
+    assert run(doubtful, 0.066) == 1  # held, read as closed by the eyelids, so FaceMesh looked again
+    assert doubtful._iris_held["left"][0] == 0.0 and doubtful._baselines["left"].current() is not None

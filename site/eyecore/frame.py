@@ -158,6 +158,11 @@ class OpeningBaseline:
         while self._queue and self._queue[0][0] < t - self.window_s:
             _, old = self._queue.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
+        return self.current()
+
+    def current(self) -> float | None:
+        if not self._sorted:
+            return None
         return self._sorted[min(len(self._sorted) - 1, int(self.percentile * len(self._sorted)))]
 
 
@@ -213,6 +218,7 @@ class FramePipeline:
         self._last_p = {}  # eye -> fused p_open of the previous frame
         self._last_t = None  # time of the previous frame with a face
         self._dt_avg = None  # running average of the gaps between such frames
+        self._gap_t = None  # the frame _dt_avg last counted
         self._mesh = None  # MeshReading of the last FaceMesh run
         self._mesh_speed = None  # eye motion between the last two FaceMesh runs, corner distances per second
 
@@ -221,18 +227,14 @@ class FramePipeline:
         self._mesh = self._mesh_speed = None
         self._iris_held = {}
         self._last_p = {}
-        self._last_t = self._dt_avg = None
+        self._last_t = self._dt_avg = self._gap_t = None
         for baseline in self._baselines.values():
             baseline.reset()
 
     def _iris_eyes(self, visible: list, t: float, p_cnn: dict) -> list:
         """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s and
         iris_alternate_min_p)."""
-        dt = None if self._last_t is None else t - self._last_t
-        if dt is None or dt < 0:  # first frame, or time went back (a new clip)
-            self._dt_avg = None
-        else:
-            self._dt_avg = dt if self._dt_avg is None else 0.8 * self._dt_avg + 0.2 * dt
+        self._track_frame_gap(t)
         limit = self.config.iris_alternate_below_s
         if len(visible) < 2 or self._dt_avg is None or self._dt_avg >= limit:
             return visible
@@ -246,6 +248,29 @@ class FramePipeline:
         # the eye read longest ago (a tie, after both were read: the right eye), once its reading is old enough
         oldest = min(visible, key=lambda eye: (self._iris_held[eye][3], -EYES.index(eye)))
         return [oldest] if t - self._iris_held[oldest][3] >= self.config.iris_refresh_s else []
+
+    def _track_frame_gap(self, t: float) -> None:
+        """Running average of the gaps between frames with visible eyes (once per frame, however often asked)."""
+        if t == self._gap_t:
+            return
+        self._gap_t = t
+        dt = None if self._last_t is None else t - self._last_t
+        if dt is None or dt < 0:  # first frame, or time went back (a new clip)
+            self._dt_avg = None
+        else:
+            self._dt_avg = dt if self._dt_avg is None else 0.8 * self._dt_avg + 0.2 * dt
+
+    def _doubts(self, p_cnn: dict, openings: dict) -> bool:
+        """Whether an eye looks less than plainly open (landmark_hold_min_p), by the classifier or, where the iris
+        model read the eye on this frame, by the fused estimate (against the baseline before this reading)."""
+        floor = self.config.landmark_hold_min_p
+        if any(p < floor for p in p_cnn.values()):
+            return True
+        for eye, opening in openings.items():
+            p_iris = p_open_from_opening(opening, self._baselines[eye].current(), self.config)
+            if fuse(p_cnn.get(eye), p_iris, self.config) < floor:
+                return True
+        return False
 
     def _held_landmarks(self, t: float):
         """The last FaceMesh result when it may stand for this frame (see landmark_hold_s), else None."""
@@ -407,10 +432,18 @@ class FramePipeline:
                 t0 = clock()
                 p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
                 timings["classify"] = timings.get("classify", 0.0) + (clock() - t0) * 1000
-            # Held landmarks and an eye in doubt: the head may have moved since FaceMesh last ran (a crop beside
-            # the eye looks closed), so FaceMesh looks again before the frame is judged.
-            if held is None or all(p >= self.config.landmark_hold_min_p for p in p_cnn.values()):
-                break
+            openings = {}
+            if held is None or not self._doubts(p_cnn, {}):
+                if self.config.use_iris and visible:
+                    read = self._iris_eyes(list(visible), t, p_cnn)
+                    if read:
+                        t0 = clock()
+                        openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
+                        timings["iris"] = timings.get("iris", 0.0) + (clock() - t0) * 1000
+                # Held landmarks and an eye in doubt: the head may have moved since FaceMesh last ran (a crop
+                # beside the eye looks closed), so FaceMesh looks again before the frame is judged.
+                if held is None or not self._doubts(p_cnn, openings):
+                    break
             held = None
 
         result.status = "face"
@@ -420,15 +453,10 @@ class FramePipeline:
         result.face_box = (min(xs), min(ys), max(xs), max(ys))
         result.yaw_degrees = yaw
         if self.config.use_iris and visible:
-            read = self._iris_eyes(list(visible), t, p_cnn)
-            if read:
-                t0 = clock()
-                openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
-                timings["iris"] = (clock() - t0) * 1000
-                for eye, opening in openings.items():
-                    baseline = self._baselines[eye].update(t, opening)
-                    p_iris = p_open_from_opening(opening, baseline, self.config)
-                    self._iris_held[eye] = (opening, baseline, p_iris, t)
+            for eye, opening in openings.items():
+                baseline = self._baselines[eye].update(t, opening)
+                p_iris = p_open_from_opening(opening, baseline, self.config)
+                self._iris_held[eye] = (opening, baseline, p_iris, t)
             readings = {eye: self._iris_held[eye][:3] for eye in visible}
         else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
             readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
