@@ -274,7 +274,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-iris", action="store_true", help="skip the iris model (eyelid opening from FaceMesh)")
     parser.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
                         help="FaceMesh may skip frames of a still face, keeping landmarks up to S seconds "
-                             "(PipelineConfig.landmark_hold_s; the page's light mode uses 0.2)")
+                             "(PipelineConfig.landmark_hold_s; the live page uses 0.2, clip mode 0)")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
     parser.add_argument("--models-dir", default=".cache/face_models", help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")

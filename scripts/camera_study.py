@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "eye_state.onnx")
     ap.add_argument("--no-iris", action="store_true", help="the classifier alone (light mode)")
     ap.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
-                    help="PipelineConfig.landmark_hold_s (light mode holds FaceMesh landmarks up to 0.2 s)")
+                    help="PipelineConfig.landmark_hold_s (the live page holds FaceMesh landmarks up to 0.2 s)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     videos = sorted(FOCUS.glob("*.avi"))

@@ -116,8 +116,6 @@ async def boot() -> None:
             pipeline_config.iris_alternate_below_s = 0.0
         if query_param("iris_refresh"):  # seconds between calm iris readings of one eye (A/B timing)
             pipeline_config.iris_refresh_s = float(query_param("iris_refresh"))
-        if query_param("hold"):  # seconds FaceMesh landmarks may stand for a still face (A/B timing)
-            pipeline_config.landmark_hold_s = float(query_param("hold"))
         needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
         if not pipeline_config.use_iris:
             view.stage_done("iris_landmark", 0, ok=True)

@@ -27,6 +27,11 @@ CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "st
 CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
 FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
 PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
+# Live frames, in full and in light mode, let FaceMesh skip a still face's frames for up to this long
+# (PipelineConfig.landmark_hold_s): on a CPU throttled 2x the full pipeline then processed 26.6 instead of 20.1 fps,
+# and replays of the focus videos found the same blinks, also with a jumping head (docs/BENCHMARKS.md section 4,
+# "FaceMesh skips"). Clip mode runs FaceMesh on every frame, as pipeline.video does. ?hold=S sets it (0: never).
+LIVE_LANDMARK_HOLD_S = 0.2
 
 
 def query_param(name: str):
@@ -121,7 +126,8 @@ class App:
         self._presented = None  # the video's presentedFrames at the last frame callback
         self._light = False  # live frames run without the iris model (budget.light, as last applied)
         self._iris_available = pipeline_config.use_iris
-        self._full_landmark_hold_s = pipeline_config.landmark_hold_s
+        hold = query_param("hold")
+        self._live_hold_s = float(hold) if hold else LIVE_LANDMARK_HOLD_S
         self.beeper = Beeper()
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
@@ -369,11 +375,10 @@ class App:
             self.timings["light_mode_ms" if light else "full_again_ms"] = js.performance.now()  # the latest switches
             self._set_light(light)
 
-    def _set_light(self, light: bool) -> None:
+    def _set_light(self, light: bool, live: bool = True) -> None:
         self._light = light
         self.pipeline.config.use_iris = self._iris_available and not light
-        hold = self.budget.config.landmark_hold_s if light else self._full_landmark_hold_s
-        self.pipeline.config.landmark_hold_s = hold  # light mode also lets FaceMesh skip still frames
+        self.pipeline.config.landmark_hold_s = self._live_hold_s if live else 0.0
         self.view.show_light_mode(light)
 
     async def _live_step(self, media_time) -> None:
@@ -429,7 +434,9 @@ class App:
         self.view.overlay.mirrored = False
         self.view.reset_live()
         self.pipeline.reset()
-        self._set_light(False)  # a file is not real-time: never light mode (the next live start re-applies it)
+        # a file is not real-time: never light mode, FaceMesh on every frame as in pipeline.video (the next live
+        # start re-applies the live settings)
+        self._set_light(False, live=False)
         self.tracker = EyeStateTracker()
         self.stats.reset()
         try:

@@ -6,10 +6,10 @@ without the iris model (scripts/slow_device_study.py; docs/BENCHMARKS.md section
 throttled 4x the page ran 7.7 fps with the iris model and 13.4 fps without it, so there the classifier alone catches
 more blinks. A slow camera is another matter: its frames are all processed, and nothing is shed.
 
-Light mode also lets FaceMesh skip the frames of a still face (`PipelineConfig.landmark_hold_s`): on the same
-throttled CPU it then ran 17.9 fps instead of 12.7, and in replay holding the landmarks did not change how many
-blinks a given share of processed frames finds, even with a jumping head (docs/BENCHMARKS.md section 4, "FaceMesh
-skips").
+Live frames in either mode also let FaceMesh skip the frames of a still face (page_app.LIVE_LANDMARK_HOLD_S): on
+the same throttled CPU light mode then ran 17.9 fps instead of 12.7, and in replay holding the landmarks did not
+change how many blinks a given share of processed frames finds, even with a jumping head (docs/BENCHMARKS.md
+section 4, "FaceMesh skips").
 
 Light mode is not for the whole visit: a laptop busy with something else for a while (or still warming up its
 JIT in the first seconds) gets the eyelid model back. Once light mode keeps up with the camera, the full
@@ -30,7 +30,6 @@ class BudgetConfig:
     max_gap_s: float = 1.0         # a longer silence (hidden tab, stalled camera) starts a new window
     retry_after_s: float = 10.0    # light mode that keeps up tries the full pipeline again after this long
     max_retry_after_s: float = 300.0  # ... doubling the wait after each relapse, up to this
-    landmark_hold_s: float = 0.2   # light mode's PipelineConfig.landmark_hold_s (the full pipeline keeps its own)
 
 
 class FrameBudget:
