@@ -179,32 +179,43 @@ def summarize(videos: dict, tolerance: int = DEFAULT_TOLERANCE, label_shift: int
     return {"videos": per_video, "pooled": pooled}
 
 
+LABEL_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
+
+
 def load_labels(path) -> list:
-    """A `<name>_ideal.csv` file: one 0/1 per line (1 = eyes closed); BOM and blank lines allowed."""
+    """A `<name>_ideal.csv` file: one 0/1 per line (1 = eyes closed); 0.0/1.0 and false/true are read the same. A BOM,
+    blank lines and one header line (e.g. `closed`) are allowed."""
     path = Path(path)
-    flags = []
+    flags, first = [], True
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.strip()
         if not text:
             continue
-        if text not in ("0", "1"):
+        value = LABEL_VALUES.get(text.lower())
+        if value is None and not first:
             raise ValueError(f"{path}:{number}: expected 0 or 1 per line (1 = eyes closed), got {text!r}")
-        flags.append(int(text))
+        if value is not None:  # else the first line is a header
+            flags.append(value)
+        first = False
     if not flags:
         raise ValueError(f"{path}: no labels found (expected one 0/1 per line)")
     return flags
 
 
 def load_timestamps(path) -> list:
-    """A `<name>_timestamps.txt` file (JSON list of wall-clock strings or numbers of seconds) ->
-    seconds since the first frame."""
+    """A `<name>_timestamps.txt` file (a JSON list, or one value per line, of wall-clock strings or numbers of
+    seconds) -> seconds since the first frame."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: expected a JSON list of frame times ({error})") from None
+    text = path.read_text(encoding="utf-8-sig")
+    if text.lstrip().startswith("["):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: expected a JSON list of frame times ({error})") from None
+    else:  # one time per line
+        raw = [float(v) if _is_number(v) else v for v in (line.strip() for line in text.splitlines()) if v]
     if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{path}: expected a non-empty JSON list of frame times")
+        raise ValueError(f"{path}: expected frame times (a JSON list, or one per line)")
     seconds = []
     for index, value in enumerate(raw):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -215,3 +226,11 @@ def load_timestamps(path) -> list:
         except ValueError:
             raise ValueError(f"{path}[{index}]: {value!r} is neither seconds nor an ISO date-time") from None
     return [s - seconds[0] for s in seconds]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -158,6 +158,24 @@ def test_label_file_with_bom_and_timestamps(tmp_path):
     assert load_timestamps(times) == pytest.approx([0.0, 0.1])
 
 
+def test_label_and_timestamp_files_in_other_common_shapes(tmp_path):
+    """A header line, pandas-style floats or booleans; times one per line instead of a JSON list."""
+    path = tmp_path / "v_ideal.csv"
+    path.write_text("closed\n0\n1.0\nTrue\n\n0.0\n")
+    assert load_labels(path) == [0, 1, 1, 0]
+    path.write_text("closed\n0\nclosed\n")  # only the first line may be a header
+    with pytest.raises(ValueError, match=":3: expected 0 or 1"):
+        load_labels(path)
+    times = tmp_path / "v_timestamps.txt"
+    times.write_text("12.5\n12.6\n\n12.75\n")
+    assert load_timestamps(times) == pytest.approx([0.0, 0.1, 0.25])
+    times.write_text("2025-02-17 04:30:23.453145\n2025-02-17 04:30:23.553145\n")
+    assert load_timestamps(times) == pytest.approx([0.0, 0.1])
+    times.write_text("12.5\nsoon\n")
+    with pytest.raises(ValueError, match=r"\[1\]: 'soon' is neither seconds nor an ISO date-time"):
+        load_timestamps(times)
+
+
 @pytest.mark.shared
 @pytest.mark.skipif(not FOCUS.is_dir(), reason=f"shared focus videos not found at {FOCUS}")
 def test_focus_labels_against_themselves():
