@@ -36,11 +36,13 @@ MRL_FIELDS = ("subject", "image_id", "gender", "glasses", "eye_state", "reflecti
 META_KEYS = ("subject", "gender", "glasses", "reflections", "lighting", "sensor")
 MRL_NAME = re.compile(r"^s(\d{4})_(\d+)_([01])_([01])_([01])_([012])_([01])_(\d{2})$")
 MRL_LAYOUT = "mrlEyes_2018_01/sXXXX/sXXXX_IIIII_G_GL_E_R_L_SS.png (MRL Eye Dataset, zip or extracted folder)"
-FOLDER_LAYOUT = ("a folder or zip with open/ and closed/ subfolders (at any depth; also names like Open_Eyes/ or "
-                 "closedLeftEyes/) holding image files")
-# A folder that labels its images: open / closed (or close), optionally with left/right and eye(s), in any case and
-# with _ - or space between (open_eyes, Closed-Eyes, closedLeftEyes, openRightEyes: the names public sets use).
-LABEL_FOLDER = re.compile(r"(open|closed?)[ _-]?(?:(?:left|right)[ _-]?)?(?:eyes?)?")
+FOLDER_LAYOUT = ("a folder or zip with open/ and closed/ subfolders (at any depth; also names like Open_Eyes/, "
+                 "eyes_opened/ or closedLeftEyes/) holding image files")
+# A folder that labels its images: open / opened / closed (or close), optionally with left/right and eye(s) before
+# or after, in any case and with _ - or space between (open_eyes, Closed-Eyes, closedLeftEyes, openRightEyes,
+# eyes_opened, left_eye_closed: the names public sets use).
+_SIDE_EYE = r"(?:(?:left|right)[ _-]?)?(?:eyes?)?"
+LABEL_FOLDER = re.compile(rf"(?:{_SIDE_EYE}[ _-]?)?(open(?:ed)?|closed?)[ _-]?{_SIDE_EYE}")
 
 # Readable names of the MRL field values (used by reports).
 VALUE_NAMES = {
@@ -321,7 +323,7 @@ def _folder_label(name: str) -> int | None:
     for part in reversed(name.lower().split("/")[:-1]):
         match = LABEL_FOLDER.fullmatch(part)
         if match:
-            return 1 if match.group(1) == "open" else 0
+            return 1 if match.group(1).startswith("open") else 0
     return None
 
 

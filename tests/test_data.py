@@ -160,16 +160,18 @@ def test_open_closed_folder_any_depth_colour_and_gray(tmp_path):
 
 
 def test_public_dataset_folder_names_label_their_images(tmp_path):
-    """Names public eye sets use (Open_Eyes, closedLeftEyes, ...) label like open/ closed/; a folder that only
-    starts with the word (opencv/) does not."""
+    """Names public eye sets use (Open_Eyes, closedLeftEyes, eyes_opened, ...) label like open/ closed/; a folder
+    that only contains the word (opencv/, reopened/) does not."""
     for i, folder in enumerate(("Open_Eyes", "dataset_B_Eye_Images/closedLeftEyes", "dataset_B_Eye_Images/openRightEyes",
-                                "Closed-Eyes", "opencv/open", "opencv/stray")):
+                                "Closed-Eyes", "opencv/open", "opencv/stray", "eyes_opened", "left_eye_closed",
+                                "reopened")):
         (tmp_path / folder).mkdir(parents=True)
-        assert cv2.imwrite(str(tmp_path / folder / "x.png"), np.full((20, 20), 40 + 30 * i, np.uint8))
+        assert cv2.imwrite(str(tmp_path / folder / "x.png"), np.full((20, 20), 30 + 25 * i, np.uint8))
     data = D.load_any(tmp_path, size=16)
     assert dict(zip(data.paths, data.labels.tolist())) == {
         "Closed-Eyes/x.png": 0, "Open_Eyes/x.png": 1, "dataset_B_Eye_Images/closedLeftEyes/x.png": 0,
-        "dataset_B_Eye_Images/openRightEyes/x.png": 1, "opencv/open/x.png": 1}
+        "dataset_B_Eye_Images/openRightEyes/x.png": 1, "opencv/open/x.png": 1, "eyes_opened/x.png": 1,
+        "left_eye_closed/x.png": 0}
 
 
 def test_open_closed_zip_is_read_in_place(tmp_path):
