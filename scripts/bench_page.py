@@ -12,6 +12,8 @@ Start is clicked when the page says "ready"; `--click-early` also measures each 
 navigation (a person who clicks at once, or a returning visitor's page opened with Start in mind).
 `--throttle-for S` lifts the CPU throttling S seconds after Start (a laptop busy elsewhere for a while) and measures
 from then on: the table's last columns say when light mode started and when the full pipeline came back.
+`--clip-frames N` measures recorded-clip mode instead: the first N frames of the video as a lossless WebM file, chosen
+in the page; how long until every frame is processed (variants such as "?cliprate=2" change the playback rate).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser_utils import (FOCUS_VIDEOS, ROOT, browser_missing_reason, ensure_built, launch, serve,  # noqa: E402
-                           synthetic_y4m, video_to_y4m, wait_state)
+                           synthetic_y4m, video_to_webm, video_to_y4m, wait_state)
 
 STAGES = ["html_ms", "pyodide_ms", "modules_ms", "face_detection_ms", "face_landmark_ms", "eye_state_ms",
           "models_ms", "ready_ms", "camera_ms", "first_label_ms"]
@@ -85,6 +87,46 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages}
 
 
+def measure_clip(playwright, base: str, clip: Path, frames: int, variant: str) -> dict:
+    browser = launch(playwright, None)
+    try:
+        page = browser.new_page()
+        page.goto(base + "index.html" + variant)
+        wait_state(page, "ready", 180_000)
+        start = time.perf_counter()
+        page.set_input_files("#clip-file", str(clip))
+        state = wait_state(page, ["clip-done", "clip-failed"], 900_000)
+        seconds = time.perf_counter() - start
+        log = [e for e in page.evaluate("Array.from(window.eyestateLog)") if e["app"] == "processing-clip"]
+    finally:
+        browser.close()
+    if state != "clip-done" or not log:
+        raise RuntimeError(f"{variant or '(default)'}: the clip was not processed ({state})")
+    return {"variant": variant or "(default)", "seconds": seconds, "fps": frames / seconds,
+            "pipeline_ms": statistics.median(e["stages"]["total"] for e in log if "total" in e["stages"]),
+            "frames": len(log)}
+
+
+def clip_benchmark(args, source: Path, base_dir: Path) -> int:
+    from playwright.sync_api import sync_playwright
+
+    clip = video_to_webm(source, base_dir / "clip.webm", 0, args.clip_frames)
+    runs = []
+    with serve(ROOT / "dist") as base, sync_playwright() as playwright:
+        for _ in range(args.repeat):
+            for variant in args.variant or [""]:
+                runs.append(measure_clip(playwright, base, clip, args.clip_frames, variant))
+    print(f"\nclip mode: the first {args.clip_frames} frames of {source.name} as lossless WebM; Chromium headless, "
+          f"--disable-gpu; median of {args.repeat} run(s)\n")
+    print("| variant | frames processed | seconds | frames per second | pipeline median ms |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for variant in dict.fromkeys(r["variant"] for r in runs):
+        mine = [r for r in runs if r["variant"] == variant]
+        med = {k: statistics.median(r[k] for r in mine) for k in ("frames", "seconds", "fps", "pipeline_ms")}
+        print(f"| {variant} | {med['frames']:.0f} | {med['seconds']:.1f} | {med['fps']:.1f} | {med['pipeline_ms']:.1f} |")
+    return 0
+
+
 def median_result(runs: list) -> dict:
     """Per-number median over repeated runs of one variant (start-up stages and per-frame stages too)."""
     def med(values):
@@ -118,6 +160,8 @@ def main(argv=None) -> int:
                         help="slow the page's CPU down N times (DevTools emulation of a weak laptop)")
     parser.add_argument("--throttle-for", type=float, default=None,
                         help="lift --cpu-throttle this many seconds after Start, then warm up and measure")
+    parser.add_argument("--clip-frames", type=int, default=None,
+                        help="measure recorded-clip mode on the video's first N frames instead of the live camera")
     args = parser.parse_args(argv)
     reason = browser_missing_reason()
     if reason:
@@ -130,6 +174,8 @@ def main(argv=None) -> int:
         ensure_built(dist)
     with tempfile.TemporaryDirectory() as tmp:
         source = args.video or FOCUS_VIDEOS / "mahie_test_1.avi"
+        if args.clip_frames:
+            return clip_benchmark(args, source, Path(tmp))
         if source.exists():
             video = video_to_y4m(source, Path(tmp) / "camera.y4m", 0, 20, args.camera_fps)
         else:
