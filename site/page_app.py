@@ -24,7 +24,6 @@ from web_runtime import js_obj
 
 CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
                "alarm"]
-CLIP_PLAYBACK_RATE = 1.0  # playback pauses on every frame anyway (page_clip.py)
 FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
 PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
 # Live frames, in full and in light mode, let FaceMesh skip a still face's frames for up to this long
@@ -440,7 +439,7 @@ class App:
         self.tracker = EyeStateTracker()
         self.stats.reset()
         try:
-            rows, states, dropped = await self._clip_frames(video, url)
+            rows, states, dropped, rate = await self._clip_frames(video, url)
         except Exception as error:
             js.console.error(f"clip failed: {error}")
             self.clip_active = False
@@ -473,13 +472,15 @@ class App:
         summary.setAttribute("data-blinks", str(len(blinks)))
         summary.setAttribute("data-alarms", str(alarms))
         summary.setAttribute("data-dropped", str(dropped))
+        summary.setAttribute("data-rate", f"{rate:.2f}")  # the playback rate the clip was read at
         summary.textContent = (f"{len(rows)} frames, {len(blinks)} blinks, {alarms} microsleep alarm"
                                + ("" if alarms == 1 else "s")
                                + (f"; {dropped} frames could not be read" if dropped else ""))
         self.machine.go(S.CLIP_DONE, detail=file.name)
 
     async def _clip_frames(self, video, url):
-        reader = ClipReader(video, url, float(query_param("cliprate") or CLIP_PLAYBACK_RATE))
+        rate = query_param("cliprate")  # a fixed playback rate (A/B timing); default: page_clip.PRESENTED_PER_S
+        reader = ClipReader(video, url, float(rate) if rate else None)
         rows, states = [], []
         try:
             await reader.open()
@@ -497,8 +498,8 @@ class App:
                 progress.value = min(1.0, media_time / (reader.duration or 1.0))
         finally:
             reader.close()
-        js.console.log(f"clip: {len(rows)} frames; {reader.dropped_then_recovered} skipped by the browser "
-                       f"and fetched again by seeking; {reader.unrecovered} not recovered")
-        return rows, states, reader.unrecovered
+        js.console.log(f"clip: {len(rows)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
+                       f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
+        return rows, states, reader.unrecovered, reader.rate or 1.0
 
 

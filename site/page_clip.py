@@ -1,7 +1,8 @@
 """Every frame of a local video file, in order, exactly once (recorded-clip mode).
 
 Method. The video plays; each requestVideoFrameCallback pauses it at once and copies the presented
-frame into a canvas, so nothing new is presented while the pipeline works on it. A browser may still
+frame into a canvas, so nothing new is presented until playback resumes. It resumes as soon as a frame is handed
+out, so the next frame is on its way while the pipeline works on this one. A browser may still
 present frames the page never sees (its callbacks coalesce when the main thread is busy). A gap is
 noticed by metadata.presentedFrames jumping by more than one, or by a mediaTime step above 1.5× the
 smallest frame step seen; the missing frames are then fetched in order by seeking (paused) to just
@@ -16,6 +17,11 @@ import asyncio
 import js
 from pyodide.ffi import create_once_callable, create_proxy
 
+# Playback runs at the rate that presents this many frames per second, whatever the clip's own frame rate: at ~30
+# presentations a second the pause after each frame still catches the next one, faster loses frames to seeks,
+# slower waits. A 6 fps clip then plays at about 5x, a 60 fps clip at 0.5x (docs/BENCHMARKS.md section 5, table H).
+PRESENTED_PER_S = 30.0
+MIN_RATE, MAX_RATE = 0.25, 8.0
 GAP_FACTOR = 1.5
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
@@ -27,10 +33,10 @@ class ClipError(RuntimeError):
 
 
 class ClipReader:
-    def __init__(self, video, url: str, playback_rate: float = 1.0):
+    def __init__(self, video, url: str, playback_rate: float | None = None):
         self.video = video
         self.url = url
-        self.rate = playback_rate
+        self.rate = playback_rate  # None: chosen from the clip's frame step (PRESENTED_PER_S)
         self.width = self.height = 0
         self.duration = 0.0
         self.dropped_then_recovered = 0
@@ -41,6 +47,7 @@ class ClipReader:
         self._proxies = []
         self._ended = False
         self._error = None
+        self._ahead = None  # the next frame's fetch, started while the caller processes the current one
         self._seeked = asyncio.get_event_loop().create_future()
 
     # -- events ----------------------------------------------------------------------------------
@@ -51,6 +58,8 @@ class ClipReader:
         self.video.addEventListener(event, proxy)
 
     def close(self) -> None:
+        if self._ahead is not None and not self._ahead.done():
+            self._ahead.cancel()  # the caller stopped early (an error): no frame is fetched for nobody
         self.video.pause()
         for event, proxy in self._proxies:
             self.video.removeEventListener(event, proxy)
@@ -101,6 +110,8 @@ class ClipReader:
             raise ClipError("the file has no video track")
         self.duration = float(self.video.duration or 0.0)
         self.step = await self._probe_step()
+        if self.rate is None:
+            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
 
     async def _probe_step(self, frames: int = 5):
         """The frame step (s): play a few frames with nothing else running (no frame is missed while
@@ -174,10 +185,11 @@ class ClipReader:
         if first is None:
             raise ClipError("no frame could be decoded from this file")
         last_t, last_presented = first[0], first[1]
-        yield first[0], first[2]
         step = self.step  # smallest mediaTime step between consecutive frames so far
+        ahead = self._fetch_next()
+        yield first[0], first[2]
         while True:
-            got = await self._next_presented(True)
+            got, ahead = await (ahead or self._fetch_next()), None
             if got is None:
                 break
             t, presented, canvas = got
@@ -199,10 +211,18 @@ class ClipReader:
                     self.recycle(again[2])
             step = t - last_t if step is None else min(step, t - last_t)
             last_t, last_presented = t, None if (jumped or gap) else presented
+            ahead = self._fetch_next()
             yield t, canvas
         if step is not None:  # frames presented after the last callback, right before "ended"
             async for missing_t, missing_canvas in self._fill_gap(last_t, float("inf"), step):
                 yield missing_t, missing_canvas
+
+    def _fetch_next(self):
+        """Resume playback for the next frame now, while the caller processes this one (it is paused and copied the
+        moment it is presented, as always); awaited before anything else moves the playhead. 17.8 -> 21.7 frames
+        per second on a 30 fps clip (docs/BENCHMARKS.md section 5, table H)."""
+        self._ahead = asyncio.ensure_future(self._next_presented(True))
+        return self._ahead
 
     async def _fill_gap(self, after: float, before: float, step: float):
         t = after
@@ -213,7 +233,7 @@ class ClipReader:
                                f"{t + STEP_FACTOR * step:.4f} gave {None if got is None else got[0]}")
                 if got is not None:
                     self.recycle(got[2])
-                self.unrecovered += 1 if got is None else 0
+                self.unrecovered += 1 if got is None and before != float("inf") else 0  # past the end: none due
                 return  # no frame there (variable frame rate): the gap was not a drop
             self.dropped_then_recovered += 1
             t = got[0]

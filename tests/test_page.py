@@ -484,3 +484,36 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     diffs = [abs(float(p["p_open_left"]) - float(r["p_open_left"])) for p, r in zip(page_rows, replay_rows)
              if p["p_open_left"] and r["p_open_left"]]
     assert diffs and sorted(diffs)[len(diffs) // 2] < 0.02
+
+
+@pytest.mark.shared
+def test_a_low_frame_rate_clip_plays_faster_and_still_gives_every_frame_once(site, playwright, tmp_path):
+    """Clip mode plays a 6 fps clip at about 5x (page_clip.PRESENTED_PER_S): frames come closer together, so more may
+    slip past the pause and be fetched again by seeking; the CSV must still hold every frame once, in order."""
+    source = FOCUS_VIDEOS / "soniya_test_5_low_fps.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    frames = 60
+    clip = video_to_webm(source, tmp_path / "slow.webm", 0, frames)
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    times = []
+    while capture.grab():
+        times.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    capture.release()
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site)
+        page.set_input_files("#clip-file", str(clip))
+        state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
+        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
+        rows = read_csv(page.input_value("#clip-csv"))
+        rate = float(page.get_attribute("#clip-summary", "data-rate"))
+        dropped = page.get_attribute("#clip-summary", "data-dropped")
+    finally:
+        browser.close()
+    assert 4 <= rate <= 6, rate  # 30 presentations a second at ~0.163 s per frame
+    assert dropped == "0" and len(rows) == len(times) == frames
+    assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+
