@@ -500,6 +500,6 @@ class App:
             reader.close()
         js.console.log(f"clip: {len(rows)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
-        return rows, states, reader.unrecovered, reader.rate or 1.0
+        return rows, states, reader.unrecovered, reader.rate
 
 

@@ -189,7 +189,8 @@ class ClipReader:
         ahead = self._fetch_next()
         yield first[0], first[2]
         while True:
-            got, ahead = await (ahead or self._fetch_next()), None
+            got = await (ahead or self._fetch_next())
+            ahead = None
             if got is None:
                 break
             t, presented, canvas = got
