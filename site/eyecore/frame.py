@@ -68,13 +68,13 @@ class PipelineConfig:
     # FaceMesh (the largest stage) may skip a frame while the face holds still: its landmarks from at most
     # landmark_hold_s ago are kept when the eyes, at the speed measured between the last two FaceMesh runs, can
     # have moved at most landmark_hold_motion eye-corner distances since (a crop is 2.5 of them wide). Eye corners
-    # hardly move in a blink, so head motion is what matters. 0 = FaceMesh on every frame (the full pipeline: with
-    # the iris model a held frame can still mislead, docs/BENCHMARKS.md "FaceMesh skips"); light mode uses 0.2.
+    # hardly move in a blink, so head motion is what matters. 0 = FaceMesh on every frame (pipeline.video and the
+    # page's clip mode); the live page uses 0.2 (page_app.LIVE_LANDMARK_HOLD_S, docs/BENCHMARKS.md "FaceMesh skips").
     landmark_hold_s: float = 0.0
     landmark_hold_motion: float = 0.1
     # ... and only while each eye looked plainly open on the previous frame (fused p_open, as iris_alternate_min_p);
-    # a held frame whose classifier then doubts an eye runs FaceMesh after all and is judged again (a head that
-    # moved since makes the crop miss the eye, which looks closed).
+    # a held frame on which the classifier, or the fused estimate after the eyelid reading, then doubts an eye runs
+    # FaceMesh after all and is judged again (a head that moved since makes the crop miss the eye).
     landmark_hold_min_p: float = 0.8
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
