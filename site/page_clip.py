@@ -59,7 +59,7 @@ class ClipReader:
 
     def close(self) -> None:
         if self._ahead is not None and not self._ahead.done():
-            self._ahead.cancel()  # the caller stopped early (an error): no frame is fetched for nobody
+            self._ahead.cancel()  # the caller stopped early (an error): nobody waits for that frame
         self.video.pause()
         for event, proxy in self._proxies:
             self.video.removeEventListener(event, proxy)
@@ -186,11 +186,11 @@ class ClipReader:
             raise ClipError("no frame could be decoded from this file")
         last_t, last_presented = first[0], first[1]
         step = self.step  # smallest mediaTime step between consecutive frames so far
-        ahead = self._fetch_next()
+        self._fetch_next()
         yield first[0], first[2]
         while True:
-            got = await (ahead or self._fetch_next())
-            ahead = None
+            got = await (self._ahead or self._fetch_next())
+            self._ahead = None
             if got is None:
                 break
             t, presented, canvas = got
@@ -212,7 +212,7 @@ class ClipReader:
                     self.recycle(again[2])
             step = t - last_t if step is None else min(step, t - last_t)
             last_t, last_presented = t, None if (jumped or gap) else presented
-            ahead = self._fetch_next()
+            self._fetch_next()
             yield t, canvas
         if step is not None:  # frames presented after the last callback, right before "ended"
             async for missing_t, missing_canvas in self._fill_gap(last_t, float("inf"), step):

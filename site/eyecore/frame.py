@@ -432,18 +432,19 @@ class FramePipeline:
                 t0 = clock()
                 p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
                 timings["classify"] = timings.get("classify", 0.0) + (clock() - t0) * 1000
+            # Held landmarks and an eye in doubt, by the classifier or after the eyelid reading: the head may have
+            # moved since FaceMesh last ran (a crop beside the eye looks closed), so FaceMesh looks again.
+            in_doubt = held is not None and self._doubts(p_cnn, {})
             openings = {}
-            if held is None or not self._doubts(p_cnn, {}):
-                if self.config.use_iris and visible:
-                    read = self._iris_eyes(list(visible), t, p_cnn)
-                    if read:
-                        t0 = clock()
-                        openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
-                        timings["iris"] = timings.get("iris", 0.0) + (clock() - t0) * 1000
-                # Held landmarks and an eye in doubt: the head may have moved since FaceMesh last ran (a crop
-                # beside the eye looks closed), so FaceMesh looks again before the frame is judged.
-                if held is None or not self._doubts(p_cnn, openings):
-                    break
+            if not in_doubt and self.config.use_iris and visible:
+                read = self._iris_eyes(list(visible), t, p_cnn)
+                if read:
+                    t0 = clock()
+                    openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
+                    timings["iris"] = timings.get("iris", 0.0) + (clock() - t0) * 1000
+                    in_doubt = held is not None and self._doubts(p_cnn, openings)
+            if not in_doubt:
+                break
             held = None
 
         result.status = "face"
