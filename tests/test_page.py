@@ -546,3 +546,30 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
     assert 0.4 <= rate <= 0.6, rate
     assert dropped == "0" and len(rows) == len(times)
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+
+
+def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, playwright, tmp_path):
+    """A file the browser cannot decode is a state with a message, not a crash: the buttons come back, and a real
+    clip chosen next is processed from its first frame (a test pattern without a face: every frame, eyes unknown)."""
+    broken = tmp_path / "holiday.mp4"
+    broken.write_bytes(b"this is a text file with a video file's name\n" * 50)
+    clip = tmp_path / "pattern.webm"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "12", "-c:v", "libvpx-vp9",
+           "-deadline", "realtime", "-cpu-used", "8", str(clip))
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site)
+        page.set_input_files("#clip-file", str(broken))
+        assert wait_state(page, ["clip-done", "clip-failed", "model-failed"], 60_000) == "clip-failed"
+        message = page.text_content("#status")
+        assert "could not be read" in message and "decode" in message, message
+        assert not page.is_disabled("#start") and not page.is_disabled("#clip-file")
+        page.set_input_files("#clip-file", str(clip))
+        state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
+        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
+        rows = read_csv(page.input_value("#clip-csv"))
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert [int(r["frame"]) for r in rows] == list(range(12))
+    assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
