@@ -192,22 +192,36 @@ class Overlay:
             if found is not None:
                 boxes[eye] = ([self._x(p[0]) for p in found.crop], [p[1] for p in found.crop], found.crop)
         centre = sum(sum(xs) / 4 for xs, _, _ in boxes.values()) / max(1, len(boxes))
+        states = {eye: getattr(state, eye) if state is not None else UNKNOWN for eye in boxes}
+        # Labels go above the box on its outer side; where even so the two would overlap (a small face on a
+        # small screen), they shrink to "L" / "R" and the box colour alone tells the state.
+        labels = {eye: f"{'L' if eye == 'left' else 'R'} {states[eye] if states[eye] != UNKNOWN else '?'}"
+                  for eye in boxes}
+        spans = self._label_spans(boxes, labels, centre)
+        if len(spans) == 2 and min(b for _, b in spans.values()) > max(a for a, _ in spans.values()) - 8 * scale:
+            labels = {eye: label[0] for eye, label in labels.items()}
+            spans = self._label_spans(boxes, labels, centre)
         for eye, (xs, ys, crop) in boxes.items():
-            eye_state = getattr(state, eye) if state is not None else UNKNOWN
-            colour = STATE_COLOURS.get(eye_state, STATE_COLOURS["unknown"])
+            colour = STATE_COLOURS.get(states[eye], STATE_COLOURS["unknown"])
             ctx.strokeStyle = colour
             ctx.lineWidth = 2.5 * scale
             self._polygon(crop)
-            # Labels go above the box on its outer side, so the two never overlap on small screens.
-            label = f"{'L' if eye == 'left' else 'R'} {eye_state if eye_state != UNKNOWN else '?'}"
-            text_width = ctx.measureText(label).width
-            outer_left = sum(xs) / 4 < centre or len(boxes) == 1
-            x = min(xs) if outer_left else max(xs) - text_width
+            x, text_width = spans[eye][0], spans[eye][1] - spans[eye][0]
             y = min(ys) - 6 * scale
             ctx.fillStyle = "rgba(0,0,0,0.55)"
             ctx.fillRect(x - 3 * scale, y - 15 * scale, text_width + 6 * scale, 19 * scale)
-            ctx.fillStyle = colour if eye_state != UNKNOWN else "#fff"
-            ctx.fillText(label, x, y)
+            ctx.fillStyle = colour if states[eye] != UNKNOWN else "#fff"
+            ctx.fillText(labels[eye], x, y)
+
+    def _label_spans(self, boxes: dict, labels: dict, centre: float) -> dict:
+        """(left, right) x of each eye's label: flush with the outer side of its box."""
+        spans = {}
+        for eye, (xs, _, _) in boxes.items():
+            width = self.ctx.measureText(labels[eye]).width
+            outer_left = sum(xs) / 4 < centre or len(boxes) == 1
+            x = min(xs) if outer_left else max(xs) - width
+            spans[eye] = (x, x + width)
+        return spans
 
     def _polygon(self, corners) -> None:
         ctx = self.ctx
