@@ -71,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.998; 0 = off); "
                          "validation, best.pth and the shipped weights then use the average")
-    ap.add_argument("--balance", choices=["sampler", "subgroup", "condition", "loss", "none"], default="sampler",
+    ap.add_argument("--balance", choices=["sampler", "subgroup", "condition", "subject", "loss", "none"],
+                    default="sampler",
                     help="class balance by weighted sampling (default); 'subgroup' also draws rare (class, glasses, "
                          "reflections) groups more often; 'condition' balances the classes within each (glasses, "
-                         "reflections) condition (both MRL only); by loss weights; or not at all")
+                         "reflections) condition; 'subject' gives every person an equal share, classes balanced "
+                         "within each (the last three MRL only); by loss weights; or not at all")
     ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
     ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
@@ -187,7 +189,29 @@ def subgroup_keys(data: EyeData) -> torch.Tensor | None:
     return torch.from_numpy(data.labels * 100 + meta["glasses"] * 10 + meta["reflections"]).long()
 
 
-CONDITION_CAP = 4.0  # --balance condition: at most this many times an image's draws under plain class balance
+CONDITION_CAP = 4.0  # --balance condition / subject: at most this many times an image's draws under plain class balance
+
+
+def _shares_within(labels: torch.Tensor, keys: torch.Tensor, equal: bool) -> torch.Tensor:
+    """Draw weights: each key (a condition, a person) gets a share of the draws (its share of the images, or an equal
+    share), split equally between the classes it has; no image is drawn more than CONDITION_CAP times as often as
+    under plain class balance (a 20-image corner would otherwise repeat 90 times per epoch); then each class gets
+    half of the draws."""
+    base = (0.5 / torch.bincount(labels, minlength=2).float().clamp_min(1))[labels]
+    weights = torch.zeros(len(labels))
+    values = torch.unique(keys)
+    for value in values:
+        in_key = keys == value
+        share = 1.0 / len(values) if equal else in_key.float().mean()
+        classes = torch.unique(labels[in_key])
+        for c in classes:
+            mask = in_key & (labels == c)
+            weights[mask] = share / (len(classes) * mask.sum())
+    weights = torch.minimum(weights, CONDITION_CAP * base)
+    for c in torch.unique(labels):
+        mask = labels == c
+        weights[mask] /= weights[mask].sum()
+    return weights
 
 
 def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator,
@@ -205,23 +229,15 @@ def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Ge
     if balance == "condition" and groups is not None:
         # MRL ties labels to conditions (training subjects with glasses and small reflections: 1,315 closed eyes,
         # 180 open), which a model can learn instead of the eye. Each (glasses, reflections) condition keeps its
-        # share of the draws, split equally between the classes; no image is drawn more than CONDITION_CAP times as
-        # often as under plain class balance (a 20-image corner would otherwise repeat 90 times per epoch).
-        condition = groups % 100
-        base = (0.5 / torch.bincount(labels, minlength=2).float().clamp_min(1))[labels]
-        weights = torch.zeros(len(labels))
-        for cond in torch.unique(condition):
-            in_cond = condition == cond
-            classes = torch.unique(labels[in_cond])
-            for c in classes:  # the condition's share of all images, split equally among its classes
-                mask = in_cond & (labels == c)
-                weights[mask] = in_cond.float().mean() / (len(classes) * mask.sum())
-        weights = torch.minimum(weights, CONDITION_CAP * base)
-        for c in torch.unique(labels):
-            mask = labels == c
-            weights[mask] /= weights[mask].sum()
-        return torch.multinomial(weights, n, replacement=True, generator=generator)
-    if balance not in ("sampler", "subgroup", "condition"):
+        # share of the draws, split equally between the classes.
+        return torch.multinomial(_shares_within(labels, groups % 100, equal=False), n, replacement=True,
+                                 generator=generator)
+    if balance == "subject" and groups is not None:
+        # A few people hold most of MRL's images (one training subject 10,000, several 400); the model is judged on
+        # new people, so each person gets an equal share of the draws, split equally between their classes.
+        return torch.multinomial(_shares_within(labels, groups, equal=True), n, replacement=True,
+                                 generator=generator)
+    if balance not in ("sampler", "subgroup", "condition", "subject"):
         return torch.randperm(len(labels), generator=generator)[:n] if n <= len(labels) else \
             torch.randint(len(labels), (n,), generator=generator)
     counts = torch.bincount(labels, minlength=2).float()
@@ -363,9 +379,13 @@ def train(args) -> dict:
     train_images = torch.from_numpy(train_set.images[:, None]).to(device)
     train_labels = torch.from_numpy(train_set.labels).to(device)
     val_images = torch.from_numpy(val_set.images[:, None])
-    groups = subgroup_keys(train_set) if args.balance in ("subgroup", "condition") else None
-    if args.balance in ("subgroup", "condition") and groups is None:
-        print(f"--balance {args.balance} needs MRL metadata (glasses, reflections); balancing classes only")
+    groups = None
+    if args.balance in ("subgroup", "condition"):
+        groups = subgroup_keys(train_set)
+    elif args.balance == "subject" and train_set.subjects is not None:
+        groups = torch.from_numpy(train_set.subjects.astype(np.int64))
+    if args.balance in ("subgroup", "condition", "subject") and groups is None:
+        print(f"--balance {args.balance} needs MRL metadata (subjects, glasses, reflections); balancing classes only")
     class_weights = None
     if args.balance == "loss":
         counts = torch.bincount(train_labels, minlength=2).float()

@@ -177,6 +177,26 @@ def test_condition_balance_unties_labels_from_conditions_within_a_cap():
     assert most < CONDITION_CAP * 2 * most_plain  # capped: not the 100x that full balance would give
 
 
+def test_subject_balance_gives_every_person_an_equal_share_within_a_cap():
+    from pipeline.train import sample_epoch
+
+    # person 1: 3,000 images, two thirds open; persons 2 and 3: 600 and 400, balanced
+    subjects = torch.tensor([1] * 3000 + [2] * 600 + [3] * 400)
+    labels = torch.tensor([0] * 1000 + [1] * 2000 + [0] * 300 + [1] * 300 + [0] * 200 + [1] * 200)
+    order = sample_epoch(labels, 60000, "subject", torch.Generator().manual_seed(0), subjects)
+    share = torch.bincount(subjects[order], minlength=4)[1:].float() / len(order)
+    assert abs(float((labels[order] == 1).float().mean()) - 0.5) < 0.02  # classes still balanced overall
+    assert share.max() - share.min() < 0.05, share  # a third each (under plain class balance: 0.71 / 0.17 / 0.12)
+    for person in (1, 2):  # and within a person the classes are drawn alike, so who it is says nothing of the label
+        closed = float((labels[order][subjects[order] == person] == 0).float().mean())
+        assert abs(closed - 0.5) < 0.05, (person, closed)
+    plain = sample_epoch(labels, 60000, "sampler", torch.Generator().manual_seed(0))
+    assert float((subjects[plain] == 1).float().mean()) > 0.6
+    tiny = torch.tensor([1] * 3990 + [2] * 10)  # a 10-image person is not repeated 130x: the cap holds
+    order = sample_epoch(labels, 60000, "subject", torch.Generator().manual_seed(0), tiny)
+    assert float((tiny[order] == 2).float().mean()) < 0.02
+
+
 @pytest.mark.shared
 def test_final_fit_trains_on_validation_subjects_too_and_keeps_the_last_epoch(small_mrl_zip, tmp_path):
     out = tmp_path / "final"
