@@ -69,7 +69,8 @@ def main(argv=None) -> None:
     recipes = dict(r.split("=", 1) for r in args.recipe)
     table: dict[str, list[dict]] = {}
     for name, folder in recipes.items():
-        runs = sorted(Path(folder).glob("fold[0-9]*"), key=lambda p: int(p.name[4:]))
+        runs = sorted((p for p in Path(folder).glob("fold[0-9]*") if p.is_dir() and p.name[4:].isdigit()),
+                      key=lambda p: int(p.name[4:]))  # fold3/, not a fold3.log beside it
         if not runs:
             raise SystemExit(f"{folder}: no fold<i> run folders (expected {folder}/fold0, {folder}/fold1, ...)")
         table[name] = []
