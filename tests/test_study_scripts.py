@@ -28,6 +28,7 @@ def test_recipe_folds_averages_the_last_three_epochs_and_compares_fold_by_fold(t
     fake_run(tmp_path / "A" / "fold1", [0.5, 0.80, 0.80, 0.80])
     fake_run(tmp_path / "B" / "fold0", [0.9, 0.91, 0.93, 0.95])
     fake_run(tmp_path / "B" / "fold1", [0.5, 0.70, 0.70, 0.70])
+    (tmp_path / "B" / "fold1.log").write_text("the training log, kept beside the run\n")  # not a fold run
     out = tmp_path / "summary.json"
     recipe_folds.main(["--recipe", f"A={tmp_path / 'A'}", "--recipe", f"B={tmp_path / 'B'}", "--no-replay",
                        "--json", str(out)])
