@@ -282,7 +282,7 @@ class App:
         js.document.getElementById("placeholder").hidden = True
         js.document.getElementById("start").hidden = True
         js.document.getElementById("stop").hidden = False
-        self.view.overlay.mirrored = True
+        self.view.set_source(live=True)
         self.view.reset_live()
         self.stats.reset()
         self.pipeline.reset()
@@ -430,7 +430,7 @@ class App:
         self.video.hidden = True
         video.hidden = False
         js.document.getElementById("placeholder").hidden = True
-        self.view.overlay.mirrored = False
+        self.view.set_source(live=False)
         self.view.reset_live()
         self.pipeline.reset()
         # a file is not real-time: never light mode, FaceMesh on every frame as in pipeline.video (the next live

@@ -158,8 +158,12 @@ class Overlay:
         self.scale = 1.0  # canvas pixels per CSS pixel, so labels keep a readable size on screen
 
     def measure(self) -> None:
-        """On resize only: reading clientWidth every frame would force a layout per frame."""
-        self.scale = max(1.0, self.canvas.width / max(1, self.canvas.clientWidth or self.canvas.width))
+        """On resize only: reading clientWidth every frame would force a layout per frame. The canvas is drawn
+        `object-fit: contain` like the video, so its larger ratio is the one shown (a portrait clip in a landscape
+        box is scaled by its height)."""
+        canvas = self.canvas
+        self.scale = max(1.0, canvas.width / max(1, canvas.clientWidth or canvas.width),
+                         canvas.height / max(1, canvas.clientHeight or canvas.height))
 
     def size_to(self, width: int, height: int) -> None:
         if self.canvas.width != width or self.canvas.height != height:
@@ -259,6 +263,13 @@ class View:
         self.load_progress = _el("load-progress")
         self._latency_shown_at = 0.0
         self._build_latency_table()
+
+    def set_source(self, live: bool) -> None:
+        """The camera is shown as a selfie (mirrored) and the eyes are the viewer's own; a video file is shown as
+        recorded and the eyes are the filmed person's."""
+        self.overlay.mirrored = live
+        for element in js.document.querySelectorAll(".eye-name small"):
+            element.textContent = "(yours)" if live else "(the person's)"
 
     # -- start-up ---------------------------------------------------------------------------------
 

@@ -568,8 +568,10 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         rows = read_csv(page.input_value("#clip-csv"))
+        owner = page.text_content("#eye-left .eye-name small")  # a filmed person's eyes, not the viewer's
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+    assert owner == "(the person's)"
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
