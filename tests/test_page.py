@@ -565,6 +565,8 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         assert "could not be read" in message and "decode" in message, message
         assert not page.is_disabled("#start") and not page.is_disabled("#clip-file")
         page.set_input_files("#clip-file", str(clip))
+        # the state is still "clip-failed" from the first file until the page takes the second one
+        page.wait_for_function("document.querySelector('#status').dataset.state !== 'clip-failed'", timeout=30_000)
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         rows = read_csv(page.input_value("#clip-csv"))
