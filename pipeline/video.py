@@ -282,18 +282,24 @@ def main(argv=None) -> int:
                         help="time stages by wall clock (default: CPU time of the processing thread)")
     parser.add_argument("--eye-rule", choices=EYE_RULES, default=None,
                         help=f"how the tracker combines both eyes (default: {TemporalConfig().eye_rule}, as the page)")
+    parser.add_argument("--alarm-after", type=float, default=TemporalConfig.alarm_after_s, metavar="S",
+                        help="microsleep alarm after S seconds of closed eyes (default: %(default)s, the page's "
+                             "default; the page's alarm setting)")
     args = parser.parse_args(argv)
 
     model = args.model
     if model is None and DEFAULT_EYE_MODEL.exists():
         model = DEFAULT_EYE_MODEL
+    if args.alarm_after <= 0:
+        parser.error(f"--alarm-after {args.alarm_after}: expected seconds > 0")
     if model is not None and not model.exists():
         parser.error(f"--model {model}: file not found")
     if model is None:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)
     try:
-        temporal = TemporalConfig(eye_rule=args.eye_rule) if args.eye_rule else None
+        temporal = TemporalConfig(alarm_after_s=args.alarm_after,
+                                  **({"eye_rule": args.eye_rule} if args.eye_rule else {}))
         report = run(args.videos, args.labels, args.max_frames, args.models_dir, model,
                      use_iris=not args.no_iris, threads=args.threads, temporal=temporal,
                      landmark_hold_s=args.landmark_hold,

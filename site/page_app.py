@@ -7,8 +7,6 @@ requested only after the current frame is done, so runs never overlap.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections import deque
 
 import js
@@ -17,13 +15,14 @@ from pyodide.ffi import JsException, create_once_callable, create_proxy
 from eyecore import states as S
 from eyecore.budget import FrameBudget
 from eyecore.frame import FramePipeline
-from eyecore.temporal import CLOSED, OPEN, EyeStateTracker, alarm_onsets, label_blink_frames
+from eyecore.temporal import CLOSED, OPEN, EyeStateTracker
+import page_settings
 from page_clip import ClipError, ClipReader
+from page_record import Recording
 from web_runtime import js_obj
 
 
-CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
-               "alarm"]
+LIVE_RECORD_LIMIT = 30 * 3600  # the camera session's CSV keeps the newest hour of frames at 30 fps
 FRAME_LOG_LIMIT = 20000  # window.eyestateLog keeps this many recent frames (tests, benchmark)
 PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
 # Live frames, in full and in light mode, let FaceMesh skip a still face's frames for up to this long
@@ -35,10 +34,6 @@ LIVE_LANDMARK_HOLD_S = 0.2
 
 def query_param(name: str):
     return js.URLSearchParams.new(js.window.location.search).get(name)
-
-
-def _round(value, digits=4):
-    return "" if value is None else round(value, digits)
 
 
 def _error_name(error) -> str:
@@ -58,6 +53,8 @@ class Beeper:
     def __init__(self):
         self.ctx = None
         self.last_beep = -1e9
+        self.enabled = True  # the "Sound" setting; the alarm stays visible without it
+        self.beeps = 0  # window.eyestateBeeps, for tests
 
     def unlock(self) -> None:
         if self.ctx is None and hasattr(js.window, "AudioContext"):
@@ -66,9 +63,11 @@ class Beeper:
             self.ctx.resume()
 
     def update(self, active: bool, now: float) -> None:
-        if not active or self.ctx is None or now - self.last_beep < 0.8:
+        if not active or not self.enabled or self.ctx is None or now - self.last_beep < 0.8:
             return
         self.last_beep = now
+        self.beeps += 1
+        js.window.eyestateBeeps = self.beeps
         osc = self.ctx.createOscillator()
         gain = self.ctx.createGain()
         osc.type = "square"
@@ -115,7 +114,8 @@ class App:
     def __init__(self, runtime, pipeline_config, machine, view, timings):
         self.runtime = runtime
         self.pipeline = FramePipeline(runtime, pipeline_config)
-        self.tracker = EyeStateTracker()
+        self.settings = page_settings.load(query_param("alarm"))
+        self.tracker = self._new_tracker()
         self.machine = machine
         self.view = view
         self.timings = timings
@@ -128,6 +128,8 @@ class App:
         hold = query_param("hold")
         self._live_hold_s = float(hold) if hold else LIVE_LANDMARK_HOLD_S
         self.beeper = Beeper()
+        self.beeper.enabled = self.settings.sound
+        self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
         self.stream = None
@@ -161,8 +163,33 @@ class App:
         resize = create_proxy(lambda _e: (self.view.timeline.resize(), self.view.overlay.measure()))
         self._proxies.append(resize)
         js.window.addEventListener("resize", resize)
+        self._on("session-csv", "click", lambda _e: self.download_session())
+        self._wire_settings()
         for element_id in ("start", "clip-file"):
             js.document.getElementById(element_id).disabled = False
+
+    def _wire_settings(self) -> None:
+        delay, sound = js.document.getElementById("alarm-after"), js.document.getElementById("alarm-sound")
+        delay.value, sound.checked = str(self.settings.alarm_after_s), self.settings.sound
+
+        def delay_changed(_e) -> None:
+            seconds = page_settings.parse_alarm_s(delay.value)
+            delay.setAttribute("aria-invalid", "false" if seconds is not None else "true")
+            if seconds is None:  # the field says it is wrong; the alarm keeps the last valid delay
+                return
+            self.settings.alarm_after_s = seconds
+            self.tracker.config.alarm_after_s = seconds  # also for the closure in progress
+            page_settings.save(self.settings)
+
+        def sound_changed(_e) -> None:
+            self.settings.sound = self.beeper.enabled = bool(sound.checked)
+            page_settings.save(self.settings)
+
+        self._on("alarm-after", "change", delay_changed)
+        self._on("alarm-sound", "change", sound_changed)
+
+    def _new_tracker(self) -> EyeStateTracker:
+        return EyeStateTracker(self.settings.temporal_config())
 
     def _start_clicked(self) -> None:
         self.beeper.unlock()  # inside the click: browsers allow sound only after a gesture
@@ -290,7 +317,8 @@ class App:
             self.budget.reset()
         self._presented = None
         self._set_light(bool(self.budget and self.budget.light))
-        self.tracker = EyeStateTracker()
+        self.tracker = self._new_tracker()
+        self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
         self.live = True
@@ -388,7 +416,9 @@ class App:
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
-                    await self.process(frame, width, height, started / 1000.0, media_time, started)
+                    result, state = await self.process(frame, width, height, started / 1000.0, media_time, started)
+                    if self.live:  # not a frame that finished after Stop or after a clip took over
+                        self._record_live(started / 1000.0, result, state)
                     self._check_budget()
                 if not self._has_pending:
                     break
@@ -397,6 +427,26 @@ class App:
             self._fail(error)
         finally:
             self._busy = False
+
+    def _record_live(self, t: float, result, state) -> None:
+        self.session.add(t, result, state)
+        if len(self.session) == 1:
+            js.document.getElementById("session-csv").hidden = False
+
+    def download_session(self) -> None:
+        """The latest camera session's per-frame CSV (the clip CSV's columns; time in seconds since its first
+        frame), made in the browser and saved by it."""
+        if not len(self.session):
+            return
+        blob = js.Blob.new(js_obj([self.session.csv_text()]), js_obj({"type": "text/csv"}))
+        url = js.URL.createObjectURL(blob)
+        link = js.document.createElement("a")
+        link.href = url
+        link.download = "eye_state_camera_" + js.Date.new().toISOString()[:19].replace(":", "-") + ".csv"
+        js.document.body.append(link)
+        link.click()
+        link.remove()
+        js.setTimeout(create_once_callable(lambda: js.URL.revokeObjectURL(url)), 10_000)
 
     # -- recorded clip ---------------------------------------------------------------------------
 
@@ -436,10 +486,10 @@ class App:
         # a file is not real-time: never light mode, FaceMesh on every frame as in pipeline.video (the next live
         # start re-applies the live settings)
         self._set_light(False, live=False)
-        self.tracker = EyeStateTracker()
+        self.tracker = self._new_tracker()
         self.stats.reset()
         try:
-            rows, states, dropped, rate = await self._clip_frames(video, url)
+            record, dropped, rate = await self._clip_frames(video, url)
         except Exception as error:
             js.console.error(f"clip failed: {error}")
             self.clip_active = False
@@ -453,53 +503,43 @@ class App:
             js.URL.revokeObjectURL(url)
         self.clip_active = False
         self._set_busy(False)
-        blinks = [s.blink for s in states if s.blink is not None]
-        for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
-            row["blink_id"] = blink_id
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        csv_text = text.getvalue()
+        csv_text = record.csv_text()
         js.document.getElementById("clip-csv").value = csv_text
-        blob = js.Blob.new(js_obj([csv_text]), js_obj({"type": "text/csv"}))
-        download.href = js.URL.createObjectURL(blob)
+        if download.href:
+            js.URL.revokeObjectURL(download.href)  # the previous clip's CSV
+        download.href = js.URL.createObjectURL(js.Blob.new(js_obj([csv_text]), js_obj({"type": "text/csv"})))
         download.download = (file.name.rsplit(".", 1)[0] or "video") + "_eye_state.csv"
         download.hidden = False
-        alarms = alarm_onsets(states)
+        frames, blinks, alarms = len(record), record.blink_count, record.alarms
         summary = js.document.getElementById("clip-summary")
-        summary.setAttribute("data-frames", str(len(rows)))
-        summary.setAttribute("data-blinks", str(len(blinks)))
+        summary.setAttribute("data-frames", str(frames))
+        summary.setAttribute("data-blinks", str(blinks))
         summary.setAttribute("data-alarms", str(alarms))
+        summary.setAttribute("data-alarm-after", str(self.tracker.config.alarm_after_s))
         summary.setAttribute("data-dropped", str(dropped))
         summary.setAttribute("data-rate", f"{rate:.2f}")  # the playback rate the clip was read at
-        summary.textContent = (f"{len(rows)} frames, {len(blinks)} blinks, {alarms} microsleep alarm"
+        summary.textContent = (f"{frames} frames, {blinks} blinks, {alarms} microsleep alarm"
                                + ("" if alarms == 1 else "s")
+                               + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
                                + (f"; {dropped} frames could not be read" if dropped else ""))
         self.machine.go(S.CLIP_DONE, detail=file.name)
 
     async def _clip_frames(self, video, url):
         rate = query_param("cliprate")  # a fixed playback rate (A/B timing); default: page_clip.PRESENTED_PER_S
         reader = ClipReader(video, url, float(rate) if rate else None)
-        rows, states = [], []
+        record = Recording()
         try:
             await reader.open()
             progress = js.document.getElementById("clip-progress")
             async for media_time, canvas in reader.frames():
                 result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time)
                 reader.recycle(canvas)
-                left, right = result.left, result.right
-                rows.append({"frame": len(rows), "time": round(media_time, 4),
-                             "p_open_left": _round(left and left.p_open),
-                             "p_open_right": _round(right and right.p_open),
-                             "state_left": state.left, "state_right": state.right, "state": state.eyes,
-                             "blink_id": 0, "alarm": int(state.alarm)})
-                states.append(state)
+                record.add(media_time, result, state)
                 progress.value = min(1.0, media_time / (reader.duration or 1.0))
         finally:
             reader.close()
-        js.console.log(f"clip: {len(rows)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
+        js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
-        return rows, states, reader.unrecovered, reader.rate
+        return record, reader.unrecovered, reader.rate
 
 

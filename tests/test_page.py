@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_utils import (FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason, collect_console,  # noqa: E402
-                           decode_probe, ffmpeg, frames_to_y4m, launch, serve, synthetic_y4m, video_to_coded_y4m,
-                           video_to_webm, video_to_y4m, wait_state)
+from browser_utils import (DEMO_VIDEOS, FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason,  # noqa: E402
+                           collect_console, decode_probe, ffmpeg, frames_to_y4m, launch, serve, synthetic_y4m,
+                           video_to_coded_y4m, video_to_webm, video_to_y4m, wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -370,9 +370,26 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
         assert "wake up" in page.text_content("#alarm")
         assert {page.get_attribute(f"#eye-{eye}", "data-state") for eye in ("left", "right")} == {"closed"}
         page.wait_for_selector('#alarm[data-active="false"]', timeout=15_000)  # eyes open again
+        assert page.evaluate("window.eyestateBeeps") >= 1  # the alarm sound is on by default
+        # the camera session's per-frame CSV, made in the page after Stop
+        page.click("#stop")
+        log = frame_log(page)
+        with page.expect_download() as download:
+            page.click("#session-csv")
+        name = download.value.suggested_filename
+        rows = read_csv(Path(download.value.path()).read_text())
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+
+    assert name.startswith("eye_state_camera_") and name.endswith(".csv")
+    assert len(log) - 1 <= len(rows) <= len(log)  # every live frame (one may have been in flight at Stop)
+    assert list(rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
+                             "state", "blink_id", "alarm"]
+    assert [int(r["frame"]) for r in rows] == list(range(len(rows)))
+    times = [float(r["time"]) for r in rows]
+    assert times[0] == 0.0 and times == sorted(times)
+    assert any(r["alarm"] == "1" and r["state"] == "closed" for r in rows)
 
 
 @pytest.mark.shared
@@ -484,6 +501,53 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     diffs = [abs(float(p["p_open_left"]) - float(r["p_open_left"])) for p, r in zip(page_rows, replay_rows)
              if p["p_open_left"] and r["p_open_left"]]
     assert diffs and sorted(diffs)[len(diffs) // 2] < 0.02
+
+
+@pytest.mark.shared
+def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwright, tmp_path):
+    """The no-glasses demo clip around its 2.4 s closure (labels/, frames 138-194): one microsleep alarm with the
+    default 1.5 s delay, none with 3 s. Settings persist in this browser; ?alarm=S overrides the delay for a visit."""
+    source = DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = video_to_webm(source, tmp_path / "closure.webm", 120, 96)
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site)
+
+        def score() -> dict:
+            page.set_input_files("#clip-file", str(clip))
+            page.wait_for_function("document.getElementById('status').dataset.state !== 'clip-done'")
+            state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
+            assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
+            rows = read_csv(page.input_value("#clip-csv"))
+            return {"alarms": page.get_attribute("#clip-summary", "data-alarms"),
+                    "delay": page.get_attribute("#clip-summary", "data-alarm-after"),
+                    "alarm_rows": sum(r["alarm"] == "1" for r in rows)}
+
+        def stored() -> dict:
+            return page.evaluate("JSON.parse(localStorage.getItem('eyestate.settings') || '{}')")
+
+        assert page.input_value("#alarm-after") == "1.5" and page.is_checked("#alarm-sound")
+        assert score() == {"alarms": "1", "delay": "1.5", "alarm_rows": pytest.approx(20, abs=12)}
+        page.click("#settings-box summary")
+        page.fill("#alarm-after", "3")
+        page.dispatch_event("#alarm-after", "change")
+        page.uncheck("#alarm-sound")
+        assert stored() == {"alarm_after_s": 3.0, "sound": False}
+        page.fill("#alarm-after", "0.1")  # out of range: marked, and the last valid delay stays
+        page.dispatch_event("#alarm-after", "change")
+        assert page.get_attribute("#alarm-after", "aria-invalid") == "true"
+        assert stored()["alarm_after_s"] == 3.0
+        assert score() == {"alarms": "0", "delay": "3.0", "alarm_rows": 0}
+
+        page.goto(site + "index.html?alarm=2")  # same browser context: the stored settings load, the query wins
+        wait_state(page, "ready", BOOT_TIMEOUT_MS)
+        assert page.input_value("#alarm-after") == "2.0" and not page.is_checked("#alarm-sound")
+        assert stored() == {"alarm_after_s": 3.0, "sound": False}  # a link does not change the saved setting
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
 
 
 def decoded_times(path) -> list:

@@ -1,0 +1,68 @@
+"""Per-frame results of one session (a video file, or a live camera run) as the CSV the page offers for download.
+
+Pure Python (tested in CPython): one row per processed frame with the columns below; blink ids are filled in when
+the CSV is written, from the blinks the tracker reported (a frame belongs to a blink when start <= t < end).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import deque
+
+from eyecore.temporal import label_blink_frames
+
+CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
+               "alarm"]
+
+
+def _round(value, digits=4):
+    return "" if value is None else round(value, digits)
+
+
+class Recording:
+    """`limit` keeps only the newest rows (a live run can last hours); frame numbers keep counting from the
+    session's first frame, and time is seconds since that frame (`relative_time`) or the clip's own media time."""
+
+    def __init__(self, limit: int | None = None, relative_time: bool = False):
+        self.rows: deque = deque(maxlen=limit)
+        self.blinks: deque = deque()
+        self.frames = 0
+        self.alarms = 0  # times the microsleep alarm went on (a closure held past the delay counts once)
+        self._alarm_on = False
+        self.relative_time = relative_time
+        self._t0: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, t: float, result, state) -> None:
+        """`result`: the FramePipeline's FrameResult; `state`: the tracker's TemporalState for that frame."""
+        if self._t0 is None:
+            self._t0 = t
+        left, right = result.left, result.right
+        # a tuple, not a dict: an hour of live frames is 108,000 rows in the browser's memory
+        self.rows.append((self.frames, t, _round(left and left.p_open), _round(right and right.p_open),
+                          state.left, state.right, state.eyes, int(state.alarm)))
+        if state.alarm and not self._alarm_on:
+            self.alarms += 1
+        self._alarm_on = state.alarm
+        self.frames += 1
+        if state.blink is not None:
+            self.blinks.append(state.blink)
+        while self.blinks and self.blinks[0].end <= self.rows[0][1]:
+            self.blinks.popleft()  # ended before the oldest kept row
+
+    @property
+    def blink_count(self) -> int:
+        return len(self.blinks)
+
+    def csv_text(self) -> str:
+        rows = list(self.rows)
+        ids = label_blink_frames([row[1] for row in rows], self.blinks)
+        offset = self._t0 if self.relative_time and self._t0 is not None else 0.0
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for (frame, t, p_left, p_right, s_left, s_right, eyes, alarm), blink_id in zip(rows, ids):
+            writer.writerow((frame, round(t - offset, 4), p_left, p_right, s_left, s_right, eyes, blink_id, alarm))
+        return text.getvalue()

@@ -1,0 +1,75 @@
+"""The page's user settings: how long the eyes may stay shut before the microsleep alarm, and its sound.
+
+Kept in this browser's localStorage (nothing leaves the device); `?alarm=S` sets the delay for one visit without
+saving it. Parsing is pure Python (tested in CPython); only `load` / `save` touch the browser.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from eyecore.temporal import TemporalConfig
+
+STORAGE_KEY = "eyestate.settings"
+ALARM_MIN_S, ALARM_MAX_S = 0.5, 10.0
+
+
+def parse_alarm_s(value) -> float | None:
+    """Seconds from a form field, a query parameter or storage; None when it is not a number in range."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not ALARM_MIN_S <= seconds <= ALARM_MAX_S:  # also rejects NaN
+        return None
+    return round(seconds, 2)
+
+
+@dataclass
+class Settings:
+    alarm_after_s: float = TemporalConfig.alarm_after_s
+    sound: bool = True
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "Settings":
+        """Whatever is stored: a value that does not parse falls back to its default, the others are kept."""
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        alarm = parse_alarm_s(data.get("alarm_after_s"))
+        sound = data.get("sound")
+        return cls(alarm_after_s=cls.alarm_after_s if alarm is None else alarm,
+                   sound=sound if isinstance(sound, bool) else cls.sound)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    def temporal_config(self) -> TemporalConfig:
+        return TemporalConfig(alarm_after_s=self.alarm_after_s)
+
+
+def load(query_alarm: str | None = None) -> Settings:
+    """The stored settings, with ?alarm=S on top (written back only if the user then changes a setting)."""
+    import js
+
+    try:
+        stored = js.window.localStorage.getItem(STORAGE_KEY)
+    except Exception:  # storage blocked (private mode, file://): defaults
+        stored = None
+    settings = Settings.from_json(stored)
+    alarm = parse_alarm_s(query_alarm)
+    if alarm is not None:
+        settings.alarm_after_s = alarm
+    return settings
+
+
+def save(settings: Settings) -> None:
+    import js
+
+    try:
+        js.window.localStorage.setItem(STORAGE_KEY, settings.to_json())
+    except Exception:  # storage blocked or full: the setting still holds for this visit
+        pass

@@ -1,0 +1,93 @@
+"""The page's pure-Python helpers in CPython: user settings (alarm delay, sound) and the per-frame CSV recording
+shared by clip mode and camera sessions. Their browser side is in test_page.py."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
+from page_record import CSV_COLUMNS, Recording  # noqa: E402
+from page_settings import Settings, parse_alarm_s  # noqa: E402
+
+from eyecore.temporal import EyeStateTracker, TemporalConfig  # noqa: E402
+
+
+@pytest.mark.parametrize("value, expected", [("1.5", 1.5), (3, 3.0), ("0.5", 0.5), ("10", 10.0), (" 2.25 ", 2.25),
+                                             ("0.4", None), ("10.5", None), ("nan", None), ("inf", None),
+                                             ("", None), ("two", None), (None, None), ([2], None)])
+def test_alarm_delay_is_parsed_within_its_range(value, expected):
+    assert parse_alarm_s(value) == expected
+
+
+def test_stored_settings_round_trip_and_bad_values_fall_back_field_by_field():
+    settings = Settings(alarm_after_s=2.5, sound=False)
+    assert Settings.from_json(settings.to_json()) == settings
+    assert settings.temporal_config().alarm_after_s == 2.5
+    default = Settings()
+    assert default.alarm_after_s == TemporalConfig().alarm_after_s and default.sound
+    for text in (None, "", "not json", "[1, 2]", '"x"'):
+        assert Settings.from_json(text) == default
+    assert Settings.from_json('{"alarm_after_s": 99, "sound": false}') == Settings(default.alarm_after_s, False)
+    assert Settings.from_json('{"alarm_after_s": "3", "sound": "yes"}') == Settings(3.0, True)
+
+
+def _run(recording: Recording, tracker: EyeStateTracker, closed_spans, seconds: float, fps: float = 30.0,
+         t0: float = 100.0) -> None:
+    """Both eyes open except inside closed_spans (seconds from t0); every 10th frame has no face."""
+    for i in range(int(seconds * fps)):
+        t = t0 + i / fps
+        closed = any(a <= t - t0 < b for a, b in closed_spans)
+        eye = None if i % 10 == 9 else SimpleNamespace(p_open=0.05 if closed else 0.95)
+        result = SimpleNamespace(left=eye, right=eye)
+        state = tracker.update(t, eye and eye.p_open, eye and eye.p_open)
+        recording.add(t, result, state)
+
+
+def _rows(recording: Recording) -> list:
+    return list(csv.DictReader(io.StringIO(recording.csv_text())))
+
+
+def test_camera_session_csv_has_relative_times_blink_ids_and_alarms():
+    recording = Recording(relative_time=True)
+    # a 0.2 s blink at 1 s, a 2 s closure (microsleep alarm, not a blink) at 3 s, another blink at 6 s
+    _run(recording, EyeStateTracker(), [(1.0, 1.2), (3.0, 5.0), (6.0, 6.15)], seconds=7.0)
+    text = recording.csv_text()
+    assert text.splitlines()[0] == ",".join(CSV_COLUMNS)
+    rows = _rows(recording)
+    assert len(rows) == len(recording) == 210 and recording.frames == 210
+    assert [int(r["frame"]) for r in rows] == list(range(210))
+    assert float(rows[0]["time"]) == 0.0 and float(rows[30]["time"]) == pytest.approx(1.0)
+    assert rows[9]["p_open_left"] == "" and rows[9]["state"] in ("open", "unknown")
+    assert recording.blink_count == 2 and recording.alarms == 1
+    blink_ids = {int(r["blink_id"]) for r in rows} - {0}
+    assert blink_ids == {1, 2}
+    blink_times = [float(r["time"]) for r in rows if r["blink_id"] == "1"]
+    assert 1.0 <= min(blink_times) and max(blink_times) < 1.3
+    alarm_times = [float(r["time"]) for r in rows if r["alarm"] == "1"]
+    assert alarm_times and 4.4 <= min(alarm_times) and max(alarm_times) < 5.1  # 1.5 s into the closure
+
+
+def test_clip_csv_keeps_media_time_and_the_alarm_delay_setting_counts():
+    for delay, alarms in ((1.5, 1), (2.5, 0)):
+        recording = Recording()  # clip mode: times are the clip's own
+        _run(recording, EyeStateTracker(Settings(alarm_after_s=delay).temporal_config()), [(3.0, 5.0)], 6.0, t0=0.5)
+        rows = _rows(recording)
+        assert float(rows[0]["time"]) == 0.5
+        assert recording.alarms == alarms
+        assert any(r["alarm"] == "1" for r in rows) == bool(alarms)
+
+
+def test_a_long_camera_session_keeps_the_newest_rows_and_their_blinks():
+    recording = Recording(limit=60, relative_time=True)
+    _run(recording, EyeStateTracker(), [(1.0, 1.2), (6.0, 6.15)], seconds=7.0)
+    rows = _rows(recording)
+    assert len(rows) == 60
+    assert [int(r["frame"]) for r in rows] == list(range(150, 210))  # numbering continues from the first frame
+    assert float(rows[0]["time"]) == pytest.approx(5.0)  # still seconds since the session's first frame
+    assert recording.blink_count == 1  # the blink at 1 s ended before the oldest kept row
+    assert {int(r["blink_id"]) for r in rows} - {0} == {2}
