@@ -114,3 +114,17 @@ def test_replay_of_the_labelled_no_glasses_clip(tmp_path, capsys):
     assert result["blinks"] == 6  # the blink counter leaves the two long closures out ...
     assert result["alarms"] == 2  # ... and each raises the microsleep alarm once
     assert result["frame"]["f1"] >= 0.95
+
+
+def test_the_alarm_delay_option_counts_only_longer_closures(tmp_path, capsys):
+    """Same clip, `--alarm-after 2.5` (the page's alarm setting): only the 2.7 s closure raises the alarm."""
+    video = DEMO / "repeating_Blink-Detector__video.mp4"
+    out_json = tmp_path / "demo.json"
+    code, out = replay([video, "--alarm-after", "2.5", "--json", out_json], capsys)
+    assert code == 0, out.err
+    report = json.loads(out_json.read_text())
+    assert report["videos"]["repeating_Blink-Detector__video"]["alarms"] == 1
+    assert report["config"]["temporal"]["alarm_after_s"] == 2.5
+    with pytest.raises(SystemExit):
+        replay([video, "--alarm-after", "0"], capsys)
+    assert "expected seconds > 0" in capsys.readouterr().err
