@@ -30,6 +30,10 @@ PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
 # and replays of the focus videos found the same blinks, also with a jumping head (docs/BENCHMARKS.md section 4,
 # "FaceMesh skips"). Clip mode runs FaceMesh on every frame, as pipeline.video does. ?hold=S sets it (0: never).
 LIVE_LANDMARK_HOLD_S = 0.2
+# When the page is not rendered (another tab or window in front), camera frame callbacks stop; a worker's clock
+# (ticker.js) then reads a frame this often, once no callback has come for BACKGROUND_AFTER_S.
+BACKGROUND_TICK_MS = 66  # ~15 fps: blinks (100-300 ms) still span a frame, at a fraction of the CPU
+BACKGROUND_AFTER_S = 0.3
 
 
 def query_param(name: str):
@@ -144,6 +148,8 @@ class App:
         self._busy = False  # a live frame is being processed
         self._pending = None  # media time of the newest frame that arrived while busy
         self._has_pending = False
+        self._last_callback = 0.0  # seconds (performance.now) of the latest camera frame callback
+        self._ticker = None  # the background clock (ticker.js), while live
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
         self._frame_lock = asyncio.Lock()
@@ -198,13 +204,13 @@ class App:
     # -- per frame -------------------------------------------------------------------------------
 
     async def process(self, frame, width: int, height: int, t: float, media_time: float | None = None,
-                      started: float | None = None):
+                      started: float | None = None, background: bool = False):
         """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view.
         Returns (FrameResult, TemporalState)."""
         async with self._frame_lock:
-            return await self._process(frame, width, height, t, media_time, started)
+            return await self._process(frame, width, height, t, media_time, started, background)
 
-    async def _process(self, frame, width, height, t, media_time, started):
+    async def _process(self, frame, width, height, t, media_time, started, background=False):
         started = js.performance.now() if started is None else started
         result = await self.pipeline.process_async(frame, t)
         left, right = result.left, result.right
@@ -238,6 +244,8 @@ class App:
             "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
             "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"],
             "stages": {k: round(v, 2) for k, v in timings.items()}}
+        if background:
+            entry["background"] = True
         if self.probe:
             entry["probe"] = self._probe(frame, height)
         self.frame_log.push(js_obj(entry))
@@ -322,6 +330,8 @@ class App:
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
         self.live = True
+        self._last_callback = js.performance.now() / 1000.0
+        self._start_ticker()
         self._request_frame()
 
     async def _list_cameras(self, track) -> None:
@@ -352,6 +362,7 @@ class App:
     def stop_camera(self, to_ready: bool = False) -> None:
         self.live = False
         self._has_pending = False
+        self._stop_ticker()
         if self.stream is not None:
             stream, self.stream = self.stream, None
             for track in stream.getTracks():
@@ -376,8 +387,34 @@ class App:
         else:
             js.requestAnimationFrame(callback)
 
+    def _start_ticker(self) -> None:
+        if self._ticker is not None or not hasattr(js.window, "Worker"):
+            return
+        try:
+            self._ticker = js.Worker.new("./ticker.js")
+        except JsException as error:  # no background watching, the page itself still works
+            js.console.warn(f"no background clock: {error}")
+            return
+        self._ticker.onmessage = create_proxy(lambda _e: self._on_tick())
+        self._ticker.postMessage(BACKGROUND_TICK_MS)
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            ticker, self._ticker = self._ticker, None
+            handler = ticker.onmessage
+            ticker.terminate()
+            handler.destroy()
+
+    def _on_tick(self) -> None:
+        """Background watching: read a frame when the camera frame callbacks have stopped."""
+        if not self.live or self._busy or js.performance.now() / 1000.0 - self._last_callback < BACKGROUND_AFTER_S:
+            return
+        self._busy = True
+        asyncio.ensure_future(self._live_step(None, background=True))
+
     def _on_video_frame(self, _now, metadata=None) -> None:
         self._frame_requested = False
+        self._last_callback = js.performance.now() / 1000.0
         self._request_frame()
         if self.budget is not None:
             # While Python and the models hold the main thread, several camera frames pass between two
@@ -408,21 +445,24 @@ class App:
         self.pipeline.config.landmark_hold_s = self._live_hold_s if live else 0.0
         self.view.show_light_mode(light)
 
-    async def _live_step(self, media_time) -> None:
-        """Runs while `_busy` (set by `_on_video_frame`): this frame, then any that arrived meanwhile."""
+    async def _live_step(self, media_time, background: bool = False) -> None:
+        """Runs while `_busy` (set by `_on_video_frame` or `_on_tick`): this frame, then any that arrived meanwhile.
+        Background frames leave the frame budget alone: they come at the clock's pace, not the camera's."""
         try:
             while self.live:
                 width, height = int(self.video.videoWidth), int(self.video.videoHeight)
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
-                    result, state = await self.process(frame, width, height, started / 1000.0, media_time, started)
+                    result, state = await self.process(frame, width, height, started / 1000.0, media_time, started,
+                                                       background)
                     if self.live:  # not a frame that finished after Stop or after a clip took over
                         self._record_live(started / 1000.0, result, state)
-                    self._check_budget()
+                    if not background:
+                        self._check_budget()
                 if not self._has_pending:
                     break
-                media_time, self._has_pending = self._pending, False
+                media_time, self._has_pending, background = self._pending, False, False
         except Exception as error:  # a model that fails mid-run: say so instead of freezing
             self._fail(error)
         finally:

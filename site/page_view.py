@@ -15,6 +15,7 @@ EYE_COLOURS = {"left": "#2f80ed", "right": "#e2761b"}
 STATE_COLOURS = {"open": "#1e9e5a", "closed": "#d93b3b", "unknown": "#8a8f98"}
 TIMELINE_SECONDS = 20.0
 ALARM_TEXT = "Eyes closed for too long — wake up!"
+ALARM_TITLE = "⚠ Eyes closed — wake up!"  # the tab's title, seen when another tab or window is in front
 LATENCY_STAGES = (("detect", "face detection (last run; only when the face is lost)"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
                   ("iris", "eyelid landmarks"), ("total", "pipeline total"), ("frame", "frame incl. drawing"),
                   ("ort:crop", "· canvas crops"),
@@ -256,6 +257,7 @@ class View:
         self.fps_text = Attr(_el("fps"))
         self.alarm = Attr(_el("alarm"), "data-active")
         self.alarm_text = Attr(_el("alarm").querySelector(".alarm-text"))  # text appears -> role=alert speaks
+        self.title = js.document.title
         self.latency_body = _el("latency").querySelector("tbody")
         self.latency_cells = {}
         self.overlay = Overlay(_el("overlay"))
@@ -343,12 +345,16 @@ class View:
             self.perclos_meter.value = state.perclos
         self.perclos.set(value)
         self.perclos_text.set(f"{state.perclos * 100:.0f} %")
-        self.alarm.set("true" if state.alarm else "false")
-        self.alarm_text.set(ALARM_TEXT if state.alarm else "")
+        self._show_alarm(state.alarm)
+
+    def _show_alarm(self, active: bool) -> None:
+        if ("true" if active else "false") != self.alarm.value:
+            js.document.title = ALARM_TITLE if active else self.title
+        self.alarm.set("true" if active else "false")
+        self.alarm_text.set(ALARM_TEXT if active else "")
 
     def reset_live(self) -> None:
         self.show_eyes(None)
         self.overlay.clear()
-        self.alarm.set("false")
-        self.alarm_text.set("")
+        self._show_alarm(False)
         self.timeline.clear()

@@ -393,6 +393,46 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
 
 
 @pytest.mark.shared
+def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, playwright, tmp_path):
+    """With another tab in front the page is not rendered, so its camera frame callbacks stop (measured in this
+    headless Chromium: 5 frames in 5 s); the worker clock (site/ticker.js) then reads frames. The long closure of the
+    microsleep test must still raise the alarm, and the tab's title must say so."""
+    source = FOCUS_VIDEOS / f"{LIVE_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    frames = list(range(140, 190)) + [198] * 40 + list(range(200, 260))  # as in the microsleep test
+    video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
+    browser = launch(playwright, video)
+    try:
+        page, requests, _ = open_page(browser, site)
+        title = page.title()
+        page.click("#start")
+        wait_state(page, "running", 30_000)
+        other = page.context.new_page()
+        other.goto(site + "NOTICE.md")
+        other.bring_to_front()
+        before = len(frame_log(page))
+        # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
+        page.wait_for_function("document.getElementById('alarm').dataset.active === 'true'", polling=100,
+                               timeout=30_000)
+        alarm_title = page.evaluate("document.title")
+        time.sleep(2)
+        log = frame_log(page)
+        page.bring_to_front()
+        page.wait_for_function("document.getElementById('alarm').dataset.active === 'false'", polling=100,
+                               timeout=15_000)
+        assert page.title() == title
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+    assert alarm_title.startswith("⚠") and alarm_title != title
+    background = [e for e in log[before:] if e.get("background")]
+    assert len(background) >= 10, f"{len(background)} background frames of {len(log) - before}"
+    assert {e["left"] for e in background} >= {"open", "closed"}  # they were read and labelled, not repeated
+
+
+@pytest.mark.shared
 def test_a_device_too_slow_for_the_camera_switches_to_light_mode_and_back(site, playwright, tmp_path):
     """CPU throttled 6x after loading (DevTools emulation of a weak laptop), 30 fps camera: the page falls far
     behind the camera, turns the iris model off, says so, and goes on labelling with the classifier alone.
