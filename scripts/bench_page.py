@@ -12,6 +12,7 @@ Start is clicked when the page says "ready"; `--click-early` also measures each 
 navigation (a person who clicks at once, or a returning visitor's page opened with Start in mind).
 `--throttle-for S` lifts the CPU throttling S seconds after Start (a laptop busy elsewhere for a while) and measures
 from then on: the table's last columns say when light mode started and when the full pipeline came back.
+`--background` measures with another tab in front (the page is not rendered; frames come from its worker clock).
 `--clip-frames N` measures recorded-clip mode instead: the first N frames of the video as a lossless WebM file, chosen
 in the page; how long until every frame is processed (variants such as "?cliprate=2" change the playback rate).
 """
@@ -39,10 +40,10 @@ def percentile(values, q):
 
 
 def measure(playwright, base: str, video: Path, seconds: float, variant: str, warmup: float,
-            cpu_throttle: float = 1.0, throttle_for: float | None = None) -> dict:
+            cpu_throttle: float = 1.0, throttle_for: float | None = None, background: bool = False) -> dict:
     browser = launch(playwright, video)
     try:
-        page = browser.new_page()
+        page = browser.new_context().new_page()
         cdp = page.context.new_cdp_session(page)
         if cpu_throttle > 1:  # DevTools' CPU throttling: the page's main thread runs this many times slower
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
@@ -60,6 +61,10 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
         if throttle_for is not None:
             time.sleep(max(0.0, throttle_for - (page.evaluate("performance.now()") - clicked) / 1000))
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+        if background:  # another tab in front: the page is no longer rendered
+            other = page.context.new_page()
+            other.goto(base + "NOTICE.md")
+            other.bring_to_front()
         time.sleep(warmup)
         start = page.evaluate("performance.now()")
         time.sleep(seconds)
@@ -82,7 +87,8 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
               for k in stage_names}
     span_s = (window[-1]["done"] - window[0]["done"]) / 1000
     timings["start_clicked_ms"] = clicked
-    return {"variant": (query or "(default)") + variant[len(query):], "fps": (len(window) - 1) / span_s,
+    label = (query or "(default)") + variant[len(query):] + (" +background tab" if background else "")
+    return {"variant": label, "fps": (len(window) - 1) / span_s,
             "p50_ms": statistics.median(frame_ms), "p95_ms": percentile(frame_ms, 0.95),
             "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages}
 
@@ -163,6 +169,8 @@ def main(argv=None) -> int:
                         help="slow the page's CPU down N times (DevTools emulation of a weak laptop)")
     parser.add_argument("--throttle-for", type=float, default=None,
                         help="lift --cpu-throttle this many seconds after Start, then warm up and measure")
+    parser.add_argument("--background", action="store_true",
+                        help="measure with another tab in front (the page keeps watching on its worker clock)")
     parser.add_argument("--clip-frames", type=int, default=None,
                         help="measure recorded-clip mode on the video's first N frames instead of the live camera")
     args = parser.parse_args(argv)
@@ -190,7 +198,7 @@ def main(argv=None) -> int:
                 variants = args.variant or [""]
                 for variant in variants + ([v + EARLY for v in variants] if args.click_early else []):
                     results.append(measure(playwright, base, video, args.seconds, variant, args.warmup,
-                                           args.cpu_throttle, args.throttle_for))
+                                           args.cpu_throttle, args.throttle_for, args.background))
     if args.repeat > 1:
         results = [median_result([r for r in results if r["variant"] == v]) for v in dict.fromkeys(r["variant"] for r in results)]
     rate = f" at {args.camera_fps:g} fps" if args.camera_fps else ""
