@@ -63,7 +63,7 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
         if background:  # another tab in front: the page is no longer rendered
             other = page.context.new_page()
-            other.goto(base + "NOTICE.md")
+            other.goto("about:blank")
             other.bring_to_front()
         time.sleep(warmup)
         start = page.evaluate("performance.now()")

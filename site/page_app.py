@@ -164,7 +164,7 @@ class App:
     def wire(self) -> None:
         self._on("start", "click", lambda _e: self._start_clicked())
         self._on("stop", "click", lambda _e: self.stop_camera(to_ready=True))
-        self._on("camera", "change", lambda e: asyncio.ensure_future(self.start_camera(e.target.value)))
+        self._on("camera", "change", lambda e: self._camera_picked(e.target.value))
         self._on("clip-file", "change", self._clip_chosen)
         resize = create_proxy(lambda _e: (self.view.timeline.resize(), self.view.overlay.measure()))
         self._proxies.append(resize)
@@ -193,6 +193,11 @@ class App:
 
         self._on("alarm-after", "change", delay_changed)
         self._on("alarm-sound", "change", sound_changed)
+
+    def _camera_picked(self, device_id: str) -> None:
+        self.settings.camera = device_id  # the next visit starts with it
+        page_settings.save(self.settings)
+        asyncio.ensure_future(self.start_camera(device_id))
 
     def _new_tracker(self) -> EyeStateTracker:
         return EyeStateTracker(self.settings.temporal_config())
@@ -292,8 +297,12 @@ class App:
             self.machine.camera_error("NotSupportedError")
             return
         video = {"width": {"ideal": 640}, "height": {"ideal": 480}}
-        if device_id:
+        if device_id:  # picked just now
             video["deviceId"] = {"exact": device_id}
+        elif self.settings.camera:  # picked on an earlier visit; another camera if it is gone
+            video["deviceId"] = {"ideal": self.settings.camera}
+        else:  # a phone's selfie camera
+            video["facingMode"] = {"ideal": "user"}
         try:
             request = early_request if early_request is not None else \
                 devices.getUserMedia(js_obj({"video": video, "audio": False}))

@@ -1,4 +1,5 @@
-"""The page's user settings: how long the eyes may stay shut before the microsleep alarm, and its sound.
+"""The page's user settings: how long the eyes may stay shut before the microsleep alarm, its sound, and the camera
+last chosen in the picker.
 
 Kept in this browser's localStorage (nothing leaves the device); `?alarm=S` sets the delay for one visit without
 saving it. Parsing is pure Python (tested in CPython); only `load` / `save` touch the browser.
@@ -29,6 +30,7 @@ def parse_alarm_s(value) -> float | None:
 class Settings:
     alarm_after_s: float = TemporalConfig.alarm_after_s
     sound: bool = True
+    camera: str = ""  # deviceId picked last; asked for as "ideal", so a camera that is gone falls back to another
 
     @classmethod
     def from_json(cls, text: str | None) -> "Settings":
@@ -40,9 +42,10 @@ class Settings:
         if not isinstance(data, dict):
             data = {}
         alarm = parse_alarm_s(data.get("alarm_after_s"))
-        sound = data.get("sound")
+        sound, camera = data.get("sound"), data.get("camera")
         return cls(alarm_after_s=cls.alarm_after_s if alarm is None else alarm,
-                   sound=sound if isinstance(sound, bool) else cls.sound)
+                   sound=sound if isinstance(sound, bool) else cls.sound,
+                   camera=camera if isinstance(camera, str) and len(camera) <= 512 else cls.camera)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

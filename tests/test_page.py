@@ -409,7 +409,7 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         page.click("#start")
         wait_state(page, "running", 30_000)
         other = page.context.new_page()
-        other.goto(site + "NOTICE.md")
+        other.goto("about:blank")
         other.bring_to_front()
         before = len(frame_log(page))
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
@@ -546,12 +546,13 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
 @pytest.mark.shared
 def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwright, tmp_path):
     """The no-glasses demo clip around its 2.4 s closure (labels/, frames 138-194): one microsleep alarm with the
-    default 1.5 s delay, none with 3 s. Settings persist in this browser; ?alarm=S overrides the delay for a visit."""
+    default 1.5 s delay, none with 3 s. Settings persist in this browser; ?alarm=S overrides the delay for a visit;
+    a remembered camera that is gone does not stop the camera from starting."""
     source = DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     clip = video_to_webm(source, tmp_path / "closure.webm", 120, 96)
-    browser = launch(playwright)
+    browser = launch(playwright, synthetic_y4m(tmp_path / "camera.y4m", duration_s=1))
     try:
         page, requests, console = open_page(browser, site)
 
@@ -574,17 +575,22 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         page.fill("#alarm-after", "3")
         page.dispatch_event("#alarm-after", "change")
         page.uncheck("#alarm-sound")
-        assert stored() == {"alarm_after_s": 3.0, "sound": False}
+        assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": ""}
         page.fill("#alarm-after", "0.1")  # out of range: marked, and the last valid delay stays
         page.dispatch_event("#alarm-after", "change")
         assert page.get_attribute("#alarm-after", "aria-invalid") == "true"
         assert stored()["alarm_after_s"] == 3.0
         assert score() == {"alarms": "0", "delay": "3.0", "alarm_rows": 0}
 
+        page.evaluate("""localStorage.setItem('eyestate.settings', JSON.stringify(
+            {...JSON.parse(localStorage.getItem('eyestate.settings')), camera: 'a-camera-unplugged-since'}))""")
         page.goto(site + "index.html?alarm=2")  # same browser context: the stored settings load, the query wins
         wait_state(page, "ready", BOOT_TIMEOUT_MS)
         assert page.input_value("#alarm-after") == "2.0" and not page.is_checked("#alarm-sound")
-        assert stored() == {"alarm_after_s": 3.0, "sound": False}  # a link does not change the saved setting
+        page.click("#start")
+        assert wait_state(page, ["no-camera", "camera-denied", *LIVE_STATES], 30_000) in LIVE_STATES
+        # a link does not change the saved setting
+        assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": "a-camera-unplugged-since"}
         assert_same_origin_only(requests, site)
     finally:
         browser.close()

@@ -25,15 +25,15 @@ def test_alarm_delay_is_parsed_within_its_range(value, expected):
 
 
 def test_stored_settings_round_trip_and_bad_values_fall_back_field_by_field():
-    settings = Settings(alarm_after_s=2.5, sound=False)
+    settings = Settings(alarm_after_s=2.5, sound=False, camera="a1b2")
     assert Settings.from_json(settings.to_json()) == settings
     assert settings.temporal_config().alarm_after_s == 2.5
     default = Settings()
-    assert default.alarm_after_s == TemporalConfig().alarm_after_s and default.sound
+    assert default.alarm_after_s == TemporalConfig().alarm_after_s and default.sound and default.camera == ""
     for text in (None, "", "not json", "[1, 2]", '"x"'):
         assert Settings.from_json(text) == default
     assert Settings.from_json('{"alarm_after_s": 99, "sound": false}') == Settings(default.alarm_after_s, False)
-    assert Settings.from_json('{"alarm_after_s": "3", "sound": "yes"}') == Settings(3.0, True)
+    assert Settings.from_json('{"alarm_after_s": "3", "sound": "yes", "camera": 7}') == Settings(3.0, True, "")
 
 
 def _run(recording: Recording, tracker: EyeStateTracker, closed_spans, seconds: float, fps: float = 30.0,
