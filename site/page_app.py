@@ -40,6 +40,17 @@ def query_param(name: str):
     return js.URLSearchParams.new(js.window.location.search).get(name)
 
 
+def _clock(seconds: float) -> str:
+    """m:ss (h:mm:ss past an hour)."""
+    seconds = int(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _error_name(error) -> str:
     """DOMException name of a JS error raised into Python (e.g. NotAllowedError)."""
     for candidate in (getattr(error, "js_error", None), error):
@@ -139,6 +150,7 @@ class App:
         self.stream = None
         self.live = False
         self.clip_active = False
+        self._clip_stop = False
         self.first_label_seen = False
         self.frame_log = js.Array.new()
         self.probe = bool(query_param("probe"))  # tests: log the frame-index code stamped in test videos
@@ -170,6 +182,7 @@ class App:
         self._proxies.append(resize)
         js.window.addEventListener("resize", resize)
         self._on("session-csv", "click", lambda _e: self.download_session())
+        self._on("clip-stop", "click", lambda _e: setattr(self, "_clip_stop", True))
         self._wire_settings()
         for element_id in ("start", "clip-file"):
             js.document.getElementById(element_id).disabled = False
@@ -517,6 +530,7 @@ class App:
             return
         self.stop_camera()
         self.clip_active = True
+        self._clip_stop = False  # set by the "Stop processing" button
         self._set_busy(True)
         async with self._frame_lock:  # let a live frame still in flight finish before resetting
             pass
@@ -537,8 +551,10 @@ class App:
         self._set_light(False, live=False)
         self.tracker = self._new_tracker()
         self.stats.reset()
+        stop_button = js.document.getElementById("clip-stop")
+        stop_button.hidden = False
         try:
-            record, dropped, rate = await self._clip_frames(video, url)
+            record, dropped, rate, stopped_at, duration = await self._clip_frames(video, url)
         except Exception as error:
             js.console.error(f"clip failed: {error}")
             self.clip_active = False
@@ -550,6 +566,7 @@ class App:
             return
         finally:
             js.URL.revokeObjectURL(url)
+            stop_button.hidden = True
         self.clip_active = False
         self._set_busy(False)
         csv_text = record.csv_text()
@@ -567,28 +584,47 @@ class App:
         summary.setAttribute("data-alarm-after", str(self.tracker.config.alarm_after_s))
         summary.setAttribute("data-dropped", str(dropped))
         summary.setAttribute("data-rate", f"{rate:.2f}")  # the playback rate the clip was read at
-        summary.textContent = (f"{frames} frames, {blinks} blinks, {alarms} microsleep alarm"
-                               + ("" if alarms == 1 else "s")
+        summary.setAttribute("data-stopped", "false" if stopped_at is None else f"{stopped_at:.3f}")
+        summary.textContent = ((f"First {_clock(stopped_at)} of {_clock(duration)}: " if stopped_at is not None else "")
+                               + f"{_count(frames, 'frame')}, {_count(blinks, 'blink')}, "
+                               + _count(alarms, "microsleep alarm")
                                + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
                                + (f"; {dropped} frames could not be read" if dropped else ""))
-        self.machine.go(S.CLIP_DONE, detail=file.name)
+        if stopped_at is None:
+            self.machine.go(S.CLIP_DONE, detail=file.name)
+        else:
+            self.machine.go(S.CLIP_STOPPED, detail=f"{file.name}, at {_clock(stopped_at)} of {_clock(duration)}")
 
     async def _clip_frames(self, video, url):
         rate = query_param("cliprate")  # a fixed playback rate (A/B timing); default: page_clip.PRESENTED_PER_S
         reader = ClipReader(video, url, float(rate) if rate else None)
         record = Recording()
+        frames = reader.frames()
+        stopped_at = None
         try:
             await reader.open()
             progress = js.document.getElementById("clip-progress")
-            async for media_time, canvas in reader.frames():
+            summary = js.document.getElementById("clip-summary")
+            started, shown = js.performance.now(), 0.0
+            async for media_time, canvas in frames:
                 result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time)
                 reader.recycle(canvas)
                 record.add(media_time, result, state)
                 progress.value = min(1.0, media_time / (reader.duration or 1.0))
+                now = js.performance.now()
+                if now - shown > 500:  # a readable pace, and few DOM writes
+                    shown = now
+                    rate = len(record) / max(1e-3, (now - started) / 1000)
+                    summary.textContent = (f"{_clock(media_time)} of {_clock(reader.duration)} processed, "
+                                           f"{rate:.0f} frames a second")
+                if self._clip_stop:
+                    stopped_at = media_time
+                    break
         finally:
+            await frames.aclose()
             reader.close()
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
-        return record, reader.unrecovered, reader.rate
+        return record, reader.unrecovered, reader.rate, stopped_at, reader.duration
 
 

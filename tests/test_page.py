@@ -596,6 +596,36 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         browser.close()
 
 
+@pytest.mark.shared
+def test_processing_a_video_file_can_be_stopped_and_keeps_what_was_done(site, playwright, tmp_path):
+    source = DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"  # 334 frames
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = video_to_webm(source, tmp_path / "demo.webm")
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site)
+        page.set_input_files("#clip-file", str(clip))
+        page.wait_for_function("Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length >= 40",
+                               timeout=120_000)
+        assert " processed, " in page.text_content("#clip-summary")  # progress while it runs
+        page.click("#clip-stop")
+        state = wait_state(page, ["clip-stopped", "clip-done", "clip-failed", "model-failed"], 60_000)
+        assert state == "clip-stopped", page.text_content("#status") + "\n".join(console[-20:])
+        rows = read_csv(page.input_value("#clip-csv"))
+        summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "stopped")}
+        text = page.text_content("#clip-summary")
+        assert page.is_hidden("#clip-stop") and page.is_enabled("#start") and page.is_visible("#clip-download")
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+    assert 40 <= len(rows) < 334 and summary["frames"] == str(len(rows))
+    assert [int(r["frame"]) for r in rows] == list(range(len(rows)))
+    assert float(summary["stopped"]) == pytest.approx(float(rows[-1]["time"]), abs=1e-3)
+    assert text.startswith("First 0:") and " of 0:14: " in text  # the clip lasts 14.0 s
+
+
 def decoded_times(path) -> list:
     import cv2
 

@@ -56,7 +56,13 @@ def test_clip_mode_path():
     machine.go(S.PROCESSING_CLIP)
     machine.go(S.CLIP_FAILED)
     assert machine.message == S.MESSAGES[S.CLIP_FAILED]
+    machine.go(S.PROCESSING_CLIP)
+    machine.go(S.CLIP_STOPPED, detail="clip.mp4, at 0:42 of 3:10")  # the user stopped it; partial results kept
+    assert "so far" in machine.message
+    machine.go(S.PROCESSING_CLIP)
+    machine.go(S.CLIP_DONE)
     machine.go(S.REQUESTING_CAMERA)
+    assert not AppStateMachine().can_go(S.CLIP_STOPPED)
 
 
 @pytest.mark.parametrize("name,state", [

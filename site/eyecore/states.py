@@ -24,6 +24,7 @@ MODEL_FAILED = "model-failed"
 PROCESSING_CLIP = "processing-clip"
 CLIP_DONE = "clip-done"
 CLIP_FAILED = "clip-failed"
+CLIP_STOPPED = "clip-stopped"
 
 MESSAGES = {
     LOADING: "Loading the models…",
@@ -39,6 +40,7 @@ MESSAGES = {
     PROCESSING_CLIP: "Processing your video file on this device…",
     CLIP_DONE: "Video processed. Download the CSV, or choose another file.",
     CLIP_FAILED: "This video file could not be read. Try another file (MP4 or WebM).",
+    CLIP_STOPPED: "Stopped. The results and the CSV cover the part processed so far.",
 }
 STATES = tuple(MESSAGES)
 
@@ -61,9 +63,10 @@ TRANSITIONS = {
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     CAMERA_ENDED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
-    PROCESSING_CLIP: {CLIP_DONE, CLIP_FAILED, READY},
+    PROCESSING_CLIP: {CLIP_DONE, CLIP_FAILED, CLIP_STOPPED, READY},
     CLIP_DONE: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
     CLIP_FAILED: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
+    CLIP_STOPPED: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
     MODEL_FAILED: {LOADING},
 }
 # A model can fail to load or to run at any moment.
