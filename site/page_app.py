@@ -181,6 +181,7 @@ class App:
         resize = create_proxy(lambda _e: (self.view.timeline.resize(), self.view.overlay.measure()))
         self._proxies.append(resize)
         js.window.addEventListener("resize", resize)
+        js.window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", resize)  # timeline colours
         self._on("session-csv", "click", lambda _e: self.download_session())
         self._on("clip-stop", "click", lambda _e: setattr(self, "_clip_stop", True))
         self._wire_settings()

@@ -75,12 +75,17 @@ class Timeline:
     def __init__(self, canvas):
         self.canvas = canvas
         self.ctx = canvas.getContext("2d")
+        self.colours = {}
         self.points = deque()  # (t, {eye: p or None})
         self.drawn_t = None  # time at the canvas' right edge
         self.last = None  # the last point drawn
         self.resize()
 
     def resize(self) -> None:
+        """Also on a switch between light and dark theme: the colours are style.css's variables."""
+        style = js.window.getComputedStyle(self.canvas)
+        defaults = {"timeline-bg": "#fbfbfd", "timeline-guide": "#e6e8ee", **EYE_COLOURS}
+        self.colours = {name: style.getPropertyValue(f"--{name}").strip() or value for name, value in defaults.items()}
         ratio = js.window.devicePixelRatio or 1
         width = max(100, int(self.canvas.clientWidth * ratio))
         height = max(50, int(self.canvas.clientHeight * ratio))
@@ -101,9 +106,9 @@ class Timeline:
 
     def _background(self, x: float, width: float) -> None:
         ctx = self.ctx
-        ctx.fillStyle = "#fbfbfd"
+        ctx.fillStyle = self.colours["timeline-bg"]
         ctx.fillRect(x, 0, width, self.canvas.height)
-        ctx.fillStyle = "#e6e8ee"  # the 0.5 guide line
+        ctx.fillStyle = self.colours["timeline-guide"]  # the 0.5 guide line
         ctx.fillRect(x, round(self._y(0.5)), width, 1)
 
     def _y(self, p: float) -> float:
@@ -116,10 +121,10 @@ class Timeline:
     def _segment(self, t0, v0, t1, v1, now) -> None:
         ctx = self.ctx
         ctx.lineWidth = 2
-        for eye, colour in EYE_COLOURS.items():
+        for eye in EYE_COLOURS:
             if v0.get(eye) is None or v1.get(eye) is None:
                 continue
-            ctx.strokeStyle = colour
+            ctx.strokeStyle = self.colours[eye]
             ctx.beginPath()
             ctx.moveTo(self._x(t0, now), self._y(v0[eye]))
             ctx.lineTo(self._x(t1, now), self._y(v1[eye]))
