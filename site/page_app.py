@@ -350,6 +350,7 @@ class App:
         self._set_light(bool(self.budget and self.budget.light))
         self.tracker = self._new_tracker()
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)
+        js.document.getElementById("session-summary").hidden = True
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
         self.live = True
@@ -391,8 +392,10 @@ class App:
             for track in stream.getTracks():
                 track.stop()
             self.video.srcObject = None
+            js.document.getElementById("placeholder").hidden = False  # not a black box where the picture was
         js.document.getElementById("start").hidden = False
         js.document.getElementById("stop").hidden = True
+        self._show_session_summary()
         self.view.reset_live()
         if to_ready and self.machine.can_go(S.READY):
             self.machine.go(S.READY)
@@ -495,6 +498,22 @@ class App:
         self.session.add(t, result, state)
         if len(self.session) == 1:
             js.document.getElementById("session-csv").hidden = False
+
+    def _show_session_summary(self) -> None:
+        """After a camera session: how long, blinks, alarms, closed share (from page_record.Recording)."""
+        element = js.document.getElementById("session-summary")
+        if not len(self.session) or self.session.duration_s < 1.0:
+            element.hidden = True
+            return
+        summary = self.session.summary()
+        for key, value in summary.items():
+            element.setAttribute(f"data-{key.replace('_', '-')}", str(value))
+        blinks, alarms = _count(summary["blinks"], "blink"), _count(summary["alarms"], "microsleep alarm")
+        element.textContent = (f"Camera session {_clock(summary['seconds'])}: {blinks} "
+                               f"({summary['blinks_per_min']:g} a minute), {alarms}, "
+                               f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
+                               f"(seen {summary['seen_share'] * 100:.0f} % of the session).")
+        element.hidden = False
 
     def download_session(self) -> None:
         """The latest camera session's per-frame CSV (the clip CSV's columns; time in seconds since its first

@@ -9,8 +9,9 @@ import csv
 import io
 from collections import deque
 
-from eyecore.temporal import label_blink_frames
+from eyecore.temporal import CLOSED, OPEN, label_blink_frames
 
+MAX_HOLD_S = 1.0  # a longer pause between frames (a stalled camera) counts as not seen, as in the tracker
 CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
                "alarm"]
 
@@ -28,9 +29,13 @@ class Recording:
         self.blinks: deque = deque()
         self.frames = 0
         self.alarms = 0  # times the microsleep alarm went on (a closure held past the delay counts once)
+        self.total_blinks = 0  # also those whose rows were dropped by `limit`
+        self.seen_s = 0.0  # time with the eyes' state known (open or closed) ...
+        self.closed_s = 0.0  # ... and closed, each frame holding until the next (at most MAX_HOLD_S)
         self._alarm_on = False
         self.relative_time = relative_time
         self._t0: float | None = None
+        self._last: tuple | None = None  # (t, eyes) of the previous frame
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -47,14 +52,33 @@ class Recording:
             self.alarms += 1
         self._alarm_on = state.alarm
         self.frames += 1
+        if self._last is not None and self._last[1] in (OPEN, CLOSED):
+            held = min(max(0.0, t - self._last[0]), MAX_HOLD_S)
+            self.seen_s += held
+            self.closed_s += held if self._last[1] == CLOSED else 0.0
+        self._last = (t, state.eyes)
         if state.blink is not None:
             self.blinks.append(state.blink)
+            self.total_blinks += 1
         while self.blinks and self.blinks[0].end <= self.rows[0][1]:
             self.blinks.popleft()  # ended before the oldest kept row
 
     @property
     def blink_count(self) -> int:
+        """Blinks within the kept rows."""
         return len(self.blinks)
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self._last is None else self._last[0] - self._t0
+
+    def summary(self) -> dict:
+        """The whole session at a glance (also what `limit` dropped from the rows)."""
+        minutes = self.duration_s / 60
+        return {"seconds": round(self.duration_s, 1), "frames": self.frames, "blinks": self.total_blinks,
+                "blinks_per_min": round(self.total_blinks / minutes, 1) if minutes > 0 else 0.0,
+                "alarms": self.alarms, "closed_share": round(self.closed_s / self.seen_s, 4) if self.seen_s else 0.0,
+                "seen_share": round(self.seen_s / self.duration_s, 4) if self.duration_s > 0 else 0.0}
 
     def csv_text(self) -> str:
         rows = list(self.rows)

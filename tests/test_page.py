@@ -378,6 +378,8 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
             page.click("#session-csv")
         name = download.value.suggested_filename
         rows = read_csv(Path(download.value.path()).read_text())
+        summary = page.evaluate("""() => { const e = document.getElementById('session-summary');
+            return {hidden: e.hidden, text: e.textContent, alarms: e.dataset.alarms, frames: e.dataset.frames}; }""")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
@@ -390,6 +392,8 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
     times = [float(r["time"]) for r in rows]
     assert times[0] == 0.0 and times == sorted(times)
     assert any(r["alarm"] == "1" and r["state"] == "closed" for r in rows)
+    assert not summary["hidden"] and summary["text"].startswith("Camera session 0:")
+    assert int(summary["alarms"]) >= 1 and int(summary["frames"]) == len(rows)
 
 
 @pytest.mark.shared

@@ -72,6 +72,20 @@ def test_camera_session_csv_has_relative_times_blink_ids_and_alarms():
     assert alarm_times and 4.4 <= min(alarm_times) and max(alarm_times) < 5.1  # 1.5 s into the closure
 
 
+def test_session_summary_counts_the_whole_session_even_past_the_row_limit():
+    recording = Recording(limit=60, relative_time=True)
+    _run(recording, EyeStateTracker(), [(1.0, 1.2), (3.0, 5.0), (6.0, 6.15)], seconds=7.0)
+    summary = recording.summary()
+    assert summary["frames"] == 210 and summary["seconds"] == pytest.approx(7.0 - 1 / 30, abs=0.06)
+    assert summary["blinks"] == 2 and recording.blink_count == 1  # one blink's rows were dropped, not its count
+    assert summary["blinks_per_min"] == pytest.approx(2 / (summary["seconds"] / 60), abs=0.1)
+    assert summary["alarms"] == 1
+    # closed 0.2 + 2.0 + 0.15 s of ~7 s; every 10th frame has no face but the eyes' state holds through it
+    assert summary["closed_share"] == pytest.approx(2.35 / 7.0, abs=0.03)
+    assert 0.9 <= summary["seen_share"] <= 1.0
+    assert Recording().summary()["blinks_per_min"] == 0.0
+
+
 def test_clip_csv_keeps_media_time_and_the_alarm_delay_setting_counts():
     for delay, alarms in ((1.5, 1), (2.5, 0)):
         recording = Recording()  # clip mode: times are the clip's own
