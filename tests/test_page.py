@@ -419,7 +419,7 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
         page.wait_for_function("document.getElementById('alarm').dataset.active === 'true'", polling=100,
                                timeout=30_000)
-        alarm_title = page.evaluate("document.title")
+        alarm_title, beeps = page.evaluate("[document.title, window.eyestateBeeps]")
         time.sleep(2)
         log = frame_log(page)
         page.bring_to_front()
@@ -431,6 +431,7 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         browser.close()
 
     assert alarm_title.startswith("⚠") and alarm_title != title
+    assert beeps >= 1  # the sound is on by default, also behind another tab
     background = [e for e in log[before:] if e.get("background")]
     assert len(background) >= 10, f"{len(background)} background frames of {len(log) - before}"
     assert {e["left"] for e in background} >= {"open", "closed"}  # they were read and labelled, not repeated
