@@ -81,6 +81,11 @@ class Beeper:
         if not active or not self.enabled or self.ctx is None or now - self.last_beep < 0.8:
             return
         self.last_beep = now
+        self.beep()
+
+    def beep(self) -> None:
+        if self.ctx is None:
+            return
         self.beeps += 1
         js.window.eyestateBeeps = self.beeps
         osc = self.ctx.createOscillator()
@@ -205,8 +210,13 @@ class App:
             self.settings.sound = self.beeper.enabled = bool(sound.checked)
             page_settings.save(self.settings)
 
+        def test_sound(_e) -> None:
+            self.beeper.unlock()  # a click: the browser allows sound from here on
+            self.beeper.beep()
+
         self._on("alarm-after", "change", delay_changed)
         self._on("alarm-sound", "change", sound_changed)
+        self._on("alarm-test", "click", test_sound)
 
     def _camera_picked(self, device_id: str) -> None:
         self.settings.camera = device_id  # the next visit starts with it

@@ -579,6 +579,8 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         page.click("#settings-box summary")
         page.fill("#alarm-after", "3")
         page.dispatch_event("#alarm-after", "change")
+        page.click("#alarm-test")  # the sound can be tried without closing one's eyes
+        page.wait_for_function("window.eyestateBeeps === 1", timeout=5_000)
         page.uncheck("#alarm-sound")
         assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": ""}
         page.fill("#alarm-after", "0.1")  # out of range: marked, and the last valid delay stays
