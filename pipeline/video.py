@@ -13,6 +13,7 @@ import argparse
 import csv
 import itertools
 import json
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -290,7 +291,7 @@ def main(argv=None) -> int:
     model = args.model
     if model is None and DEFAULT_EYE_MODEL.exists():
         model = DEFAULT_EYE_MODEL
-    if args.alarm_after <= 0:
+    if not math.isfinite(args.alarm_after) or args.alarm_after <= 0:
         parser.error(f"--alarm-after {args.alarm_after}: expected seconds > 0")
     if model is not None and not model.exists():
         parser.error(f"--model {model}: file not found")

@@ -1,12 +1,14 @@
 """The page's behaviour: camera, live frame loop, recorded-clip mode, alarm sound.
 
 One FramePipeline + EyeStateTracker (eyecore) per session; the named states come from
-eyecore.states.AppStateMachine. Frames are processed one at a time: the next video-frame callback is
-requested only after the current frame is done, so runs never overlap.
+eyecore.states.AppStateMachine. Frames are processed one at a time (`_busy`, `_frame_lock`): a camera frame that
+arrives meanwhile waits, and only the newest waiting one is processed. While the page is not rendered (another tab
+or window in front) the camera frame callbacks stop; a worker's clock (ticker.js) then reads frames instead.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 
 import js
@@ -18,7 +20,7 @@ from eyecore.frame import FramePipeline
 from eyecore.temporal import CLOSED, OPEN, EyeStateTracker
 import page_settings
 from page_clip import ClipError, ClipReader
-from page_record import Recording
+from page_record import Recording, clock_text, count_text
 from web_runtime import js_obj
 
 
@@ -38,17 +40,6 @@ BACKGROUND_AFTER_S = 0.3
 
 def query_param(name: str):
     return js.URLSearchParams.new(js.window.location.search).get(name)
-
-
-def _clock(seconds: float) -> str:
-    """m:ss (h:mm:ss past an hour)."""
-    seconds = int(max(0.0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _error_name(error) -> str:
@@ -167,6 +158,7 @@ class App:
         self._has_pending = False
         self._last_callback = 0.0  # seconds (performance.now) of the latest camera frame callback
         self._ticker = None  # the background clock (ticker.js), while live
+        self._ticked = False  # the clock read a frame since the last camera frame callback
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
         self._frame_lock = asyncio.Lock()
@@ -195,15 +187,16 @@ class App:
 
     def _wire_settings(self) -> None:
         delay, sound = js.document.getElementById("alarm-after"), js.document.getElementById("alarm-sound")
-        delay.value, sound.checked = str(self.settings.alarm_after_s), self.settings.sound
+        delay.value, sound.checked = str(self.settings.effective_alarm_s), self.settings.sound
 
         def delay_changed(_e) -> None:
             seconds = page_settings.parse_alarm_s(delay.value)
             delay.setAttribute("aria-invalid", "false" if seconds is not None else "true")
             if seconds is None:  # the field says it is wrong; the alarm keeps the last valid delay
                 return
-            self.settings.alarm_after_s = seconds
-            self.tracker.config.alarm_after_s = seconds  # also for the closure in progress
+            self.settings.alarm_after_s, self.settings.visit_alarm_s = seconds, None
+            if not self.clip_active:  # a file is scored with one delay throughout; the next one uses the new delay
+                self.tracker.config.alarm_after_s = seconds  # also for the closure in progress
             page_settings.save(self.settings)
 
         def sound_changed(_e) -> None:
@@ -290,6 +283,8 @@ class App:
     def _fail(self, error) -> None:
         js.console.error(f"eye-state pipeline failed: {error}")
         self.live = False
+        self._stop_ticker()
+        self.view.show_alarm(False)
         self.machine.go(S.MODEL_FAILED, detail=str(error)[:300])
 
     # -- camera ----------------------------------------------------------------------------------
@@ -315,6 +310,8 @@ class App:
         if self.clip_active:
             return
         self.stop_camera()
+        async with self._frame_lock:  # a frame still in flight belongs to the stream just stopped
+            pass
         self.machine.go(S.REQUESTING_CAMERA)
         devices = getattr(js.navigator, "mediaDevices", None)
         if early_request is None and (devices is None or not hasattr(devices, "getUserMedia")):
@@ -358,8 +355,9 @@ class App:
             self.budget.reset()
         self._presented = None
         self._set_light(bool(self.budget and self.budget.light))
-        self.tracker = self._new_tracker()
-        self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)
+        if device_id is None:  # Start: a new session; a camera picked in the list goes on with the same one
+            self.tracker = self._new_tracker()
+            self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)
         js.document.getElementById("session-summary").hidden = True
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
@@ -439,6 +437,7 @@ class App:
             ticker, self._ticker = self._ticker, None
             handler = ticker.onmessage
             ticker.terminate()
+            ticker.onmessage = None  # a tick already queued must not reach the destroyed handler
             handler.destroy()
 
     def _on_tick(self) -> None:
@@ -446,19 +445,23 @@ class App:
         if not self.live or self._busy or js.performance.now() / 1000.0 - self._last_callback < BACKGROUND_AFTER_S:
             return
         self._busy = True
+        self._ticked = True
         asyncio.ensure_future(self._live_step(None, background=True))
 
     def _on_video_frame(self, _now, metadata=None) -> None:
         self._frame_requested = False
         self._last_callback = js.performance.now() / 1000.0
         self._request_frame()
+        after_background, self._ticked = self._ticked, False
         if self.budget is not None:
             # While Python and the models hold the main thread, several camera frames pass between two
-            # callbacks; presentedFrames counts them all.
+            # callbacks; presentedFrames counts them all. Not so behind another tab: the frames the browser did not
+            # render for it say nothing of this device's speed (the clock read frames meanwhile).
             presented = getattr(metadata, "presentedFrames", None) if metadata is not None else None
             count = 1 if presented is None or self._presented is None else int(presented) - self._presented
             self._presented = None if presented is None else int(presented)
-            self.budget.arrived(js.performance.now() / 1000.0, count)
+            if not after_background:
+                self.budget.arrived(js.performance.now() / 1000.0, count)
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
         if self._busy:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped
@@ -518,8 +521,8 @@ class App:
         summary = self.session.summary()
         for key, value in summary.items():
             element.setAttribute(f"data-{key.replace('_', '-')}", str(value))
-        blinks, alarms = _count(summary["blinks"], "blink"), _count(summary["alarms"], "microsleep alarm")
-        element.textContent = (f"Camera session {_clock(summary['seconds'])}: {blinks} "
+        blinks, alarms = count_text(summary["blinks"], "blink"), count_text(summary["alarms"], "microsleep alarm")
+        element.textContent = (f"Camera session {clock_text(summary['seconds'])}: {blinks} "
                                f"({summary['blinks_per_min']:g} a minute), {alarms}, "
                                f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
                                f"(seen {summary['seen_share'] * 100:.0f} % of the session).")
@@ -597,6 +600,7 @@ class App:
         finally:
             js.URL.revokeObjectURL(url)
             stop_button.hidden = True
+            self.view.show_alarm(False)  # a clip that ends inside a long closure
         self.clip_active = False
         self._set_busy(False)
         csv_text = record.csv_text()
@@ -615,15 +619,16 @@ class App:
         summary.setAttribute("data-dropped", str(dropped))
         summary.setAttribute("data-rate", f"{rate:.2f}")  # the playback rate the clip was read at
         summary.setAttribute("data-stopped", "false" if stopped_at is None else f"{stopped_at:.3f}")
-        summary.textContent = ((f"First {_clock(stopped_at)} of {_clock(duration)}: " if stopped_at is not None else "")
-                               + f"{_count(frames, 'frame')}, {_count(blinks, 'blink')}, "
-                               + _count(alarms, "microsleep alarm")
+        where = None if stopped_at is None else f"{clock_text(stopped_at)} of {clock_text(duration)}"
+        summary.textContent = ((f"First {where}: " if where else "")
+                               + f"{count_text(frames, 'frame')}, {count_text(blinks, 'blink')}, "
+                               + count_text(alarms, "microsleep alarm")
                                + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
                                + (f"; {dropped} frames could not be read" if dropped else ""))
         if stopped_at is None:
             self.machine.go(S.CLIP_DONE, detail=file.name)
         else:
-            self.machine.go(S.CLIP_STOPPED, detail=f"{file.name}, at {_clock(stopped_at)} of {_clock(duration)}")
+            self.machine.go(S.CLIP_STOPPED, detail=f"{file.name}, at {where}")
 
     async def _clip_frames(self, video, url):
         rate = query_param("cliprate")  # a fixed playback rate (A/B timing); default: page_clip.PRESENTED_PER_S
@@ -634,19 +639,24 @@ class App:
         try:
             await reader.open()
             progress = js.document.getElementById("clip-progress")
+            if reader.duration:
+                progress.value = 0
+            else:
+                progress.removeAttribute("value")  # indeterminate: the file does not say how long it is
             summary = js.document.getElementById("clip-summary")
             started, shown = js.performance.now(), 0.0
             async for media_time, canvas in frames:
                 result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time)
                 reader.recycle(canvas)
                 record.add(media_time, result, state)
-                progress.value = min(1.0, media_time / (reader.duration or 1.0))
+                if reader.duration:  # else the bar stays indeterminate
+                    progress.value = min(1.0, media_time / reader.duration)
                 now = js.performance.now()
                 if now - shown > 500:  # a readable pace, and few DOM writes
                     shown = now
-                    rate = len(record) / max(1e-3, (now - started) / 1000)
-                    summary.textContent = (f"{_clock(media_time)} of {_clock(reader.duration)} processed, "
-                                           f"{rate:.0f} frames a second")
+                    fps = len(record) / max(1e-3, (now - started) / 1000)
+                    total = clock_text(reader.duration or math.inf)
+                    summary.textContent = f"{clock_text(media_time)} of {total} processed, {fps:.0f} frames a second"
                 if self._clip_stop:
                     stopped_at = media_time
                     break
@@ -655,6 +665,6 @@ class App:
             reader.close()
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
-        return record, reader.unrecovered, reader.rate, stopped_at, reader.duration
+        return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf
 
 

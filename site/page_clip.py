@@ -13,6 +13,7 @@ end the same stepping looks for frames after the last one seen, until a seek sho
 from __future__ import annotations
 
 import asyncio
+import math
 
 import js
 from pyodide.ffi import create_once_callable, create_proxy
@@ -108,7 +109,9 @@ class ClipReader:
         self.width, self.height = int(self.video.videoWidth), int(self.video.videoHeight)
         if not (self.width and self.height):
             raise ClipError("the file has no video track")
-        self.duration = float(self.video.duration or 0.0)
+        duration = float(self.video.duration or 0.0)
+        # 0.0 = unknown: a browser-recorded WebM may say Infinity until it has been read to the end
+        self.duration = duration if math.isfinite(duration) and duration > 0 else 0.0
         self.step = await self._probe_step()
         if self.rate is None:
             self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0

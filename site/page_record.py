@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import deque
 
 from eyecore.temporal import CLOSED, OPEN, label_blink_frames
@@ -18,6 +19,19 @@ CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "st
 
 def _round(value, digits=4):
     return "" if value is None else round(value, digits)
+
+
+def clock_text(seconds: float) -> str:
+    """m:ss (h:mm:ss past an hour); "?" for an unknown length (a browser-recorded file may report Infinity)."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}")
+
+
+def count_text(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 class Recording:

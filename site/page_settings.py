@@ -7,7 +7,7 @@ saving it. Parsing is pure Python (tested in CPython); only `load` / `save` touc
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from eyecore.temporal import TemporalConfig
 
@@ -17,6 +17,8 @@ ALARM_MIN_S, ALARM_MAX_S = 0.5, 10.0
 
 def parse_alarm_s(value) -> float | None:
     """Seconds from a form field, a query parameter or storage; None when it is not a number in range."""
+    if isinstance(value, bool):  # float(True) is 1.0
+        return None
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -31,6 +33,7 @@ class Settings:
     alarm_after_s: float = TemporalConfig.alarm_after_s
     sound: bool = True
     camera: str = ""  # deviceId picked last; asked for as "ideal", so a camera that is gone falls back to another
+    visit_alarm_s: float | None = None  # ?alarm=S: this visit's delay, never stored
 
     @classmethod
     def from_json(cls, text: str | None) -> "Settings":
@@ -47,15 +50,19 @@ class Settings:
                    sound=sound if isinstance(sound, bool) else cls.sound,
                    camera=camera if isinstance(camera, str) and len(camera) <= 512 else cls.camera)
 
+    @property
+    def effective_alarm_s(self) -> float:
+        return self.alarm_after_s if self.visit_alarm_s is None else self.visit_alarm_s
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps({"alarm_after_s": self.alarm_after_s, "sound": self.sound, "camera": self.camera})
 
     def temporal_config(self) -> TemporalConfig:
-        return TemporalConfig(alarm_after_s=self.alarm_after_s)
+        return TemporalConfig(alarm_after_s=self.effective_alarm_s)
 
 
 def load(query_alarm: str | None = None) -> Settings:
-    """The stored settings, with ?alarm=S on top (written back only if the user then changes a setting)."""
+    """The stored settings, with ?alarm=S on top for this visit (`visit_alarm_s`, never saved)."""
     import js
 
     try:
@@ -63,9 +70,7 @@ def load(query_alarm: str | None = None) -> Settings:
     except Exception:  # storage blocked (private mode, file://): defaults
         stored = None
     settings = Settings.from_json(stored)
-    alarm = parse_alarm_s(query_alarm)
-    if alarm is not None:
-        settings.alarm_after_s = alarm
+    settings.visit_alarm_s = parse_alarm_s(query_alarm)
     return settings
 
 

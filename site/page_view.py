@@ -350,9 +350,9 @@ class View:
             self.perclos_meter.value = state.perclos
         self.perclos.set(value)
         self.perclos_text.set(f"{state.perclos * 100:.0f} %")
-        self._show_alarm(state.alarm)
+        self.show_alarm(state.alarm)
 
-    def _show_alarm(self, active: bool) -> None:
+    def show_alarm(self, active: bool) -> None:
         if ("true" if active else "false") != self.alarm.value:
             js.document.title = ALARM_TITLE if active else self.title
         self.alarm.set("true" if active else "false")
@@ -361,5 +361,5 @@ class View:
     def reset_live(self) -> None:
         self.show_eyes(None)
         self.overlay.clear()
-        self._show_alarm(False)
+        self.show_alarm(False)
         self.timeline.clear()

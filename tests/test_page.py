@@ -73,8 +73,24 @@ def playwright():
         yield p
 
 
-def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True):
+# Records every getUserMedia call's constraints in window.gumCalls (add before the page loads).
+GUM_HOOK = """(() => {
+    const devices = navigator.mediaDevices;
+    if (!devices || !devices.getUserMedia) return;
+    const original = devices.getUserMedia.bind(devices);
+    window.gumCalls = [];
+    devices.getUserMedia = (constraints) => {
+        window.gumCalls.push(JSON.parse(JSON.stringify(constraints)));
+        return original(constraints);
+    };
+})();"""
+
+
+def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
+              init_script: str | None = None):
     context = browser.new_context()
+    if init_script:
+        context.add_init_script(init_script)
     requests = RequestLog(context)
     page = context.new_page()
     console: list = []
@@ -92,7 +108,7 @@ def open_page(browser, base: str, query: str = "", ready: bool = True, retry_cra
             # after it): one more try in a fresh context; a page that crashes it twice fails.
             warnings.warn("Chromium's renderer crashed while loading the page; retrying once in a fresh context")
             context.close()
-            return open_page(browser, base, query, ready, retry_crash=False)
+            return open_page(browser, base, query, ready, retry_crash=False, init_script=init_script)
         status = "(renderer crashed)" if crashed else repr(page.text_content("#status"))
         raise AssertionError(f"page never became ready: status={status}\n" + "\n".join(console[-20:]))
     return page, requests, console
@@ -128,11 +144,13 @@ def test_camera_permission_denied_shows_denied_state(site, playwright, tmp_path)
 
 @pytest.mark.parametrize("allowed", [True, False], ids=["allowed", "denied"])
 def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwright, tmp_path, allowed):
-    """A click before Python is up asks for the camera at once (index.html); Python takes that request over."""
+    """A click before Python is up asks for the camera at once (index.html); Python takes that request over. That
+    request asks for the camera picked on an earlier visit (page_settings.py, here one that is gone)."""
     video = synthetic_y4m(tmp_path / "plain.y4m", duration_s=2)
     browser = launch(playwright, video, fake_ui=allowed)
+    remembered = "localStorage.setItem('eyestate.settings', JSON.stringify({camera: 'picked-last-visit'}));"
     try:
-        page, requests, console = open_page(browser, site, ready=False)
+        page, requests, console = open_page(browser, site, ready=False, init_script=remembered + GUM_HOOK)
         page.click("#start")
         assert page.get_attribute("#status", "data-state") == "loading"
         assert page.is_disabled("#start")
@@ -141,6 +159,8 @@ def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwrigh
         timings = page.evaluate("window.eyestateTimings")
         assert timings["start_clicked_ms"] < timings["ready_ms"]
         assert page.evaluate("window.eyestateEarlyStart") is None  # taken over, not asked twice
+        calls = page.evaluate("window.gumCalls")
+        assert len(calls) == 1 and calls[0]["video"]["deviceId"] == {"ideal": "picked-last-visit"}
         if allowed:
             assert timings["camera_ms"] > timings["ready_ms"]
             assert page.is_visible("#stop") and not page.is_visible("#start")
@@ -408,7 +428,7 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
     video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
     browser = launch(playwright, video)
     try:
-        page, requests, _ = open_page(browser, site)
+        page, requests, _ = open_page(browser, site, init_script=GUM_HOOK)
         title = page.title()
         page.click("#start")
         wait_state(page, "running", 30_000)
@@ -419,9 +439,10 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
         page.wait_for_function("document.getElementById('alarm').dataset.active === 'true'", polling=100,
                                timeout=30_000)
-        alarm_title, beeps = page.evaluate("[document.title, window.eyestateBeeps]")
-        time.sleep(2)
+        alarm_title, beeps, calls = page.evaluate("[document.title, window.eyestateBeeps, window.gumCalls]")
+        time.sleep(4)
         log = frame_log(page)
+        mode = page.get_attribute("#fps", "data-mode")
         page.bring_to_front()
         page.wait_for_function("document.getElementById('alarm').dataset.active === 'false'", polling=100,
                                timeout=15_000)
@@ -432,6 +453,8 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
 
     assert alarm_title.startswith("⚠") and alarm_title != title
     assert beeps >= 1  # the sound is on by default, also behind another tab
+    assert mode == "full"  # the rare frame callbacks behind another tab do not read as a device too slow
+    assert calls[0]["video"]["facingMode"] == {"ideal": "user"}  # no camera picked before: a phone's selfie camera
     background = [e for e in log[before:] if e.get("background")]
     assert len(background) >= 10, f"{len(background)} background frames of {len(log) - before}"
     assert {e["left"] for e in background} >= {"open", "closed"}  # they were read and labelled, not repeated
@@ -591,13 +614,16 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
 
         page.evaluate("""localStorage.setItem('eyestate.settings', JSON.stringify(
             {...JSON.parse(localStorage.getItem('eyestate.settings')), camera: 'a-camera-unplugged-since'}))""")
+        page.context.add_init_script(GUM_HOOK)
         page.goto(site + "index.html?alarm=2")  # same browser context: the stored settings load, the query wins
         wait_state(page, "ready", BOOT_TIMEOUT_MS)
         assert page.input_value("#alarm-after") == "2.0" and not page.is_checked("#alarm-sound")
         page.click("#start")
         assert wait_state(page, ["no-camera", "camera-denied", *LIVE_STATES], 30_000) in LIVE_STATES
-        # a link does not change the saved setting
-        assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": "a-camera-unplugged-since"}
+        assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"ideal": "a-camera-unplugged-since"}
+        page.click("#settings-box summary")
+        page.check("#alarm-sound")  # saves the settings, but not the link's delay
+        assert stored() == {"alarm_after_s": 3.0, "sound": True, "camera": "a-camera-unplugged-since"}
         assert_same_origin_only(requests, site)
     finally:
         browser.close()

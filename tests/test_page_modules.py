@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
-from page_record import CSV_COLUMNS, Recording  # noqa: E402
+from page_record import CSV_COLUMNS, Recording, clock_text, count_text  # noqa: E402
 from page_settings import Settings, parse_alarm_s  # noqa: E402
 
 from eyecore.temporal import EyeStateTracker, TemporalConfig  # noqa: E402
@@ -19,7 +20,7 @@ from eyecore.temporal import EyeStateTracker, TemporalConfig  # noqa: E402
 
 @pytest.mark.parametrize("value, expected", [("1.5", 1.5), (3, 3.0), ("0.5", 0.5), ("10", 10.0), (" 2.25 ", 2.25),
                                              ("0.4", None), ("10.5", None), ("nan", None), ("inf", None),
-                                             ("", None), ("two", None), (None, None), ([2], None)])
+                                             ("", None), ("two", None), (None, None), ([2], None), (True, None)])
 def test_alarm_delay_is_parsed_within_its_range(value, expected):
     assert parse_alarm_s(value) == expected
 
@@ -34,6 +35,13 @@ def test_stored_settings_round_trip_and_bad_values_fall_back_field_by_field():
         assert Settings.from_json(text) == default
     assert Settings.from_json('{"alarm_after_s": 99, "sound": false}') == Settings(default.alarm_after_s, False)
     assert Settings.from_json('{"alarm_after_s": "3", "sound": "yes", "camera": 7}') == Settings(3.0, True, "")
+
+
+def test_a_delay_for_one_visit_is_used_but_never_stored():
+    settings = Settings(alarm_after_s=3.0, visit_alarm_s=2.0)
+    assert settings.temporal_config().alarm_after_s == 2.0 == settings.effective_alarm_s
+    assert json.loads(settings.to_json()) == {"alarm_after_s": 3.0, "sound": True, "camera": ""}
+    assert Settings.from_json(settings.to_json()).visit_alarm_s is None
 
 
 def _run(recording: Recording, tracker: EyeStateTracker, closed_spans, seconds: float, fps: float = 30.0,
@@ -105,3 +113,11 @@ def test_a_long_camera_session_keeps_the_newest_rows_and_their_blinks():
     assert float(rows[0]["time"]) == pytest.approx(5.0)  # still seconds since the session's first frame
     assert recording.blink_count == 1  # the blink at 1 s ended before the oldest kept row
     assert {int(r["blink_id"]) for r in rows} - {0} == {2}
+
+
+def test_clock_and_count_texts():
+    assert [clock_text(s) for s in (0, 59.9, 61, 3599, 3600 + 62, -1)] == ["0:00", "0:59", "1:01", "59:59", "1:01:02",
+                                                                          "0:00"]
+    assert clock_text(float("inf")) == clock_text(float("nan")) == "?"  # a file that does not say how long it is
+    assert (count_text(1, "blink"), count_text(0, "blink"), count_text(2, "microsleep alarm")) == \
+        ("1 blink", "0 blinks", "2 microsleep alarms")
