@@ -90,12 +90,16 @@ def synthetic_y4m(dst: Path, source: str = "testsrc2=size=640x480:rate=30", dura
     return dst
 
 
-def video_to_webm(src: Path, dst: Path, start_frame: int = 0, frames: int | None = None) -> Path:
-    """Lossless VP9 WebM (plays in Chromium, decodes to the same pixels as the source), same frame rate."""
+def video_to_webm(src: Path, dst: Path, start_frame: int = 0, frames: int | None = None,
+                  streamed: bool = False) -> Path:
+    """Lossless VP9 WebM (plays in Chromium, decodes to the same pixels as the source), same frame rate.
+    streamed=True writes it as a browser's MediaRecorder does: no length in the header (the video says Infinity)."""
     select = f"select=gte(n\\,{start_frame}),setpts=PTS-STARTPTS"
     args = ["-i", str(src), "-vf", select]
     if frames is not None:
         args += ["-frames:v", str(frames)]
+    if streamed:
+        args += ["-live", "1"]
     ffmpeg(*args, "-an", "-c:v", "libvpx-vp9", "-lossless", "1", "-pix_fmt", "yuv420p", "-g", "30",
            "-row-mt", "1", "-deadline", "realtime", "-cpu-used", "8", str(dst))
     return dst
