@@ -663,6 +663,10 @@ class App:
         finally:
             await frames.aclose()
             reader.close()
+        if stopped_at is None:
+            progress.value = 1  # also a file that did not say how long it is
+        elif not reader.duration:
+            progress.value = 0  # stopped, length unknown: no bar that still looks busy
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
         return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf
