@@ -309,7 +309,8 @@ class App:
         """Asks for the camera (or takes the stream of a request index.html made on an early click)."""
         if self.clip_active:
             return
-        self.stop_camera()
+        switching = device_id is not None and self.live  # a camera picked in the list while one runs
+        self.stop_camera(summary=not switching)
         async with self._frame_lock:  # a frame still in flight belongs to the stream just stopped
             pass
         self.machine.go(S.REQUESTING_CAMERA)
@@ -355,7 +356,7 @@ class App:
             self.budget.reset()
         self._presented = None
         self._set_light(bool(self.budget and self.budget.light))
-        if device_id is None:  # Start: a new session; a camera picked in the list goes on with the same one
+        if not switching:  # a new session; a camera picked while one runs goes on with the same one
             self.tracker = self._new_tracker()
             self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)
         js.document.getElementById("session-summary").hidden = True
@@ -391,7 +392,7 @@ class App:
         self.stop_camera()
         self.machine.camera_error("ended")
 
-    def stop_camera(self, to_ready: bool = False) -> None:
+    def stop_camera(self, to_ready: bool = False, summary: bool = True) -> None:
         self.live = False
         self._has_pending = False
         self._stop_ticker()
@@ -403,7 +404,8 @@ class App:
             js.document.getElementById("placeholder").hidden = False  # not a black box where the picture was
         js.document.getElementById("start").hidden = False
         js.document.getElementById("stop").hidden = True
-        self._show_session_summary()
+        if summary:
+            self._show_session_summary()
         self.view.reset_live()
         if to_ready and self.machine.can_go(S.READY):
             self.machine.go(S.READY)
@@ -636,9 +638,9 @@ class App:
         record = Recording()
         frames = reader.frames()
         stopped_at = None
+        progress = js.document.getElementById("clip-progress")
         try:
             await reader.open()
-            progress = js.document.getElementById("clip-progress")
             if reader.duration:
                 progress.value = 0
             else:
@@ -663,10 +665,10 @@ class App:
         finally:
             await frames.aclose()
             reader.close()
+            if not progress.hasAttribute("value"):
+                progress.value = 0  # length unknown and stopped or failed: no bar that still looks busy
         if stopped_at is None:
             progress.value = 1  # also a file that did not say how long it is
-        elif not reader.duration:
-            progress.value = 0  # stopped, length unknown: no bar that still looks busy
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
         return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf
