@@ -355,6 +355,26 @@ def write_manifest(out: Path) -> dict:
     return manifest
 
 
+SERVICE_WORKER = "sw.js"
+SW_BUILD_LINE = re.compile(r"^const BUILD = .*;$", re.MULTILINE)
+
+
+def write_service_worker(out: Path, manifest: dict) -> str:
+    """Fills in sw.js's BUILD line: every file of dist/ (what the offline copy holds) and a version made from their
+    hashes, so that any change to the site installs a new copy and deletes the old one. Returns the version."""
+    path = out / SERVICE_WORKER
+    files = {name: entry for name, entry in manifest["files"].items() if name != SERVICE_WORKER}
+    version = hashlib.sha256(json.dumps({n: e["sha256"] for n, e in files.items()}, sort_keys=True).encode()
+                             ).hexdigest()[:16]
+    build_line = "const BUILD = " + json.dumps({"version": version, "files": sorted(files),
+                                                "bytes": sum(e["bytes"] for e in files.values())}) + ";"
+    source = path.read_text(encoding="utf-8")
+    if len(SW_BUILD_LINE.findall(source)) != 1:
+        raise BuildError(f"{SITE / SERVICE_WORKER}: expected one line `const BUILD = {{...}};` for build.py to fill in")
+    path.write_text(SW_BUILD_LINE.sub(lambda _: build_line, source), encoding="utf-8")
+    return version
+
+
 def shipped_recipe(models_dir: Path = MODELS) -> list[str]:
     """pipeline.train arguments of the shipped model (models/model_card.json's training command, without its
     --out-dir), so that --retrain reproduces what ships; the trainer's defaults when there is no card."""
@@ -414,6 +434,7 @@ def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool =
     shipped = copy_models(out, models_dir)
     write_page_config(out, shipped)
     write_pyscript_config(out, py_files)
+    write_service_worker(out, write_manifest(out))
     manifest = write_manifest(out)
     step(f"dist ready: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB "
          f"in {time.perf_counter() - started:.1f} s -> {out}")

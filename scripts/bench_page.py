@@ -13,6 +13,8 @@ navigation (a person who clicks at once, or a returning visitor's page opened wi
 `--throttle-for S` lifts the CPU throttling S seconds after Start (a laptop busy elsewhere for a while) and measures
 from then on: the table's last columns say when light mode started and when the full pipeline came back.
 `--background` measures with another tab in front (the page is not rendered; frames come from its worker clock).
+`--second-visit` measures start-up when the page is opened a second time: with the files in the browser's HTTP cache
+and no offline copy, with the offline copy (site/sw.js) and the site up, and with the site down (served from the copy).
 `--clip-frames N` measures recorded-clip mode instead: the first N frames of the video as a lossless WebM file, chosen
 in the page; how long until every frame is processed (variants such as "?cliprate=2" change the playback rate).
 """
@@ -43,7 +45,7 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             cpu_throttle: float = 1.0, throttle_for: float | None = None, background: bool = False) -> dict:
     browser = launch(playwright, video)
     try:
-        page = browser.new_context().new_page()
+        page = browser.new_context(service_workers="block").new_page()  # no offline copy (site/sw.js) while measuring
         cdp = page.context.new_cdp_session(page)
         if cpu_throttle > 1:  # DevTools' CPU throttling: the page's main thread runs this many times slower
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
@@ -115,6 +117,56 @@ def measure_clip(playwright, base: str, clip: Path, variant: str) -> dict:
             "frames": rows}
 
 
+SECOND_VISITS = {"HTTP cache, no offline copy": "block", "offline copy, site up": "allow",
+                 "offline copy, site down": "down"}
+
+
+def measure_second_visit(playwright, dist: Path, camera: Path, mode: str) -> dict:
+    """Start-up of the second visit in one browser context: ready and first label, s since navigation."""
+    browser = launch(playwright, camera)
+    try:
+        context = browser.new_context(service_workers="block" if mode == "block" else "allow")
+        page = context.new_page()
+        with serve(dist) as base:
+            page.goto(base + "index.html")
+            wait_state(page, "ready", 180_000)
+            if mode != "block":
+                page.wait_for_function("document.getElementById('offline').dataset.state === 'ready'", timeout=120_000)
+            if mode != "down":
+                return second_visit(page, base)
+        return second_visit(page, base)  # the server is gone
+    finally:
+        browser.close()
+
+
+def second_visit(page, base: str) -> dict:
+    page.goto(base + "index.html")
+    wait_state(page, "ready", 180_000)
+    page.click("#start")
+    page.wait_for_function("window.eyestateTimings.first_label_ms !== undefined", timeout=60_000)
+    timings = page.evaluate("window.eyestateTimings")
+    return {"ready_s": timings["ready_ms"] / 1000, "first_label_s": timings["first_label_ms"] / 1000,
+            "offline": page.get_attribute("#offline", "data-state")}
+
+
+def second_visit_benchmark(args, camera: Path) -> int:
+    from playwright.sync_api import sync_playwright
+
+    runs = {name: [] for name in SECOND_VISITS}
+    with sync_playwright() as playwright:
+        for _ in range(args.repeat):
+            for name, mode in SECOND_VISITS.items():
+                runs[name].append(measure_second_visit(playwright, ROOT / "dist", camera, mode))
+    print(f"\nsecond visit (Start clicked when ready); Chromium headless, --disable-gpu; median of {args.repeat} "
+          f"run(s)\n")
+    print("| second visit | ready s | first label s | #offline says |")
+    print("| --- | ---: | ---: | --- |")
+    for name, mine in runs.items():
+        print(f"| {name} | {statistics.median(r['ready_s'] for r in mine):.2f} | "
+              f"{statistics.median(r['first_label_s'] for r in mine):.2f} | {mine[-1]['offline']} |")
+    return 0
+
+
 def clip_benchmark(args, source: Path, base_dir: Path) -> int:
     from playwright.sync_api import sync_playwright
 
@@ -171,6 +223,8 @@ def main(argv=None) -> int:
                         help="lift --cpu-throttle this many seconds after Start, then warm up and measure")
     parser.add_argument("--background", action="store_true",
                         help="measure with another tab in front (the page keeps watching on its worker clock)")
+    parser.add_argument("--second-visit", action="store_true",
+                        help="measure start-up of a second visit: HTTP cache only, offline copy with the site up and down")
     parser.add_argument("--clip-frames", type=int, default=None,
                         help="measure recorded-clip mode on the video's first N frames instead of the live camera")
     args = parser.parse_args(argv)
@@ -192,6 +246,8 @@ def main(argv=None) -> int:
         else:
             print(f"{source} not found: using a synthetic clip without a face (no landmark/classifier work)")
             video = synthetic_y4m(Path(tmp) / "camera.y4m", duration_s=20)
+        if args.second_visit:
+            return second_visit_benchmark(args, video)
         results = []
         with serve(dist) as base, sync_playwright() as playwright:
             for _ in range(args.repeat):  # rounds interleave the variants: a noisy machine hits them alike

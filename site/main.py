@@ -134,6 +134,9 @@ async def boot() -> None:
     machine.go(S.READY)
     timings["ready_ms"] = js.performance.now()
     app.take_early_start()
+    save_offline = getattr(js.window, "eyestateSaveOffline", None)  # offline.js: keep a copy on this device
+    if save_offline:
+        save_offline()
 
 
 asyncio.ensure_future(boot())

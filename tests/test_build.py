@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 import urllib.request
@@ -113,6 +114,20 @@ def test_pyodide_stdlib_ships_as_bytecode_that_pyodide_imports(built):
     assert origin.endswith("python314.zip/asyncio/__init__.pyc") and cls == "Message"
 
 
+def test_service_worker_saves_every_file_and_gets_a_new_version_when_any_file_changes(built, tmp_path):
+    out, manifest, _ = built
+    filled = re.findall(r"^const BUILD = (.*);$", (out / "sw.js").read_text(), re.MULTILINE)
+    assert len(filled) == 1
+    saved = json.loads(filled[0])
+    assert set(saved["files"]) == set(manifest["files"]) - {"sw.js"}  # manifest.json is not in it either
+    assert saved["bytes"] == sum(manifest["files"][name]["bytes"] for name in saved["files"])
+    copy = tmp_path / "dist"
+    shutil.copytree(out, copy)
+    assert build.write_service_worker(copy, build.write_manifest(copy)) == saved["version"]  # same files
+    (copy / "models" / "eye_state.json").write_text("{}")
+    assert build.write_service_worker(copy, build.write_manifest(copy)) != saved["version"]
+
+
 def test_page_is_self_hosted(built):
     out, _, _ = built
     config = json.loads((out / "pyscript.json").read_text())
@@ -124,7 +139,7 @@ def test_page_is_self_hosted(built):
     for target in config["files"].values():
         assert (out / target).is_file()
     for page_file in ["index.html", "main.py", "page_app.py", "page_view.py", "page_settings.py", "page_record.py",
-                      "web_runtime.py", "ticker.js", "style.css"]:
+                      "web_runtime.py", "ticker.js", "offline.js", "sw.js", "style.css"]:
         text = (out / page_file).read_text()
         assert "http://" not in text and "https://" not in text, f"{page_file} names another origin"
 

@@ -90,7 +90,8 @@ GUM_HOOK = """(() => {
 
 def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
               init_script: str | None = None):
-    context = browser.new_context()
+    # No offline copy (site/sw.js): saving 37 MB per test would only slow them; tests/test_offline.py covers it.
+    context = browser.new_context(service_workers="block")
     if init_script:
         context.add_init_script(init_script)
     requests = RequestLog(context)
@@ -178,7 +179,7 @@ def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site
     video = synthetic_y4m(tmp_path / "plain.y4m", duration_s=2)
     browser = launch(playwright, video)
     try:
-        context = browser.new_context()
+        context = browser.new_context(service_workers="block")
         requests = RequestLog(context)
         page = context.new_page()
         held = []  # page_config.json waits until Start was clicked, so the failure comes after the click

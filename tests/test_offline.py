@@ -1,0 +1,137 @@
+"""The offline copy (site/sw.js, site/offline.js) in headless Chromium: after one visit the page starts and runs
+with the site gone, and a rebuilt site is used at once and replaces the saved copy.
+
+Each test serves its own copy of dist/ with build.py's server and shuts that server down to take the network away
+(connection refused, as with a site that cannot be reached)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser_utils import (ROOT, browser_missing_reason, collect_console, launch, serve, synthetic_y4m,  # noqa: E402
+                           wait_state)
+
+pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=1, only_rerun=["Target crashed"])]
+
+BOOT_TIMEOUT_MS = 120_000
+SAVE_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    reason = browser_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    if not (ROOT / "models" / "eye_state.onnx").exists():
+        pytest.skip(f"{ROOT / 'models' / 'eye_state.onnx'} is missing; make it with `python -m pipeline.export`")
+    sys.path.insert(0, str(ROOT))
+    import build
+
+    out = tmp_path_factory.mktemp("offline") / "dist"
+    build.build(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    camera = synthetic_y4m(tmp_path_factory.mktemp("camera") / "no_face.y4m", duration_s=2.0)
+    with sync_playwright() as p:
+        browser = launch(p, camera)
+        yield browser
+        browser.close()
+
+
+def visit(page, url: str) -> None:
+    page.goto(url)
+    wait_state(page, "ready", BOOT_TIMEOUT_MS)
+
+
+def wait_saved(page, version: str | None = None) -> str:
+    page.wait_for_function(
+        """v => { const n = document.getElementById('offline');
+                  return n.dataset.state === 'ready' && (!v || n.dataset.version === v); }""",
+        arg=version, timeout=SAVE_TIMEOUT_MS)
+    return page.get_attribute("#offline", "data-version")
+
+
+def rebuild_with(out: Path, name: str, text: str) -> str:
+    """A changed file, as a rebuild after a retrain would bring: new manifest, new sw.js version."""
+    import build
+
+    (out / name).write_text(text)
+    version = build.write_service_worker(out, build.write_manifest(out))
+    build.write_manifest(out)
+    return version
+
+
+def test_after_one_visit_the_page_starts_and_runs_without_the_site(dist, browser, tmp_path):
+    site = tmp_path / "dist"
+    shutil.copytree(dist, site)
+    context = browser.new_context()
+    page = context.new_page()
+    console: list = []
+    collect_console(page, console)
+    try:
+        with serve(site) as base:
+            visit(page, base + "index.html")
+            wait_saved(page)
+            assert "Saved on this device" in page.text_content("#offline")
+        # The server is gone: every request of the reload fails unless the saved copy answers it.
+        responses = []
+        page.on("response", lambda response: responses.append(response))
+        page.reload()
+        wait_state(page, "ready", BOOT_TIMEOUT_MS)
+        page.wait_for_function("document.getElementById('offline').dataset.state === 'offline'", timeout=10_000)
+        assert "running from the copy saved on this device" in page.text_content("#offline")
+        page.click("#start")
+        wait_state(page, "no-face", 30_000)  # the face detector ran on camera frames
+        assert page.evaluate("window.eyestateLog.length") > 0
+        assert responses and all(r.from_service_worker for r in responses), \
+            [r.url for r in responses if not r.from_service_worker]
+        # Settings in the address survive (?alarm= is a per-visit setting): any query gets the saved page.
+        visit(page, base + "index.html?alarm=3")
+        assert float(page.input_value("#alarm-after")) == 3
+        visit(page, base)  # the site's root address is the page too
+        with pytest.raises(Exception, match="net::ERR"):  # other addresses are not answered with this page
+            page.goto(base + "some/other/page.html")
+    except Exception:
+        print("\n".join(console[-30:]))
+        raise
+    finally:
+        context.close()
+
+
+def test_a_rebuilt_site_is_used_at_once_and_replaces_the_saved_copy(dist, browser, tmp_path):
+    site = tmp_path / "dist"
+    shutil.copytree(dist, site)
+    context = browser.new_context()
+    page = context.new_page()
+    read_notice = "async () => (await fetch('NOTICE.md')).text()"
+    eyestate_caches = "async () => (await caches.keys()).filter(k => k.startsWith('eyestate-offline:'))"
+    try:
+        with serve(site) as base:
+            visit(page, base + "index.html")
+            first = wait_saved(page)
+            # Caches of other sites on the same origin (GitHub Pages: user.github.io/other/) are left alone.
+            page.evaluate("""async () => { await caches.open('eyestate-offline:https://example.org/other/:1');
+                                           await caches.open('another-app'); }""")
+            second = rebuild_with(site, "NOTICE.md", "rebuilt site\n")
+            assert second != first
+            page.reload()
+            wait_state(page, "ready", BOOT_TIMEOUT_MS)
+            assert page.evaluate(read_notice) == "rebuilt site\n"  # online: the site's files, not the saved copy
+            wait_saved(page, second)
+            assert sorted(page.evaluate(eyestate_caches)) == sorted([
+                f"eyestate-offline:{base}:{second}", "eyestate-offline:https://example.org/other/:1"])
+            assert "another-app" in page.evaluate("caches.keys()")
+        page.reload()
+        wait_state(page, "ready", BOOT_TIMEOUT_MS)
+        assert page.evaluate(read_notice) == "rebuilt site\n"  # offline: the new copy
+    finally:
+        context.close()
