@@ -19,6 +19,7 @@ from eyecore.budget import FrameBudget
 from eyecore.frame import FramePipeline
 from eyecore.temporal import CLOSED, OPEN, EyeStateTracker
 import page_settings
+from page_alarm import Beeper, Notifier, notification_permission
 from page_clip import ClipError, ClipReader
 from page_record import Recording, clock_text, count_text
 from web_runtime import js_obj
@@ -50,47 +51,6 @@ def _error_name(error) -> str:
             return name
     text = str(error)
     return text.split(":", 1)[0].strip() or "Error"
-
-
-class Beeper:
-    """Audible microsleep alarm (WebAudio). The AudioContext is made on the Start click (a user
-    gesture), otherwise browsers keep it muted."""
-
-    def __init__(self):
-        self.ctx = None
-        self.last_beep = -1e9
-        self.enabled = True  # the "Sound" setting; the alarm stays visible without it
-        self.beeps = 0  # window.eyestateBeeps, for tests
-
-    def unlock(self) -> None:
-        if self.ctx is None and hasattr(js.window, "AudioContext"):
-            self.ctx = js.window.AudioContext.new()
-        if self.ctx is not None and self.ctx.state == "suspended":
-            self.ctx.resume()
-
-    def update(self, active: bool, now: float) -> None:
-        if not active or not self.enabled or self.ctx is None or now - self.last_beep < 0.8:
-            return
-        self.last_beep = now
-        self.beep()
-
-    def beep(self) -> None:
-        if self.ctx is None:
-            return
-        self.beeps += 1
-        js.window.eyestateBeeps = self.beeps
-        osc = self.ctx.createOscillator()
-        gain = self.ctx.createGain()
-        osc.type = "square"
-        osc.frequency.value = 880
-        start = self.ctx.currentTime
-        gain.gain.setValueAtTime(0.0001, start)
-        gain.gain.exponentialRampToValueAtTime(0.25, start + 0.02)
-        gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.35)
-        osc.connect(gain)
-        gain.connect(self.ctx.destination)
-        osc.start(start)
-        osc.stop(start + 0.4)
 
 
 class Stats:
@@ -140,6 +100,9 @@ class App:
         self._live_hold_s = float(hold) if hold else LIVE_LANDMARK_HOLD_S
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
+        self.notifier = Notifier()
+        self.notifier.enabled = self.settings.notify and notification_permission() == "granted"
+        view.alarm_listener = lambda active: self.notifier.update(active and not self.clip_active)
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
@@ -210,6 +173,41 @@ class App:
         self._on("alarm-after", "change", delay_changed)
         self._on("alarm-sound", "change", sound_changed)
         self._on("alarm-test", "click", test_sound)
+        self._wire_notification_setting()
+
+    def _wire_notification_setting(self) -> None:
+        box, help_text = js.document.getElementById("alarm-notify"), js.document.getElementById("alarm-notify-help")
+
+        def say(text: str) -> None:
+            help_text.textContent, help_text.hidden = text, not text
+
+        def turn(on: bool, note: str = "") -> None:
+            box.checked = self.notifier.enabled = on
+            self.settings.notify = on
+            page_settings.save(self.settings)
+            say(note)
+
+        blocked = "Notifications are blocked for this page in the browser's site settings."
+        permission = notification_permission()
+        box.checked = self.notifier.enabled
+        if permission == "unsupported":
+            box.disabled = True
+            say("This browser does not offer notifications.")
+        elif self.settings.notify and permission == "denied":
+            say(blocked)
+
+        def changed(_e) -> None:
+            if not box.checked:
+                return turn(False)
+            permission = notification_permission()
+            if permission in ("granted", "denied"):
+                return turn(permission == "granted", "" if permission == "granted" else blocked)
+            say("Allow notifications in the browser's prompt…")
+            notes = {"granted": "", "denied": blocked}
+            js.window.Notification.requestPermission().then(create_once_callable(lambda result: turn(
+                result == "granted", notes.get(result, "Not switched on: the prompt was closed without an answer."))))
+
+        self._on("alarm-notify", "change", changed)
 
     def _camera_picked(self, device_id: str) -> None:
         self.settings.camera = device_id  # the next visit starts with it
@@ -246,6 +244,7 @@ class App:
         self.view.overlay.size_to(width, height)
         self.view.overlay.draw(result, shown)
         self.view.show_eyes(shown)
+        self.notifier.background = background  # before show_metrics, which may start the alarm
         self.view.show_metrics(state)
         self.view.timeline.add(t, {"left": left.p_open if left else None, "right": right.p_open if right else None})
         now = js.performance.now()

@@ -1,5 +1,5 @@
-"""The page's user settings: how long the eyes may stay shut before the microsleep alarm, its sound, and the camera
-last chosen in the picker.
+"""The page's user settings: how long the eyes may stay shut before the microsleep alarm, its sound, whether it also
+shows a system notification, and the camera last chosen in the picker.
 
 Kept in this browser's localStorage (nothing leaves the device); `?alarm=S` sets the delay for one visit without
 saving it. Parsing is pure Python (tested in CPython); only `load` / `save` touch the browser.
@@ -33,6 +33,7 @@ class Settings:
     alarm_after_s: float = TemporalConfig.alarm_after_s
     sound: bool = True
     camera: str = ""  # deviceId picked last; asked for as "ideal", so a camera that is gone falls back to another
+    notify: bool = False  # a system notification while the page is hidden (needs the browser's permission)
     visit_alarm_s: float | None = None  # ?alarm=S: this visit's delay, never stored
 
     @classmethod
@@ -45,9 +46,10 @@ class Settings:
         if not isinstance(data, dict):
             data = {}
         alarm = parse_alarm_s(data.get("alarm_after_s"))
-        sound, camera = data.get("sound"), data.get("camera")
+        sound, notify, camera = data.get("sound"), data.get("notify"), data.get("camera")
         return cls(alarm_after_s=cls.alarm_after_s if alarm is None else alarm,
                    sound=sound if isinstance(sound, bool) else cls.sound,
+                   notify=notify if isinstance(notify, bool) else cls.notify,
                    camera=camera if isinstance(camera, str) and len(camera) <= 512 else cls.camera)
 
     @property
@@ -55,7 +57,8 @@ class Settings:
         return self.alarm_after_s if self.visit_alarm_s is None else self.visit_alarm_s
 
     def to_json(self) -> str:
-        return json.dumps({"alarm_after_s": self.alarm_after_s, "sound": self.sound, "camera": self.camera})
+        return json.dumps({"alarm_after_s": self.alarm_after_s, "sound": self.sound, "notify": self.notify,
+                           "camera": self.camera})
 
     def temporal_config(self) -> TemporalConfig:
         return TemporalConfig(alarm_after_s=self.effective_alarm_s)

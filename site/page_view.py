@@ -263,6 +263,7 @@ class View:
         self.alarm = Attr(_el("alarm"), "data-active")
         self.alarm_text = Attr(_el("alarm").querySelector(".alarm-text"))  # text appears -> role=alert speaks
         self.title = js.document.title
+        self.alarm_listener = None  # called with True / False when the alarm starts / ends (page_alarm.Notifier)
         self.latency_body = _el("latency").querySelector("tbody")
         self.latency_cells = {}
         self.overlay = Overlay(_el("overlay"))
@@ -355,6 +356,8 @@ class View:
     def show_alarm(self, active: bool) -> None:
         if ("true" if active else "false") != self.alarm.value:
             js.document.title = ALARM_TITLE if active else self.title
+            if self.alarm_listener is not None:
+                self.alarm_listener(active)
         self.alarm.set("true" if active else "false")
         self.alarm_text.set(ALARM_TEXT if active else "")
 

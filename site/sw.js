@@ -51,6 +51,12 @@ self.addEventListener("fetch", (event) => {
   }));
 });
 
+// The microsleep alarm's notification where the page cannot show one itself (page_alarm.py): a click brings the page back.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(self.clients.matchAll({ type: "window" }).then((pages) => pages.length && pages[0].focus()));
+});
+
 self.addEventListener("message", (event) => {
   if (event.data && event.data.type === "status" && event.source) {
     event.waitUntil(status(event.source.id).then((reply) => event.source.postMessage(reply)));

@@ -88,6 +88,22 @@ GUM_HOOK = """(() => {
 })();"""
 
 
+# A stand-in for the browser's notifications, whose permission prompt a test cannot answer: requestPermission grants,
+# each notification is recorded in window.notes (title, options, closed). navigator.vibrate calls are counted.
+NOTIFICATION_HOOK = """(() => {
+    window.notes = [];
+    window.vibrations = 0;
+    navigator.vibrate = () => { window.vibrations += 1; return true; };
+    class FakeNotification {
+        constructor(title, options) { Object.assign(this, {title, options, closed: false}); window.notes.push(this); }
+        close() { this.closed = true; }
+        static async requestPermission() { FakeNotification.permission = "granted"; return "granted"; }
+    }
+    FakeNotification.permission = "default";
+    window.Notification = FakeNotification;
+})();"""
+
+
 def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
               init_script: str | None = None):
     # No offline copy (site/sw.js): saving 37 MB per test would only slow them; tests/test_offline.py covers it.
@@ -387,13 +403,16 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
     video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
     browser = launch(playwright, video)
     try:
-        page, requests, _ = open_page(browser, site)
+        page, requests, _ = open_page(browser, site, init_script=NOTIFICATION_HOOK)
+        page.click("#settings-box summary")
+        page.check("#alarm-notify")
         page.click("#start")
         page.wait_for_selector('#alarm[data-active="true"]', timeout=30_000)
         assert "wake up" in page.text_content("#alarm")
         assert {page.get_attribute(f"#eye-{eye}", "data-state") for eye in ("left", "right")} == {"closed"}
         page.wait_for_selector('#alarm[data-active="false"]', timeout=15_000)  # eyes open again
         assert page.evaluate("window.eyestateBeeps") >= 1  # the alarm sound is on by default
+        assert page.evaluate("window.notes.length") == 0  # in front the banner says it: no system notification
         # the camera session's per-frame CSV, made in the page after Stop
         page.click("#stop")
         log = frame_log(page)
@@ -431,8 +450,11 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
     video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
     browser = launch(playwright, video)
     try:
-        page, requests, _ = open_page(browser, site, init_script=GUM_HOOK)
+        page, requests, _ = open_page(browser, site, init_script=GUM_HOOK + NOTIFICATION_HOOK)
         title = page.title()
+        page.click("#settings-box summary")
+        page.check("#alarm-notify")  # asks for the permission (granted by the stand-in)
+        page.wait_for_function("JSON.parse(localStorage.getItem('eyestate.settings') || '{}').notify === true")
         page.click("#start")
         wait_state(page, "running", 30_000)
         other = page.context.new_page()
@@ -442,7 +464,9 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
         page.wait_for_function("document.getElementById('alarm').dataset.active === 'true'", polling=100,
                                timeout=30_000)
-        alarm_title, beeps, calls = page.evaluate("[document.title, window.eyestateBeeps, window.gumCalls]")
+        alarm_title, beeps, calls, vibrations = page.evaluate(
+            "[document.title, window.eyestateBeeps, window.gumCalls, window.vibrations]")
+        shown = page.evaluate("window.notes.map(n => ({title: n.title, tag: n.options.tag}))")
         time.sleep(4)
         log = frame_log(page)
         mode = page.get_attribute("#fps", "data-mode")
@@ -450,12 +474,16 @@ def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, p
         page.wait_for_function("document.getElementById('alarm').dataset.active === 'false'", polling=100,
                                timeout=15_000)
         assert page.title() == title
+        notes = page.evaluate("window.notes.map(n => n.closed)")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
 
     assert alarm_title.startswith("⚠") and alarm_title != title
     assert beeps >= 1  # the sound is on by default, also behind another tab
+    assert vibrations >= 1  # and a phone vibrates with each beep
+    assert shown == [{"title": alarm_title, "tag": "eyestate-alarm"}]  # one notification for the one alarm
+    assert notes == [True]  # closed once the eyes opened
     assert mode == "full"  # the rare frame callbacks behind another tab do not read as a device too slow
     assert calls[0]["video"]["facingMode"] == {"ideal": "user"}  # no camera picked before: a phone's selfie camera
     background = [e for e in log[before:] if e.get("background")]
@@ -608,7 +636,7 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         page.click("#alarm-test")  # the sound can be tried without closing one's eyes
         page.wait_for_function("window.eyestateBeeps === 1", timeout=5_000)
         page.uncheck("#alarm-sound")
-        assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": ""}
+        assert stored() == {"alarm_after_s": 3.0, "sound": False, "camera": "", "notify": False}
         page.fill("#alarm-after", "0.1")  # out of range: marked, and the last valid delay stays
         page.dispatch_event("#alarm-after", "change")
         assert page.get_attribute("#alarm-after", "aria-invalid") == "true"
@@ -626,7 +654,8 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"ideal": "a-camera-unplugged-since"}
         page.click("#settings-box summary")
         page.check("#alarm-sound")  # saves the settings, but not the link's delay
-        assert stored() == {"alarm_after_s": 3.0, "sound": True, "camera": "a-camera-unplugged-since"}
+        assert stored() == {"alarm_after_s": 3.0, "sound": True, "camera": "a-camera-unplugged-since",
+                            "notify": False}
         assert_same_origin_only(requests, site)
     finally:
         browser.close()

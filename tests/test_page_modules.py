@@ -26,7 +26,7 @@ def test_alarm_delay_is_parsed_within_its_range(value, expected):
 
 
 def test_stored_settings_round_trip_and_bad_values_fall_back_field_by_field():
-    settings = Settings(alarm_after_s=2.5, sound=False, camera="a1b2")
+    settings = Settings(alarm_after_s=2.5, sound=False, camera="a1b2", notify=True)
     assert Settings.from_json(settings.to_json()) == settings
     assert settings.temporal_config().alarm_after_s == 2.5
     default = Settings()
@@ -35,12 +35,13 @@ def test_stored_settings_round_trip_and_bad_values_fall_back_field_by_field():
         assert Settings.from_json(text) == default
     assert Settings.from_json('{"alarm_after_s": 99, "sound": false}') == Settings(default.alarm_after_s, False)
     assert Settings.from_json('{"alarm_after_s": "3", "sound": "yes", "camera": 7}') == Settings(3.0, True, "")
+    assert Settings.from_json('{"notify": 1}').notify is False and Settings.from_json('{"notify": true}').notify
 
 
 def test_a_delay_for_one_visit_is_used_but_never_stored():
     settings = Settings(alarm_after_s=3.0, visit_alarm_s=2.0)
     assert settings.temporal_config().alarm_after_s == 2.0 == settings.effective_alarm_s
-    assert json.loads(settings.to_json()) == {"alarm_after_s": 3.0, "sound": True, "camera": ""}
+    assert json.loads(settings.to_json()) == {"alarm_after_s": 3.0, "sound": True, "camera": "", "notify": False}
     assert Settings.from_json(settings.to_json()).visit_alarm_s is None
 
 
