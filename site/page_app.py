@@ -150,7 +150,7 @@ class App:
 
     def _wire_settings(self) -> None:
         delay, sound = js.document.getElementById("alarm-after"), js.document.getElementById("alarm-sound")
-        delay.value, sound.checked = str(self.settings.effective_alarm_s), self.settings.sound
+        delay.value, sound.checked = f"{self.settings.effective_alarm_s:g}", self.settings.sound
 
         def delay_changed(_e) -> None:
             seconds = page_settings.parse_alarm_s(delay.value)

@@ -648,7 +648,7 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         page.context.add_init_script(GUM_HOOK)
         page.goto(site + "index.html?alarm=2")  # same browser context: the stored settings load, the query wins
         wait_state(page, "ready", BOOT_TIMEOUT_MS)
-        assert page.input_value("#alarm-after") == "2.0" and not page.is_checked("#alarm-sound")
+        assert page.input_value("#alarm-after") == "2" and not page.is_checked("#alarm-sound")
         page.click("#start")
         assert wait_state(page, ["no-camera", "camera-denied", *LIVE_STATES], 30_000) in LIVE_STATES
         assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"ideal": "a-camera-unplugged-since"}
