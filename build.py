@@ -361,16 +361,18 @@ SW_BUILD_LINE = re.compile(r"^const BUILD = .*;$", re.MULTILINE)
 
 def write_service_worker(out: Path, manifest: dict) -> str:
     """Fills in sw.js's BUILD line: every file of dist/ (what the offline copy holds) and a version made from their
-    hashes, so that any change to the site installs a new copy and deletes the old one. Returns the version."""
+    hashes and the worker's own code, so that any change to the site installs a new copy (in a cache of its own) and
+    deletes the old one. Returns the version."""
     path = out / SERVICE_WORKER
     files = {name: entry for name, entry in manifest["files"].items() if name != SERVICE_WORKER}
-    version = hashlib.sha256(json.dumps({n: e["sha256"] for n, e in files.items()}, sort_keys=True).encode()
-                             ).hexdigest()[:16]
-    build_line = "const BUILD = " + json.dumps({"version": version, "files": sorted(files),
-                                                "bytes": sum(e["bytes"] for e in files.values())}) + ";"
     source = path.read_text(encoding="utf-8")
     if len(SW_BUILD_LINE.findall(source)) != 1:
         raise BuildError(f"{SITE / SERVICE_WORKER}: expected one line `const BUILD = {{...}};` for build.py to fill in")
+    code = SW_BUILD_LINE.sub("const BUILD = null;", source)
+    version = hashlib.sha256(json.dumps({"files": {n: e["sha256"] for n, e in files.items()}, "worker": code},
+                                        sort_keys=True).encode()).hexdigest()[:16]
+    build_line = "const BUILD = " + json.dumps({"version": version, "files": sorted(files),
+                                                "bytes": sum(e["bytes"] for e in files.values())}) + ";"
     path.write_text(SW_BUILD_LINE.sub(lambda _: build_line, source), encoding="utf-8")
     return version
 

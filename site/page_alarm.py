@@ -3,8 +3,10 @@ they switch it on, a system notification while another tab or window is in front
 """
 from __future__ import annotations
 
+import asyncio
+
 import js
-from pyodide.ffi import create_once_callable, create_proxy
+from pyodide.ffi import create_proxy
 
 from web_runtime import js_obj
 
@@ -72,14 +74,16 @@ def notification_permission() -> str:
 
 class Notifier:
     """One system notification per alarm, shown only while the page is out of sight (in front, the banner says it),
-    closed when the eyes open. Clicking it brings the page back."""
+    closed when the eyes open. Clicking it brings the page back. `on_unavailable(reason)` hears when the browser
+    would not show one."""
 
-    def __init__(self):
+    def __init__(self, on_unavailable=None):
         self.enabled = False  # the setting, and the browser's permission
         self.background = False  # the frame came from the background clock: the page is not being rendered
         self.current = None  # the notification of the alarm in progress
         self.alarm_on = False
         self.shown = 0  # window.eyestateNotifications, for tests
+        self.on_unavailable = on_unavailable or (lambda reason: None)
         self._on_click = create_proxy(self._clicked)
 
     def update(self, active: bool) -> None:
@@ -108,14 +112,16 @@ class Notifier:
         except Exception as error:
             # Android's Chrome shows notifications only through a service worker (sw.js, which also handles the click)
             workers = getattr(js.navigator, "serviceWorker", None)
-            if workers is None or not workers.controller:
-                js.console.warn(f"system notification not shown: {error}")
+            if workers is None:
+                self._unavailable(error)
                 return
-            workers.ready.then(create_once_callable(
-                lambda registration: registration.showNotification(NOTIFICATION_TITLE, options)))
-            self.current = WorkerNotifications(workers)
+            self.current = WorkerNotification(workers, options, self._unavailable)
         self.shown += 1
         js.window.eyestateNotifications = self.shown
+
+    def _unavailable(self, error) -> None:
+        js.console.warn(f"system notification not shown: {error}")
+        self.on_unavailable(str(error))
 
     def _clicked(self, _event) -> None:
         js.window.focus()
@@ -123,13 +129,30 @@ class Notifier:
             self.current.close()
 
 
-class WorkerNotifications:
-    """The alarm's notification when the service worker showed it: closed through the worker's registration."""
+class WorkerNotification:
+    """The alarm's notification shown by the service worker (sw.js), closed through its registration once shown."""
 
-    def __init__(self, workers):
+    def __init__(self, workers, options, on_fail):
         self.workers = workers
+        self.shown = asyncio.ensure_future(self._show(options, on_fail))
+
+    async def _show(self, options, on_fail) -> bool:
+        try:
+            registration = await self.workers.getRegistration()
+            if not registration or not registration.active:
+                raise RuntimeError("no service worker to show it (the page is not saved on this device)")
+            await registration.showNotification(NOTIFICATION_TITLE, options)
+            return True
+        except Exception as error:
+            on_fail(error)
+            return False
 
     def close(self) -> None:
-        close_all = create_once_callable(lambda shown: [n.close() for n in shown])
-        self.workers.ready.then(create_once_callable(
-            lambda registration: registration.getNotifications(js_obj({"tag": NOTIFICATION_TAG})).then(close_all)))
+        asyncio.ensure_future(self._close())
+
+    async def _close(self) -> None:
+        if not await self.shown:  # an alarm that ends at once: close what was shown, not what was not there yet
+            return
+        registration = await self.workers.getRegistration()
+        for notification in await registration.getNotifications(js_obj({"tag": NOTIFICATION_TAG})):
+            notification.close()

@@ -100,7 +100,7 @@ class App:
         self._live_hold_s = float(hold) if hold else LIVE_LANDMARK_HOLD_S
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
-        self.notifier = Notifier()
+        self.notifier = Notifier(on_unavailable=self._notification_unavailable)
         self.notifier.enabled = self.settings.notify and notification_permission() == "granted"
         view.alarm_listener = lambda active: self.notifier.update(active and not self.clip_active)
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
@@ -196,6 +196,16 @@ class App:
         elif self.settings.notify and permission == "denied":
             say(blocked)
 
+        async def answered(request) -> None:
+            try:
+                result = str(await request) if request is not None else notification_permission()
+            except Exception as error:
+                return turn(False, f"Not switched on: {error}")
+            if result == "granted" and not box.checked:  # unticked again while the prompt was open
+                return turn(False)
+            turn(result == "granted", {"granted": "", "denied": blocked}.get(
+                result, "Not switched on: the prompt was closed without an answer."))
+
         def changed(_e) -> None:
             if not box.checked:
                 return turn(False)
@@ -203,11 +213,15 @@ class App:
             if permission in ("granted", "denied"):
                 return turn(permission == "granted", "" if permission == "granted" else blocked)
             say("Allow notifications in the browser's prompt…")
-            notes = {"granted": "", "denied": blocked}
-            js.window.Notification.requestPermission().then(create_once_callable(lambda result: turn(
-                result == "granted", notes.get(result, "Not switched on: the prompt was closed without an answer."))))
+            # asked here, inside the click (browsers prompt only then); older Safari answers with a callback instead
+            asyncio.ensure_future(answered(js.window.Notification.requestPermission()))
 
         self._on("alarm-notify", "change", changed)
+
+    def _notification_unavailable(self, reason: str) -> None:
+        help_text = js.document.getElementById("alarm-notify-help")
+        help_text.textContent = f"The browser did not show the alarm's notification: {reason}"
+        help_text.hidden = False
 
     def _camera_picked(self, device_id: str) -> None:
         self.settings.camera = device_id  # the next visit starts with it

@@ -357,7 +357,10 @@ class View:
         if ("true" if active else "false") != self.alarm.value:
             js.document.title = ALARM_TITLE if active else self.title
             if self.alarm_listener is not None:
-                self.alarm_listener(active)
+                try:  # a notification that fails must not stop the frame loop
+                    self.alarm_listener(active)
+                except Exception as error:
+                    js.console.warn(f"alarm listener failed: {error}")
         self.alarm.set("true" if active else "false")
         self.alarm_text.set(ALARM_TEXT if active else "")
 

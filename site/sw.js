@@ -1,23 +1,46 @@
 // Service worker: keeps a copy of this site on the device, so that the page also starts without a network.
-// Network first: online, every file comes from the site as before (a rebuilt site is used at once, never a stale
-// copy); only when a request fails is the saved copy served. build.py writes BUILD (the build's version and every
-// file of dist/); a new version of this file installs the new copy and deletes the old one.
+// Network first: whenever the site answers, every file comes from it as before (a rebuilt site is used at once);
+// only when a request fails, or the server answers with an error (5xx), is the saved copy served. build.py writes
+// BUILD (the build's version and every file of dist/); a new version of this file installs the new copy and deletes
+// the old one.
 const BUILD = { version: "dev", files: [], bytes: 0 };
 
 // One origin can host several sites (GitHub Pages: user.github.io/a/, /b/): caches are named per scope.
 const PREFIX = `eyestate-offline:${self.registration.scope}:`;
 const CACHE = PREFIX + BUILD.version;
 const servedOffline = new Set();  // pages (client ids) that were started from the saved copy
+let saving = null;  // the save in progress
+
+// "no-cache" asks the site whether each file changed: the page has just loaded them, so unchanged files cost a 304,
+// and a file changed since then is fetched anew instead of taken from the HTTP cache.
+async function save() {
+  const cache = await caches.open(CACHE);
+  await Promise.all(["./", ...BUILD.files].map(async (url) => {
+    let response = await fetch(new Request(url, { cache: "no-cache" }));
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    if (response.redirected) {  // a host that redirects (index.html -> ./): browsers refuse such a saved answer
+      response = new Response(await response.blob(), { status: response.status, statusText: response.statusText,
+                                                       headers: response.headers });
+    }
+    await cache.put(url, response);
+  }));
+}
+
+function saveOnce() {
+  saving = saving || save().finally(() => { saving = null; });
+  return saving;
+}
+
+async function isSaved() {
+  if (BUILD.version === "dev" || !(await caches.has(CACHE))) return false;
+  return (await (await caches.open(CACHE)).keys()).length >= BUILD.files.length + 1;
+}
 
 self.addEventListener("install", (event) => {
-  // "no-cache" asks the site whether each file changed: the page has just loaded them, so unchanged files cost a
-  // 304, and a file changed since then is fetched anew instead of taken from the HTTP cache.
-  const requests = ["./", ...BUILD.files].map((url) => new Request(url, { cache: "no-cache" }));
-  event.waitUntil(caches.open(CACHE)
-    .then((cache) => cache.addAll(requests))
+  event.waitUntil(saveOnce()
     .then(() => self.skipWaiting())
     .catch(async (error) => {
-      await caches.delete(CACHE);
+      await caches.delete(CACHE);  // this version's own copy: the worker still in charge keeps its own
       await tellPages({ type: "offline-failed", reason: String(error && error.message || error) });
       throw error;
     }));
@@ -39,16 +62,26 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET" || new URL(request.url).origin !== self.location.origin) return;
   if (request.cache === "only-if-cached" && request.mode !== "same-origin") return;  // DevTools quirk
-  event.respondWith(fetch(request).catch(async (error) => {
+  event.respondWith((async () => {
+    let answer;
+    try {
+      answer = await fetch(request);
+      if (answer.status < 500) return answer;
+    } catch (error) {
+      answer = error;
+    }
     const navigate = request.mode === "navigate";
     // A page's address may carry settings (?alarm=3): any query gets the saved page. The site's root address is
     // the saved "./"; other addresses in scope that fail stay failures (not this page in their place).
     const root = navigate && new URL(request.url).pathname === new URL(self.registration.scope).pathname;
     const saved = await caches.match(root ? "./" : request, { cacheName: CACHE, ignoreSearch: navigate });
-    if (!saved) throw error;
+    if (!saved) {
+      if (answer instanceof Response) return answer;
+      throw answer;
+    }
     if (navigate && event.resultingClientId) servedOffline.add(event.resultingClientId);
     return saved;
-  }));
+  })());
 });
 
 // The microsleep alarm's notification where the page cannot show one itself (page_alarm.py): a click brings the page back.
@@ -58,16 +91,27 @@ self.addEventListener("notificationclick", (event) => {
 });
 
 self.addEventListener("message", (event) => {
-  if (event.data && event.data.type === "status" && event.source) {
-    event.waitUntil(status(event.source.id).then((reply) => event.source.postMessage(reply)));
-  }
+  if (!event.data || event.data.type !== "status" || !event.source) return;
+  const page = event.source;
+  event.waitUntil((async () => {
+    let reply = await status(page.id);
+    if (!reply.saved && !reply.offline && BUILD.version !== "dev") {
+      // The copy is gone (storage cleared or evicted) or a save was cut off: save it again.
+      page.postMessage({ type: "offline-saving" });
+      try {
+        await saveOnce();
+        reply = await status(page.id);
+      } catch (error) {
+        reply = { type: "offline-failed", reason: String(error && error.message || error) };
+      }
+    }
+    page.postMessage(reply);
+  })());
 });
 
 async function status(clientId) {
-  const saved = await caches.has(CACHE)
-    && (await (await caches.open(CACHE)).keys()).length >= BUILD.files.length + 1;
-  return { type: "offline-status", version: BUILD.version, saved, bytes: BUILD.bytes,
-           offline: servedOffline.has(clientId) };
+  return { type: "offline-status", version: BUILD.version, saved: await isSaved(), bytes: BUILD.bytes,
+           offline: servedOffline.has(clientId), dev: BUILD.version === "dev" };
 }
 
 async function tellPages(message) {

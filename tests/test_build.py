@@ -125,7 +125,11 @@ def test_service_worker_saves_every_file_and_gets_a_new_version_when_any_file_ch
     shutil.copytree(out, copy)
     assert build.write_service_worker(copy, build.write_manifest(copy)) == saved["version"]  # same files
     (copy / "models" / "eye_state.json").write_text("{}")
-    assert build.write_service_worker(copy, build.write_manifest(copy)) != saved["version"]
+    changed_file = build.write_service_worker(copy, build.write_manifest(copy))
+    assert changed_file != saved["version"]
+    with open(copy / "sw.js", "a") as worker:  # a change to the worker alone gets a cache of its own too
+        worker.write("// changed\n")
+    assert build.write_service_worker(copy, build.write_manifest(copy)) not in (saved["version"], changed_file)
 
 
 def test_page_is_self_hosted(built):

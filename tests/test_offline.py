@@ -5,9 +5,13 @@ Each test serves its own copy of dist/ with build.py's server and shuts that ser
 (connection refused, as with a site that cannot be reached)."""
 from __future__ import annotations
 
+import contextlib
+import http.server
 import shutil
 import sys
+import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -60,6 +64,27 @@ def wait_saved(page, version: str | None = None) -> str:
     return page.get_attribute("#offline", "data-version")
 
 
+@contextlib.contextmanager
+def answering_503(base: str):
+    """The site's address answers every request with 503 (a proxy in front of a server that is down)."""
+    import build
+
+    class Down(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(503, "Service Unavailable")
+
+        def log_message(self, *args):
+            pass
+
+    server = build.SiteServer(("127.0.0.1", urlparse(base).port), Down)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def rebuild_with(out: Path, name: str, text: str) -> str:
     """A changed file, as a rebuild after a retrain would bring: new manifest, new sw.js version."""
     import build
@@ -82,6 +107,10 @@ def test_after_one_visit_the_page_starts_and_runs_without_the_site(dist, browser
             visit(page, base + "index.html")
             wait_saved(page)
             assert "Saved on this device" in page.text_content("#offline")
+        with answering_503(base):  # the server answers, with errors only: the saved copy stands in
+            page.reload()
+            wait_state(page, "ready", BOOT_TIMEOUT_MS)
+            page.wait_for_function("document.getElementById('offline').dataset.state === 'offline'", timeout=10_000)
         # The server is gone: every request of the reload fails unless the saved copy answers it.
         responses = []
         page.on("response", lambda response: responses.append(response))
@@ -119,17 +148,23 @@ def test_a_rebuilt_site_is_used_at_once_and_replaces_the_saved_copy(dist, browse
             visit(page, base + "index.html")
             first = wait_saved(page)
             # Caches of other sites on the same origin (GitHub Pages: user.github.io/other/) are left alone.
-            page.evaluate("""async () => { await caches.open('eyestate-offline:https://example.org/other/:1');
-                                           await caches.open('another-app'); }""")
+            sibling = f"eyestate-offline:{base}other/:1"
+            page.evaluate("""name => Promise.all([caches.open(name), caches.open('another-app')])""", sibling)
             second = rebuild_with(site, "NOTICE.md", "rebuilt site\n")
             assert second != first
             page.reload()
             wait_state(page, "ready", BOOT_TIMEOUT_MS)
             assert page.evaluate(read_notice) == "rebuilt site\n"  # online: the site's files, not the saved copy
             wait_saved(page, second)
-            assert sorted(page.evaluate(eyestate_caches)) == sorted([
-                f"eyestate-offline:{base}:{second}", "eyestate-offline:https://example.org/other/:1"])
+            assert sorted(page.evaluate(eyestate_caches)) == sorted([f"eyestate-offline:{base}:{second}", sibling])
             assert "another-app" in page.evaluate("caches.keys()")
+            # ?offline=0 removes this site's copy and worker, nothing else
+            visit(page, base + "index.html?offline=0")
+            page.wait_for_function("document.getElementById('offline').dataset.removed === 'true'")
+            assert page.evaluate(eyestate_caches) == [sibling]
+            assert page.evaluate("navigator.serviceWorker.getRegistrations().then(r => r.length)") == 0
+            visit(page, base + "index.html")  # saved again
+            wait_saved(page, second)
         page.reload()
         wait_state(page, "ready", BOOT_TIMEOUT_MS)
         assert page.evaluate(read_notice) == "rebuilt site\n"  # offline: the new copy
