@@ -22,6 +22,7 @@ import page_settings
 from page_alarm import Beeper, Notifier, notification_permission
 from page_clip import ClipError, ClipReader
 from page_record import Recording, clock_text, count_text
+from page_wake import ScreenWake
 from web_runtime import js_obj
 
 
@@ -101,6 +102,7 @@ class App:
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
+        self.wake = ScreenWake()  # the screen stays on while the camera runs or a file is processed
         self.notifier.enabled = self.settings.notify and notification_permission() == "granted"
         view.alarm_listener = lambda active: self.notifier.update(active and not self.clip_active)
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
@@ -297,6 +299,7 @@ class App:
         js.console.error(f"eye-state pipeline failed: {error}")
         self.live = False
         self._stop_ticker()
+        self.wake.release()
         self.view.show_alarm(False)
         self.machine.go(S.MODEL_FAILED, detail=str(error)[:300])
 
@@ -376,6 +379,7 @@ class App:
         self.machine.go(S.RUNNING)
         asyncio.ensure_future(self._list_cameras(track))
         self.live = True
+        self.wake.hold()
         self._last_callback = js.performance.now() / 1000.0
         self._start_ticker()
         self._request_frame()
@@ -407,6 +411,8 @@ class App:
 
     def stop_camera(self, to_ready: bool = False, summary: bool = True) -> None:
         self.live = False
+        if not self.clip_active:
+            self.wake.release()
         self._has_pending = False
         self._stop_ticker()
         if self.stream is not None:
@@ -578,6 +584,7 @@ class App:
             return
         self.stop_camera()
         self.clip_active = True
+        self.wake.hold()  # a long file takes minutes: a locked screen would pause it
         self._clip_stop = False  # set by the "Stop processing" button
         self._set_busy(True)
         async with self._frame_lock:  # let a live frame still in flight finish before resetting
@@ -615,6 +622,7 @@ class App:
         finally:
             js.URL.revokeObjectURL(url)
             stop_button.hidden = True
+            self.wake.release()
             self.view.show_alarm(False)  # a clip that ends inside a long closure
         self.clip_active = False
         self._set_busy(False)

@@ -270,11 +270,15 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
     video = synthetic_y4m(tmp_path / "testsrc.y4m", duration_s=4)
     browser = launch(playwright, video)
     site = site.plain
+    # A browser that will not keep the screen on (battery saver, a policy): the page says the camera may stop.
+    refuse_wake_lock = """navigator.wakeLock.request = () => Promise.reject(new DOMException('saver', 'NotAllowedError'));"""
     try:
-        page, requests, _ = open_page(browser, site)
+        page, requests, _ = open_page(browser, site, init_script=refuse_wake_lock)
         assert page.evaluate("crossOriginIsolated") is False
         page.click("#start")
         assert wait_state(page, ["no-face"], 30_000) == "no-face"
+        assert page.get_attribute("#wake", "data-state") == "failed"
+        assert "lock the screen" in page.text_content("#wake") and page.is_visible("#wake")
         for eye in ("left", "right"):
             assert page.get_attribute(f"#eye-{eye}", "data-state") == "unknown"  # never open/closed without a face
         assert int(page.get_attribute("#blinks", "data-count")) == 0
@@ -415,8 +419,10 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
         assert page.evaluate("window.eyestateBeeps") >= 1  # the alarm sound is on by default
         assert page.evaluate("window.notes.length") == 0  # in front the banner says it: no system notification
         assert page.evaluate("window.vibrations") >= 1  # a phone vibrates with each beep
+        assert page.get_attribute("#wake", "data-state") == "on"  # the screen stays on while the camera runs
         # the camera session's per-frame CSV, made in the page after Stop
         page.click("#stop")
+        assert page.get_attribute("#wake", "data-state") == "off" and page.is_hidden("#wake")
         log = frame_log(page)
         with page.expect_download() as download:
             page.click("#session-csv")
@@ -677,9 +683,11 @@ def test_processing_a_video_file_can_be_stopped_and_keeps_what_was_done(site, pl
         assert page.text_content("#clip-summary").startswith("0:0")  # progress while it runs ...
         assert " of ? processed, " in page.text_content("#clip-summary")  # ... of a length the file does not give
         assert page.get_attribute("#clip-progress", "value") is None  # an indeterminate bar
+        assert page.get_attribute("#wake", "data-state") == "on"  # the screen stays on while a file is processed
         page.click("#clip-stop")
         state = wait_state(page, ["clip-stopped", "clip-done", "clip-failed", "model-failed"], 60_000)
         assert state == "clip-stopped", page.text_content("#status") + "\n".join(console[-20:])
+        assert page.get_attribute("#wake", "data-state") == "off"
         rows = read_csv(page.input_value("#clip-csv"))
         summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "stopped")}
         text = page.text_content("#clip-summary")
