@@ -54,6 +54,7 @@ MIME_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
     ".wasm": "application/wasm",
     ".onnx": "application/octet-stream",
     ".zip": "application/octet-stream",

@@ -143,7 +143,7 @@ def test_page_is_self_hosted(built):
     for target in config["files"].values():
         assert (out / target).is_file()
     for page_file in ["index.html", "main.py", "page_app.py", "page_view.py", "page_settings.py", "page_record.py",
-                      "web_runtime.py", "ticker.js", "offline.js", "sw.js", "style.css"]:
+                      "web_runtime.py", "ticker.js", "offline.js", "sw.js", "app.webmanifest", "style.css"]:
         text = (out / page_file).read_text()
         assert "http://" not in text and "https://" not in text, f"{page_file} names another origin"
 

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_utils import (ROOT, browser_missing_reason, collect_console, launch, serve, synthetic_y4m,  # noqa: E402
-                           wait_state)
+from browser_utils import (CHROMIUM, CHROMIUM_FLAGS, ROOT, browser_missing_reason, collect_console, launch,  # noqa: E402
+                           serve, synthetic_y4m, wait_state)
 
 pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=1, only_rerun=["Target crashed"])]
 
@@ -41,14 +41,23 @@ def dist(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def playwright():
     from playwright.sync_api import sync_playwright
 
-    camera = synthetic_y4m(tmp_path_factory.mktemp("camera") / "no_face.y4m", duration_s=2.0)
     with sync_playwright() as p:
-        browser = launch(p, camera)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory):
+    return synthetic_y4m(tmp_path_factory.mktemp("camera") / "no_face.y4m", duration_s=2.0)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, camera):
+    browser = launch(playwright, camera)
+    yield browser
+    browser.close()
 
 
 def visit(page, url: str) -> None:
@@ -170,3 +179,24 @@ def test_a_rebuilt_site_is_used_at_once_and_replaces_the_saved_copy(dist, browse
         assert page.evaluate(read_notice) == "rebuilt site\n"  # offline: the new copy
     finally:
         context.close()
+
+
+def test_the_page_can_be_installed_as_an_app(dist, playwright, camera, tmp_path):
+    """A web app manifest and the offline copy: Chromium offers "Install" (a window of its own, which also starts
+    without a network). Checked with DevTools' installability report, in a normal profile (never offered in an
+    incognito one, which is what a plain Playwright context is)."""
+    context = playwright.chromium.launch_persistent_context(
+        tmp_path / "profile", executable_path=CHROMIUM,
+        args=CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                               f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        page = context.new_page()
+        with serve(dist) as base:
+            visit(page, base + "index.html")
+            wait_saved(page)
+            report = context.new_cdp_session(page).send("Page.getInstallabilityErrors")
+            manifest = context.new_cdp_session(page).send("Page.getAppManifest")
+    finally:
+        context.close()
+    assert report["installabilityErrors"] == []
+    assert manifest["errors"] == [] and '"start_url": "./"' in manifest["data"]
