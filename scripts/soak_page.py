@@ -80,12 +80,12 @@ def main(argv=None) -> int:
                       "| Pyodide wasm MB | DOM nodes | page state |")
                 print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
                 started = time.monotonic()
-                frames_before = None
+                frames_before, stalled = None, False
                 while True:
                     elapsed = time.monotonic() - started
                     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
                     memory = renderer_memory()
-                    frames = page.evaluate("window.eyestateApp.session.length")  # the session CSV's rows
+                    frames = page.evaluate("window.eyestateApp.session.frames")  # all, also rows the CSV dropped
                     print(f"| {elapsed / 60:.1f} | {frames} | {memory.get('RssAnon', 0):.0f} | "
                           f"{memory.get('RssShmem', 0):.0f} | {metrics['JSHeapUsedSize'] / 1e6:.1f} | "
                           f"{page.evaluate(PYODIDE_HEAP) / 1e6:.0f} | {metrics['Nodes']:.0f} | "
@@ -94,11 +94,12 @@ def main(argv=None) -> int:
                         break
                     if frames_before is not None and frames <= frames_before:
                         print("no new frame since the last row: the page stopped processing", file=sys.stderr)
+                        stalled = True
                     frames_before = frames
                     time.sleep(min(args.every, max(0.0, args.minutes * 60 - elapsed)))
             finally:
                 browser.close()
-    return 0
+    return 1 if stalled else 0
 
 
 if __name__ == "__main__":

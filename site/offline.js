@@ -18,7 +18,10 @@
 
   function onMessage({ data }) {
     if (!data || typeof data !== "object") return;
-    if (data.type === "offline-failed") {
+    if (data.type === "offline-failed" && data.older) {
+      show("failed", `Could not save the site's new version on this device (${data.reason}); the copy saved before ` +
+           "still starts without a network.");
+    } else if (data.type === "offline-failed") {
       show("failed", `Could not save this page for use without a network (${data.reason}).`);
     } else if (data.type === "offline-saving") {
       show("saving", SAVING);
@@ -26,7 +29,7 @@
       return;
     } else if (data.dev) {
       show("off", "");  // site/ served without build.py: nothing to save
-    } else if (data.offline || !navigator.onLine) {
+    } else if (data.offline) {
       show("offline", "The site cannot be reached (no network?): running from the copy saved on this device.",
            data.version);
     } else if (data.saved) {

@@ -132,8 +132,11 @@ class Notifier:
 class WorkerNotification:
     """The alarm's notification shown by the service worker (sw.js), closed through its registration once shown."""
 
+    latest = None  # the newest one: notifications share one tag, so closing by tag closes the newest
+
     def __init__(self, workers, options, on_fail):
         self.workers = workers
+        WorkerNotification.latest = self
         self.shown = asyncio.ensure_future(self._show(options, on_fail))
 
     async def _show(self, options, on_fail) -> bool:
@@ -151,8 +154,14 @@ class WorkerNotification:
         asyncio.ensure_future(self._close())
 
     async def _close(self) -> None:
-        if not await self.shown:  # an alarm that ends at once: close what was shown, not what was not there yet
+        try:
+            if not await self.shown:  # an alarm that ends at once: close what was shown, not what was not there yet
+                return
+            registration = await self.workers.getRegistration()
+            shown = await registration.getNotifications(js_obj({"tag": NOTIFICATION_TAG}))
+        except Exception as error:
+            js.console.warn(f"alarm notification not closed: {error}")
             return
-        registration = await self.workers.getRegistration()
-        for notification in await registration.getNotifications(js_obj({"tag": NOTIFICATION_TAG})):
-            notification.close()
+        if WorkerNotification.latest is self:  # a newer alarm's notification replaced this one: leave it
+            for notification in shown:
+                notification.close()

@@ -109,6 +109,7 @@ class App:
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
         self.stream = None
+        self._camera_request = 0  # counts camera starts and video files: a late camera stream of an older one is closed
         self.live = False
         self.clip_active = False
         self._clip_stop = False
@@ -200,7 +201,7 @@ class App:
 
         async def answered(request) -> None:
             try:
-                result = str(await request) if request is not None else notification_permission()
+                result = str(await request)
             except Exception as error:
                 return turn(False, f"Not switched on: {error}")
             if result == "granted" and not box.checked:  # unticked again while the prompt was open
@@ -215,8 +216,10 @@ class App:
             if permission in ("granted", "denied"):
                 return turn(permission == "granted", "" if permission == "granted" else blocked)
             say("Allow notifications in the browser's prompt…")
-            # asked here, inside the click (browsers prompt only then); older Safari answers with a callback instead
-            asyncio.ensure_future(answered(js.window.Notification.requestPermission()))
+            request = js.window.Notification.requestPermission()  # here, inside the click: browsers prompt only then
+            if request is None:  # an old browser that answers only through a callback
+                return turn(False, "Allow notifications for this page in the browser's settings, then tick again.")
+            asyncio.ensure_future(answered(request))
 
         self._on("alarm-notify", "change", changed)
 
@@ -326,6 +329,8 @@ class App:
         if self.clip_active:
             return
         switching = device_id is not None and self.live  # a camera picked in the list while one runs
+        self._camera_request += 1  # a newer start, or a video file, makes this one's late stream unwanted
+        mine = self._camera_request
         self.stop_camera(summary=not switching)
         async with self._frame_lock:  # a frame still in flight belongs to the stream just stopped
             pass
@@ -346,7 +351,12 @@ class App:
                 devices.getUserMedia(js_obj({"video": video, "audio": False}))
             stream = await request
         except JsException as error:
-            self.machine.camera_error(_error_name(error))
+            if not self.clip_active and mine == self._camera_request:  # not when a file or a newer start took over
+                self.machine.camera_error(_error_name(error))
+            return
+        if self.clip_active or mine != self._camera_request:  # a file (or another start) came while the camera
+            for track in stream.getTracks():                   # started: that goes on, this camera not
+                track.stop()
             return
         self.stream = stream
         self.video.hidden = False
@@ -355,8 +365,13 @@ class App:
         try:
             await self.video.play()
         except JsException as error:
-            self.stop_camera()
-            self.machine.camera_error(_error_name(error))
+            if not self.clip_active and mine == self._camera_request:
+                self.stop_camera()
+                self.machine.camera_error(_error_name(error))
+            return
+        if self.clip_active or self.stream is not stream or mine != self._camera_request:  # superseded meanwhile
+            if self.stream is stream:
+                self.stop_camera(summary=False)
             return
         self.timings.setdefault("camera_ms", js.performance.now())  # first camera start, ms since navigation
         track = stream.getVideoTracks()[0]
@@ -583,8 +598,8 @@ class App:
         if self.clip_active:
             return
         self.stop_camera()
+        self._camera_request += 1  # a camera still being asked for is no longer wanted
         self.clip_active = True
-        self.wake.hold()  # a long file takes minutes: a locked screen would pause it
         self._clip_stop = False  # set by the "Stop processing" button
         self._set_busy(True)
         async with self._frame_lock:  # let a live frame still in flight finish before resetting
@@ -609,6 +624,7 @@ class App:
         stop_button = js.document.getElementById("clip-stop")
         stop_button.hidden = False
         try:
+            self.wake.hold()  # a long file takes minutes: a locked screen would pause it
             record, dropped, rate, stopped_at, duration = await self._clip_frames(video, url)
         except Exception as error:
             js.console.error(f"clip failed: {error}")

@@ -20,7 +20,9 @@ class ScreenWake:
     def __init__(self):
         self.wanted = False
         self.lock = None
+        self._requesting = False  # one request at a time: two would leave one lock nobody releases
         self._on_visible = create_proxy(self._visibility_changed)
+        self._on_lost = create_proxy(self._lost)
         js.document.addEventListener("visibilitychange", self._on_visible)
 
     def hold(self) -> None:
@@ -34,23 +36,38 @@ class ScreenWake:
             lock.release()
         self._show("off")
 
+    def _held(self) -> bool:
+        return self.lock is not None and not self.lock.released
+
     async def _acquire(self) -> None:
         wake = getattr(js.navigator, "wakeLock", None)
         if wake is None:
             return self._show("unavailable", MAY_SLEEP)
-        if self.lock is not None and not self.lock.released:
+        if self._held() or self._requesting:
             return
+        self._requesting = True
         try:
             lock = await wake.request("screen")
         except Exception as error:  # e.g. NotAllowedError: hidden page, battery saver, a policy
             if self.wanted:
                 self._show("failed", f"{MAY_SLEEP} ({getattr(error, 'name', 'error')})")
             return
+        finally:
+            self._requesting = False
         if not self.wanted:  # stopped while the request was pending
             await lock.release()
             return
         self.lock = lock
+        lock.addEventListener("release", self._on_lost)
         self._show("on")
+
+    def _lost(self, _event) -> None:
+        """The browser let go of the lock (page hidden, battery saver): say so, and ask again if it can be had now."""
+        if not self.wanted or self._held():
+            return
+        self._show("off")
+        if js.document.visibilityState == "visible":
+            asyncio.ensure_future(self._acquire())
 
     def _visibility_changed(self, _event) -> None:
         if self.wanted and js.document.visibilityState == "visible":

@@ -41,7 +41,8 @@ self.addEventListener("install", (event) => {
     .then(() => self.skipWaiting())
     .catch(async (error) => {
       await caches.delete(CACHE);  // this version's own copy: the worker still in charge keeps its own
-      await tellPages({ type: "offline-failed", reason: String(error && error.message || error) });
+      const older = (await caches.keys()).some((key) => key.startsWith(PREFIX));
+      await tellPages({ type: "offline-failed", reason: String(error && error.message || error), older });
       throw error;
     }));
 });

@@ -104,6 +104,16 @@ NOTIFICATION_HOOK = """(() => {
 })();"""
 
 
+# Records every screen wake lock the page gets (window.wakeLocks), so a test can check that each one is released.
+WAKE_HOOK = """(() => {
+    if (!navigator.wakeLock) return;
+    const request = navigator.wakeLock.request.bind(navigator.wakeLock);
+    window.wakeLocks = [];
+    navigator.wakeLock.request = async (type) => { const lock = await request(type); window.wakeLocks.push(lock); return lock; };
+})();"""
+LOCKS = "window.wakeLocks.map(lock => lock.released)"
+
+
 def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
               init_script: str | None = None):
     # No offline copy (site/sw.js): saving 37 MB per test would only slow them; tests/test_offline.py covers it.
@@ -407,7 +417,7 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
     video = frames_to_y4m(source, tmp_path / "microsleep.y4m", frames)
     browser = launch(playwright, video)
     try:
-        page, requests, _ = open_page(browser, site, init_script=NOTIFICATION_HOOK)
+        page, requests, _ = open_page(browser, site, init_script=NOTIFICATION_HOOK + WAKE_HOOK)
         page.click("#settings-box summary")
         page.check("#alarm-notify")
         page.wait_for_function("JSON.parse(localStorage.getItem('eyestate.settings') || '{}').notify === true")
@@ -420,9 +430,11 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
         assert page.evaluate("window.notes.length") == 0  # in front the banner says it: no system notification
         assert page.evaluate("window.vibrations") >= 1  # a phone vibrates with each beep
         assert page.get_attribute("#wake", "data-state") == "on"  # the screen stays on while the camera runs
+        assert page.evaluate(LOCKS) == [False]  # one lock, held
         # the camera session's per-frame CSV, made in the page after Stop
         page.click("#stop")
         assert page.get_attribute("#wake", "data-state") == "off" and page.is_hidden("#wake")
+        page.wait_for_function(f"{LOCKS}.every(released => released)", timeout=5_000)
         log = frame_log(page)
         with page.expect_download() as download:
             page.click("#session-csv")
@@ -676,7 +688,7 @@ def test_processing_a_video_file_can_be_stopped_and_keeps_what_was_done(site, pl
     clip = video_to_webm(source, tmp_path / "demo.webm", streamed=True)
     browser = launch(playwright)
     try:
-        page, requests, console = open_page(browser, site)
+        page, requests, console = open_page(browser, site, init_script=WAKE_HOOK)
         page.set_input_files("#clip-file", str(clip))
         page.wait_for_function("Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length >= 40",
                                timeout=120_000)
@@ -684,10 +696,12 @@ def test_processing_a_video_file_can_be_stopped_and_keeps_what_was_done(site, pl
         assert " of ? processed, " in page.text_content("#clip-summary")  # ... of a length the file does not give
         assert page.get_attribute("#clip-progress", "value") is None  # an indeterminate bar
         assert page.get_attribute("#wake", "data-state") == "on"  # the screen stays on while a file is processed
+        assert page.evaluate(LOCKS) == [False]
         page.click("#clip-stop")
         state = wait_state(page, ["clip-stopped", "clip-done", "clip-failed", "model-failed"], 60_000)
         assert state == "clip-stopped", page.text_content("#status") + "\n".join(console[-20:])
         assert page.get_attribute("#wake", "data-state") == "off"
+        page.wait_for_function(f"{LOCKS}.every(released => released)", timeout=5_000)
         rows = read_csv(page.input_value("#clip-csv"))
         summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "stopped")}
         text = page.text_content("#clip-summary")
@@ -793,3 +807,36 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
     assert owner == "(the person's)"
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
+
+
+def test_a_video_file_picked_while_the_camera_starts_wins_over_the_camera(site, playwright, tmp_path):
+    """The camera answers late (a permission prompt a person takes a second to answer) and a file is picked meanwhile:
+    the file is processed to its end, the late camera is closed at once instead of starting on top of it, and the
+    screen wake lock the file took is released at its end."""
+    clip = tmp_path / "pattern.webm"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "20", "-c:v", "libvpx-vp9",
+           "-deadline", "realtime", "-cpu-used", "8", str(clip))
+    slow_camera = """(() => {
+        const devices = navigator.mediaDevices, original = devices.getUserMedia.bind(devices);
+        window.cameraTracks = [];
+        devices.getUserMedia = (constraints) => new Promise((resolve) => setTimeout(resolve, 1500)).then(
+            () => original(constraints)).then((stream) => { window.cameraTracks.push(...stream.getTracks()); return stream; });
+    })();"""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "camera.y4m", duration_s=2))
+    try:
+        page, requests, console = open_page(browser, site, init_script=slow_camera + WAKE_HOOK)
+        page.click("#start")
+        page.set_input_files("#clip-file", str(clip))
+        state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
+        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
+        page.wait_for_function("window.cameraTracks.length === 1", timeout=10_000)  # the late camera came ...
+        tracks = page.evaluate("window.cameraTracks.map(t => t.readyState)")
+        rows = read_csv(page.input_value("#clip-csv"))
+        shown = page.evaluate("[document.getElementById('video').hidden, document.getElementById('clip-video').hidden]")
+        page.wait_for_function(f"{LOCKS}.length >= 1 && {LOCKS}.every(released => released)", timeout=5_000)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert tracks == ["ended"]  # ... and was closed, not started
+    assert [int(r["frame"]) for r in rows] == list(range(20))
+    assert shown == [True, False]  # the file stays on screen
