@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser_utils import (FOCUS_VIDEOS, ROOT, browser_missing_reason, ensure_built, launch, serve,  # noqa: E402
-                           synthetic_y4m, video_to_webm, video_to_y4m, wait_state)
+from browser_utils import (FOCUS_VIDEOS, ROOT, bench_dist, camera_y4m, launch, serve, video_to_webm,  # noqa: E402
+                           wait_state)
 
 STAGES = ["html_ms", "pyodide_ms", "modules_ms", "face_detection_ms", "face_landmark_ms", "eye_state_ms",
           "models_ms", "ready_ms", "camera_ms", "first_label_ms"]
@@ -228,24 +228,16 @@ def main(argv=None) -> int:
     parser.add_argument("--clip-frames", type=int, default=None,
                         help="measure recorded-clip mode on the video's first N frames instead of the live camera")
     args = parser.parse_args(argv)
-    reason = browser_missing_reason()
-    if reason:
-        print(f"cannot run: {reason}", file=sys.stderr)
+    dist = bench_dist(args.no_build)
+    if dist is None:
         return 2
     from playwright.sync_api import sync_playwright
 
-    dist = ROOT / "dist"
-    if not args.no_build:
-        ensure_built(dist)
     with tempfile.TemporaryDirectory() as tmp:
         source = args.video or FOCUS_VIDEOS / "mahie_test_1.avi"
         if args.clip_frames:
             return clip_benchmark(args, source, Path(tmp))
-        if source.exists():
-            video = video_to_y4m(source, Path(tmp) / "camera.y4m", 0, 20, args.camera_fps)
-        else:
-            print(f"{source} not found: using a synthetic clip without a face (no landmark/classifier work)")
-            video = synthetic_y4m(Path(tmp) / "camera.y4m", duration_s=20)
+        video = camera_y4m(source, Path(tmp) / "camera.y4m", args.camera_fps)
         if args.second_visit:
             return second_visit_benchmark(args, video)
         results = []

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser_utils import (FOCUS_VIDEOS, ROOT, browser_missing_reason, ensure_built, launch, serve,  # noqa: E402
-                           synthetic_y4m, video_to_y4m, wait_state)
+from browser_utils import FOCUS_VIDEOS, bench_dist, camera_y4m, launch, serve, wait_state  # noqa: E402
 
 # Pyodide's wasm memory, reached through the page's App object (a PyProxy): its module's builtins import pyodide_js.
 PYODIDE_HEAP = """() => { const builtins = window.eyestateApp.__class__.__init__.__globals__.get('__builtins__');
@@ -51,19 +50,14 @@ def main(argv=None) -> int:
     parser.add_argument("--video", type=Path, help="camera video (default: 20 s of the shared focus video)")
     parser.add_argument("--no-build", action="store_true", help="use the existing dist/")
     args = parser.parse_args(argv)
-    reason = browser_missing_reason()
-    if reason or not Path("/proc/self/status").exists():
-        print(f"cannot run: {reason or 'needs Linux /proc'}", file=sys.stderr)
+    dist = bench_dist(args.no_build, None if Path("/proc/self/status").exists() else "needs Linux /proc")
+    if dist is None:
         return 2
     from playwright.sync_api import sync_playwright
 
-    dist = ROOT / "dist"
-    if not args.no_build:
-        ensure_built(dist)
     with tempfile.TemporaryDirectory() as tmp:
         source = args.video or FOCUS_VIDEOS / "mahie_test_1.avi"
-        camera = (video_to_y4m(source, Path(tmp) / "camera.y4m", 0, 20) if source.exists()
-                  else synthetic_y4m(Path(tmp) / "camera.y4m", duration_s=20))
+        camera = camera_y4m(source, Path(tmp) / "camera.y4m")
         with serve(dist) as base, sync_playwright() as playwright:
             browser = launch(playwright, camera)
             try:

@@ -39,6 +39,19 @@ def browser_missing_reason() -> str | None:
     return None
 
 
+def bench_dist(no_build: bool, extra_reason: str | None = None) -> Path | None:
+    """dist/ for a page benchmark script, built unless `no_build`; None (with the reason on stderr) when the browser
+    tests' tools are missing or `extra_reason` says the script cannot run here."""
+    reason = browser_missing_reason() or extra_reason
+    if reason:
+        print(f"cannot run: {reason}", file=sys.stderr)
+        return None
+    dist = ROOT / "dist"
+    if not no_build:
+        ensure_built(dist)
+    return dist
+
+
 def ensure_built(dist: Path = ROOT / "dist") -> Path:
     """Builds dist/ with build.py (same code path as users)."""
     sys.path.insert(0, str(ROOT))
@@ -88,6 +101,15 @@ def synthetic_y4m(dst: Path, source: str = "testsrc2=size=640x480:rate=30", dura
     """A clip without a face (ffmpeg lavfi source) as .y4m."""
     ffmpeg("-f", "lavfi", "-i", source, "-t", f"{duration_s}", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))
     return dst
+
+
+def camera_y4m(source: Path, dst: Path, fps: float | None = None) -> Path:
+    """The benchmarks' fake camera: the first 20 s of `source`, or a synthetic clip without a face when the video is
+    not there (no ../shared), which is said on stdout."""
+    if source.exists():
+        return video_to_y4m(source, dst, 0, 20, fps)
+    print(f"{source} not found: using a synthetic clip without a face (no landmark/classifier work)")
+    return synthetic_y4m(dst, duration_s=20)
 
 
 def video_to_webm(src: Path, dst: Path, start_frame: int = 0, frames: int | None = None,
