@@ -102,9 +102,9 @@ class App:
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
-        self.wake = ScreenWake()  # the screen stays on while the camera runs or a file is processed
         self.notifier.enabled = self.settings.notify and notification_permission() == "granted"
         view.alarm_listener = lambda active: self.notifier.update(active and not self.clip_active)
+        self.wake = ScreenWake()  # the screen stays on while the camera runs or a file is processed
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
