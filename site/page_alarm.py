@@ -82,7 +82,6 @@ class Notifier:
         self.background = False  # the frame came from the background clock: the page is not being rendered
         self.current = None  # the notification of the alarm in progress
         self.alarm_on = False
-        self.shown = 0  # window.eyestateNotifications, for tests
         self.on_unavailable = on_unavailable or (lambda reason: None)
         self._on_click = create_proxy(self._clicked)
 
@@ -116,8 +115,6 @@ class Notifier:
                 self._unavailable(error)
                 return
             self.current = WorkerNotification(workers, options, self._unavailable)
-        self.shown += 1
-        js.window.eyestateNotifications = self.shown
 
     def _unavailable(self, error) -> None:
         js.console.warn(f"system notification not shown: {error}")
@@ -127,6 +124,7 @@ class Notifier:
         js.window.focus()
         if self.current is not None:
             self.current.close()
+            self.current = None
 
 
 class WorkerNotification:
