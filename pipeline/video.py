@@ -5,6 +5,8 @@
 
 `<name>_ideal.csv` (per-frame 0/1 closed labels) and `<name>_timestamps.txt` (JSON list of frame
 wall-clock times) beside a video are used automatically; without timestamps, time = frame / fps.
+Eyeblink8-style annotations (`<name>.tag`, with `<name>.txt` frame times) are read too, beside the video
+or given with --labels.
 With labels, frame-level and blink-level scores per video and pooled (pipeline.video_metrics).
 """
 from __future__ import annotations
@@ -151,12 +153,16 @@ def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[t
     inputs = []
     for i, path in enumerate(videos):
         next(read_frames(path, max_frames=1))  # raises a clear VideoError for a missing or unreadable video
-        label_path = Path(labels[i]) if labels else companion(path, "_ideal.csv")
-        truth = _load_optional(label_path, video_metrics.load_labels, "label file")
+        label_path = Path(labels[i]) if labels else label_file_beside(path)
+        is_tag = label_path is not None and label_path.suffix.lower() == ".tag"
+        truth = _load_optional(label_path, video_metrics.load_tag if is_tag else video_metrics.load_labels,
+                               "label file")
         times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps, "timestamp file")
         if labels and truth is None:
             raise VideoError(f"label file {label_path} does not exist")
         _, count = video_info(path)
+        if is_tag:
+            truth, times, count = _fit_tag(path, label_path, truth, times, count, max_frames)
         given = [(what, values) for what, values in (("label file", truth), ("timestamp file", times))
                  if values is not None]
         if max_frames is None and given and (count <= 0 or any(len(values) != count for _, values in given)):
@@ -167,6 +173,33 @@ def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[t
                                  f"{count} frames (one entry per frame expected)")
         inputs.append((path, label_path, truth, times, count if max_frames is None else min(count, max_frames)))
     return inputs
+
+
+def label_file_beside(video: Path) -> Path | None:
+    """`<name>_ideal.csv` (the focus videos), else `<name>.tag` (Eyeblink8 and its siblings), else None."""
+    for path in (companion(video, "_ideal.csv"), companion(video, ".tag")):
+        if path.exists():
+            return path
+    return None
+
+
+def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: int | None):
+    """A .tag has no record for frames past its last one: they count as open (video_metrics.load_tag), so its
+    labels are padded to the video's length; a record past the video's end is an error. Its `<name>.txt` frame
+    times are used when they cover every frame, else frame / fps (with a note)."""
+    if max_frames is None or count <= 0 or len(truth) > count:
+        count = count_frames(path)  # the header's count can be an estimate: the labels are padded to it
+    if len(truth) > count:
+        raise VideoError(f"label file {tag} has records up to frame {len(truth) - 1} but {path.name} has "
+                         f"{count} frames (frame IDs count from 0)")
+    truth = truth + [0] * (count - len(truth))
+    if times is None:
+        times = _load_optional(companion(path, ".txt"), video_metrics.load_timestamps, "timestamp file")
+        if times is not None and len(times) != count and max_frames is None:
+            print(f"note: {companion(path, '.txt').name} has {len(times)} frame times for {count} frames: "
+                  "using frame / fps instead", file=sys.stderr)
+            times = None
+    return truth, times, count
 
 
 def _load_optional(path: Path | None, loader, what: str):
@@ -266,8 +299,9 @@ def _print_summary(report: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Replay videos through the page's frame pipeline.")
     parser.add_argument("videos", nargs="+", help="video files (OpenCV-readable)")
-    parser.add_argument("--labels", nargs="+", help="per-frame 0/1 closed label files, one per video "
-                                                    "(default: <name>_ideal.csv beside each video)")
+    parser.add_argument("--labels", nargs="+",
+                        help="label files, one per video: per-frame 0/1 closed (.csv) or an Eyeblink8 .tag "
+                             "(default: <name>_ideal.csv, else <name>.tag, beside each video)")
     parser.add_argument("--csv", type=Path, help="write per-frame rows here")
     parser.add_argument("--json", type=Path, help="write metrics (videos, pooled) and timings here")
     parser.add_argument("--model", type=Path, default=None,

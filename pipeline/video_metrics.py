@@ -202,9 +202,47 @@ def load_labels(path) -> list:
     return flags
 
 
+def load_tag(path) -> list:
+    """A `.tag` blink annotation (Eyeblink8, Talking Face, Researcher's Night; blinkingmatters.com) -> one 0/1 per
+    frame, 1 = the frame belongs to a labelled blink, the meaning of the focus videos' `_ideal.csv` lines.
+
+    Records lie between the lines `#start` and `#end`, one per frame: `frame ID : blink ID : NF : LE_FC : LE_NV :
+    RE_FC : RE_NV : face box (4) : eye corners (8)`, blink ID -1 outside blinks. Only the first two fields are read:
+    the dataset's authors say the eye flags are not annotated consistently. Frame IDs are video frame indices from 0;
+    a frame without a record (a gap, or past the last record) counts as open."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    marks = [line.strip().lower() for line in lines]
+    if "#start" not in marks:
+        raise ValueError(f"{path}: no '#start' line (expected a .tag blink annotation: a header, '#start', "
+                         "one 'frame ID:blink ID:...' record per frame, '#end')")
+    first = marks.index("#start") + 1
+    last = marks.index("#end", first) if "#end" in marks[first:] else len(lines)
+    blink_of = {}
+    for number, line in enumerate(lines[first:last], start=first + 1):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.split(":")]
+        try:
+            frame, blink = int(fields[0]), int(fields[1])
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}:{number}: expected 'frame ID:blink ID:...' with two integers, "
+                             f"got {line.strip()[:60]!r}") from None
+        if frame < 0 or blink < -1:
+            raise ValueError(f"{path}:{number}: frame ID {frame} / blink ID {blink} out of range "
+                             "(frame IDs from 0, blink ID -1 outside blinks)")
+        if frame in blink_of:
+            raise ValueError(f"{path}:{number}: frame {frame} has a second record")
+        blink_of[frame] = blink
+    if not blink_of:
+        raise ValueError(f"{path}: no records between '#start' and '#end'")
+    return [int(blink_of.get(frame, -1) >= 0) for frame in range(max(blink_of) + 1)]
+
+
 def load_timestamps(path) -> list:
     """A `<name>_timestamps.txt` file (a JSON list, or one value per line, of wall-clock strings or numbers of
-    seconds) -> seconds since the first frame."""
+    seconds) -> seconds since the first frame. Lines of two numbers, `frame time` (the `.txt` beside an Eyeblink8
+    video), are read as frame times in frame order."""
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
     if text.lstrip().startswith("["):
@@ -212,8 +250,12 @@ def load_timestamps(path) -> list:
             raw = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: expected a JSON list of frame times ({error})") from None
-    else:  # one time per line
-        raw = [float(v) if _is_number(v) else v for v in (line.strip() for line in text.splitlines()) if v]
+    else:  # one time per line, or `frame time` pairs
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        if lines and all(len(parts) == 2 and all(map(_is_number, parts)) for parts in lines):
+            raw = [float(t) for _, t in sorted(lines, key=lambda parts: float(parts[0]))]
+        else:
+            raw = [float(v) if _is_number(v) else v for v in (line.strip() for line in text.splitlines()) if v]
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{path}: expected frame times (a JSON list, or one per line)")
     seconds = []

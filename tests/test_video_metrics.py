@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.video_metrics import (blink_metrics, events, frame_metrics, load_labels, load_timestamps,
+from pipeline.video_metrics import (blink_metrics, events, frame_metrics, load_labels, load_tag, load_timestamps,
                                     match_events, shift_labels, summarize)
 
 FOCUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "focus"
@@ -193,3 +193,45 @@ def test_focus_labels_against_themselves():
     shifted = {name: (shift_labels(labels, 1), labels) for name, (labels, _) in videos.items()}
     pooled = summarize(shifted)["pooled"]
     assert pooled["blink"]["f1"] == 1.0 and pooled["frame"]["f1"] < 1.0
+
+
+TAG_HEADER = "#header\nsome text the annotation tool writes\n#start\n"
+
+
+def _tag_record(frame: int, blink: int, closed: bool = False) -> str:
+    flag = "C" if closed else "X"
+    return f"{frame}:{blink}:X:{flag}:X:{flag}:X:240:204:138:122:258:224:283:225:320:226:347:224\n"
+
+
+def test_eyeblink8_tag_files_give_one_flag_per_frame(tmp_path):
+    """Frames inside a labelled blink (blink ID >= 0) are 1, whatever the eye flags say; frame IDs count from 0; a
+    frame without a record counts as open; two blinks give two events."""
+    path = tmp_path / "26122013_223310_cam.tag"
+    records = [_tag_record(0, -1), _tag_record(1, 1), _tag_record(2, 1, closed=True), _tag_record(3, 1),
+               _tag_record(4, -1), _tag_record(6, -1), _tag_record(7, 2, closed=True), _tag_record(8, -1)]
+    path.write_text(TAG_HEADER + "".join(records) + "#end\n", newline="\r\n")
+    flags = load_tag(path)
+    assert flags == [0, 1, 1, 1, 0, 0, 0, 1, 0]
+    assert events(flags) == [(1, 3), (7, 7)]
+    path.write_text(TAG_HEADER + _tag_record(0, -1) + _tag_record(1, 0))  # no #end: read to the end of the file
+    assert load_tag(path) == [0, 1]
+
+
+def test_bad_tag_files_are_rejected_clearly(tmp_path):
+    path = tmp_path / "v.tag"
+    for text, message in [
+            ("0:-1:X\n1:1:X\n", "no '#start' line"),
+            (TAG_HEADER + "#end\n", "no records between"),
+            (TAG_HEADER + _tag_record(0, -1) + "one:two:X\n", r"v.tag:5: expected 'frame ID:blink ID:...'"),
+            (TAG_HEADER + _tag_record(0, -1) + _tag_record(0, 1), "v.tag:5: frame 0 has a second record"),
+            (TAG_HEADER + _tag_record(0, -3), "out of range")]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            load_tag(path)
+
+
+def test_frame_time_pairs_are_read_in_frame_order(tmp_path):
+    """The `.txt` beside an Eyeblink8 video: `frame time` per line."""
+    times = tmp_path / "v.txt"
+    times.write_text("1 10.1\n0 10.0\n2 10.25\n")
+    assert load_timestamps(times) == pytest.approx([0.0, 0.1, 0.25])

@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,56 @@ def test_the_alarm_delay_option_counts_only_longer_closures(tmp_path, capsys):
     with pytest.raises(SystemExit):
         replay([video, "--alarm-after", "0"], capsys)
     assert "expected seconds > 0" in capsys.readouterr().err
+
+
+def _as_tag_files(labels: list, times: list, tag: Path, frames_txt: Path) -> None:
+    """The focus labels rewritten in the Eyeblink8 format: blink IDs on each labelled run, `frame time` pairs."""
+    from pipeline.video_metrics import events
+
+    blink_of = {}
+    for number, (first, last) in enumerate(events(labels), start=1):
+        blink_of.update({frame: number for frame in range(first, last + 1)})
+    records = "".join(f"{i}:{blink_of.get(i, -1)}:X:X:X:X:X:0:0:0:0:0:0:0:0:0:0:0:0\n" for i in range(len(labels)))
+    tag.write_text(f"#tool header\n#start\n{records}#end\n")
+    frames_txt.write_text("".join(f"{i} {t:.6f}\n" for i, t in enumerate(times)))
+
+
+def test_eyeblink8_tag_labels_score_the_same_as_the_focus_csv(tmp_path, capsys):
+    """The same labels and frame times as a `.tag` + `.txt` pair beside the video (Eyeblink8's layout, found
+    without --labels) give the same scores and times as the focus CSV files."""
+    from pipeline import video as V
+    from pipeline.video_metrics import load_labels, load_timestamps
+
+    labels = load_labels(FOCUS / "mahie_test_1_ideal.csv")
+    times = load_timestamps(FOCUS / "mahie_test_1_timestamps.txt")
+    video = tmp_path / "eyeblink8_style.avi"
+    video.symlink_to(MAHIE_1)
+    _as_tag_files(labels, times, tmp_path / "eyeblink8_style.tag", tmp_path / "eyeblink8_style.txt")
+    [(_, label_path, truth, tag_times, expected)] = V.checked_inputs([video], None, None)
+    assert label_path.suffix == ".tag" and truth == labels and expected == 1790
+    assert tag_times == pytest.approx(times, abs=1e-5)
+
+    out_json = tmp_path / "both.json"
+    code, out = replay([MAHIE_1, video, "--max-frames", 240, "--json", out_json], capsys)
+    assert code == 0, out.err
+    report = json.loads(out_json.read_text())["videos"]
+    focus, tag = report["mahie_test_1"], report["eyeblink8_style"]
+    assert focus["blink"]["labelled"] >= 1  # the first 240 frames hold blinks
+    for level in ("frame", "frame_shifted", "blink"):
+        assert tag[level] == focus[level]
+
+
+def test_a_tag_shorter_than_the_video_leaves_the_rest_open_and_a_longer_one_is_rejected(tmp_path):
+    from pipeline import video as V
+
+    video = tmp_path / "clip.avi"
+    video.symlink_to(MAHIE_1)
+    tag = tmp_path / "clip.tag"
+    tag.write_text("#start\n0:-1\n1:4\n2:4\n#end\n")
+    (tmp_path / "clip.txt").write_text("0 0.0\n1 0.033\n")  # times for 2 of 1790 frames: not used
+    [(_, _, truth, times, expected)] = V.checked_inputs([video], None, None)
+    assert truth[:4] == [0, 1, 1, 0] and len(truth) == expected == 1790 and sum(truth) == 2
+    assert times is None
+    tag.write_text("#start\n1790:-1\n#end\n")
+    with pytest.raises(V.VideoError, match="records up to frame 1790 but clip.avi has 1790 frames"):
+        V.checked_inputs([video], None, None)
