@@ -83,11 +83,16 @@ def test_flicker_inside_the_hysteresis_band_is_not_a_blink():
     assert states[-1].blink_count == 0 and states[-1].perclos == 0.0
 
 
-def test_single_closed_frame_is_too_short_at_30fps_but_a_blink_at_6fps():
-    fast = run(frame_times(30, 3.0), blink_eyes([(1.0, 1.02)]))
-    assert any(s.both_closed for s in fast) and fast[-1].blink_count == 0
-    slow = run(frame_times(6, 3.0), blink_eyes([(1.0, 1.02)]))
-    assert slow[-1].blink_count == 1
+def test_single_closed_frame_is_a_blink_at_30fps_and_6fps_but_flicker_at_60fps():
+    """One closed frame between open ones: the eyes were shut for up to two frame gaps. At 30 fps that can reach
+    the 50 ms a blink takes at least (fast blinks show one closed frame, e.g. the shared DinoMan clip), at 60 fps
+    it cannot (34 ms at most)."""
+    for fps, counted in ((6, 1), (30, 1), (60, 0)):
+        states = run(frame_times(fps, 3.0), blink_eyes([(1.0, 1.0 + 0.5 / fps)]))
+        assert sum(s.both_closed for s in states) == 1
+        assert states[-1].blink_count == counted, fps
+    three = run(frame_times(60, 3.0), blink_eyes([(1.0, 1.0 + 2.5 / 60)]))  # three closed frames at 60 fps
+    assert three[-1].blink_count == 1
 
 
 def test_blink_with_a_long_last_gap_still_counts():
@@ -159,6 +164,42 @@ def test_unknown_frame_inside_a_blink_keeps_the_closure():
     eyes = blink_eyes([(1.0, 1.2)])
     states = run(frame_times(30, 3.0), lambda t: None if 1.09 < t < 1.12 else eyes(t))
     assert states[-1].blink_count == 1
+
+
+def test_a_brief_closure_then_a_lost_face_is_dropped_but_a_running_alarm_stays_on():
+    """The face lost after 0.4 s closed: no blink, no alarm. Lost after 2.5 s closed (the alarm is on): the alarm stays
+    on while no face is seen (a head dropping out of view is the typical microsleep) and ends when open eyes are
+    seen again."""
+    brief = run(frame_times(30, 6.0), lambda t: P_OPEN if t < 1.0 else P_CLOSED if t < 1.4 else None)
+    assert not any(s.alarm for s in brief) and brief[-1].closed_duration == 0.0 and brief[-1].blink_count == 0
+    slump = run(frame_times(30, 8.0),
+                lambda t: P_OPEN if t < 1.0 or t >= 7.0 else P_CLOSED if t < 3.5 else None)
+    during = [s for s in slump if 2.5 <= s.t < 7.0]
+    assert during and all(s.alarm for s in during)
+    assert any(s.eyes == UNKNOWN for s in during)
+    assert not slump[-1].alarm and alarm_onsets(slump) == 1 and slump[-1].blink_count == 0
+
+
+def test_lost_face_frames_are_not_closed_time_for_a_blink():
+    """At 60 fps one closed frame (under 34 ms whatever happened) then 0.2 s without a face: not a blink, though
+    0.22 s pass from the closed frame to the open one."""
+    states = run(frame_times(60, 3.0), lambda t: P_CLOSED if 1.0 <= t < 1.01 else None if 1.01 <= t < 1.22 else P_OPEN)
+    assert sum(s.both_closed for s in states) == 1 and states[-1].blink_count == 0
+
+
+def test_blink_rate_counts_time_with_the_eyes_in_view():
+    """12 blinks a minute, then 50 s without a face: the last 60 s hold 10 s of eyes in view with 2 blinks, 12 a
+    minute (divided by the whole window it would read 2 a minute)."""
+    starts = [2.5 + 5 * k for k in range(12)]
+    eyes = blink_eyes([(s, s + 0.15) for s in starts])
+    tracker = EyeStateTracker()
+    for t in frame_times(30, 60.0):
+        s = tracker.update(t, eyes(t), eyes(t))
+    rate_before = s.blink_rate_per_min
+    for t in frame_times(30, 50.0):
+        s = tracker.update(60.0 + t, None, None)
+    assert s.blink_rate_per_min == pytest.approx(12.0, abs=0.5)
+    assert rate_before == pytest.approx(12.0, abs=0.01)
 
 
 def test_long_time_gap_resets_and_drops_the_closure():

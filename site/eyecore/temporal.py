@@ -16,19 +16,24 @@ Rules, in one place:
   "mean"   hysteresis on the mean of the visible eyes' smoothed p_open.
   Unknown only when neither eye gives a state.
 - Closure timing is sample-and-hold: a frame's state holds until the next frame. A closure's duration
-  runs from its first closed frame to its first reopened frame. It is a blink when it followed an open
-  state, lasted at least `min_blink_s`, and at most `max_blink_s` once the last frame gap is allowed for
-  (the closure really ended somewhere inside that gap; at 6 fps a single closed frame is a blink, at
-  30 fps a single closed frame is too short). A closure starting less than `refractory_s` after the
+  runs from its first closed frame to its first reopened frame. The eyes really closed somewhere in the
+  frame gap before the first closed frame and reopened somewhere in the gap before the first reopened
+  one, so a closure is a blink when it followed an open state and that range of possible durations meets
+  [`min_blink_s`, `max_blink_s`]: duration + first gap >= min, duration - last gap <= max. A single
+  closed frame is then a blink at 30 fps (up to 67 ms) and at 6 fps, not at 60 fps (under 34 ms: flicker).
+  A closure starting less than `refractory_s` after the
   previous blink (or its last bounce) ended is a bounce of that blink and is not counted again.
 - Unknown frames inside a closure (face lost for a moment) keep the closure alive for `unknown_hold_s`
-  after its last closed frame; after that it is dropped without a blink.
-- Microsleep alarm: on while one closure has lasted `alarm_after_s` or longer; off when the eyes reopen.
+  after its last closed frame; after that it is dropped without a blink, unless it had reached the alarm.
+  Unknown frames do not count as closed time for `min_blink_s`.
+- Microsleep alarm: on while one closure has lasted `alarm_after_s` or longer; off when the eyes reopen
+  (or a pause longer than `max_gap_s`). While the face is lost it stays on: a head that drops out of view is
+  the typical microsleep.
 - PERCLOS: closed time / visible time over the last `window_s` seconds, each frame weighted by the time
   until the next frame. Closed means the "eyes" state is closed, or, when per-eye closure scores
   (0 open .. 1 shut) are given, that the combined score is at least `perclos_closure` (P80).
-- Blink rate: blinks that ended in the last `window_s` seconds per minute of covered time (at least
-  `rate_min_span_s`, so a single early blink does not read as a huge rate).
+- Blink rate: blinks that ended in the last `window_s` seconds per minute of time with the eyes in view in
+  that window (at least `rate_min_span_s`, so a single early blink does not read as a huge rate).
 """
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ class TemporalConfig:
     smoothing_tau_s: float = 0.015    # EMA time constant in seconds (0 = no smoothing)
     max_gap_s: float = 1.0            # a longer pause between frames resets eye states and closure
     eye_rule: str = "either"          # "both" | "either" | "mean", see module docstring; "either" won the fusion study (docs/BENCHMARKS.md)
-    min_blink_s: float = 0.05         # shortest closure counted as a blink
+    min_blink_s: float = 0.05         # shortest closure counted as a blink (its first frame gap allowed for)
     max_blink_s: float = 0.5          # longest closure counted as a blink (plus the last frame gap)
     refractory_s: float = 0.1         # closures starting this soon after a blink are not new blinks
     unknown_hold_s: float = 0.3       # unknown frames tolerated inside a closure
@@ -173,6 +178,13 @@ class _TimeShare:
         if flag:
             self._flagged_s += length
 
+    def known(self, now: float) -> float:
+        """Seconds inside the window that were added (flagged or not)."""
+        self.share(now)
+        if not self._segments:
+            return 0.0
+        return max(0.0, self._known_s - max(0.0, now - self._window_s - self._segments[0][0]))
+
     def share(self, now: float) -> float:
         cutoff = now - self._window_s
         segments = self._segments
@@ -221,6 +233,8 @@ class EyeStateTracker:
         for eye in (self._left, self._right, self._mean):
             eye.reset()
         self._closure_start: float | None = None
+        self._closure_first_gap = 0.0  # frame gap before the closure's first closed frame
+        self._closure_seen_until: float | None = None  # first unknown frame after the last closed one
         self._closure_last_closed: float | None = None
         self._closure_after_open = False
         self._open_before = False
@@ -257,7 +271,7 @@ class EyeStateTracker:
         self._left.update(p_left, dt)
         self._right.update(p_right, dt)
         eyes = self._combine()
-        blink = self._advance_closure(t, eyes)
+        blink = self._advance_closure(t, eyes, dt)
         self._perclos_flag = self._perclos_closed(eyes, score_left, score_right)
         return self._state(t, eyes, blink)
 
@@ -279,26 +293,34 @@ class EyeStateTracker:
             return CLOSED if all(s == CLOSED for s in states) else OPEN
         return CLOSED if any(s == CLOSED for s in states) else OPEN
 
-    def _advance_closure(self, t: float, eyes: str) -> BlinkEvent | None:
+    def _advance_closure(self, t: float, eyes: str, dt: float | None) -> BlinkEvent | None:
         """Updates the pending closure; returns the blink that ended on this frame, if any."""
         config = self.config
         if eyes == CLOSED:
             if self._closure_start is None:
                 self._closure_start = t
+                self._closure_first_gap = dt or 0.0
                 self._closure_after_open = self._open_before
             self._closure_last_closed = t
+            self._closure_seen_until = None
             return None
         if eyes == UNKNOWN:
             if self._last_open_t is not None and t - self._last_open_t > config.unknown_hold_s:
                 self._open_before = False
-            if self._closure_start is not None and t - self._closure_last_closed > config.unknown_hold_s:
-                self._closure_start = None
+            if self._closure_start is not None:
+                if self._closure_seen_until is None:
+                    self._closure_seen_until = t
+                held_until = self._closure_last_closed + config.unknown_hold_s
+                # a closure that reached the alarm stays on while the face is lost (a head that drops out of view)
+                if t > held_until and held_until - self._closure_start < config.alarm_after_s:
+                    self._closure_start = None
             return None
         self._open_before = True
         self._last_open_t = t
         if self._closure_start is None:
             return None
         start, last_closed = self._closure_start, self._closure_last_closed
+        seen_closed = (self._closure_seen_until or t) - start  # unknown frames are not closed time
         self._closure_start = None
         duration = t - start
         last_gap = t - last_closed
@@ -306,7 +328,7 @@ class EyeStateTracker:
             self._last_blink_end = t  # a bounce belongs to the blink before it
             return None
         is_blink = (self._closure_after_open
-                    and duration >= config.min_blink_s
+                    and seen_closed + self._closure_first_gap >= config.min_blink_s
                     and duration - last_gap <= config.max_blink_s)
         if not is_blink:
             return None
@@ -339,7 +361,7 @@ class EyeStateTracker:
         cutoff = t - config.window_s
         while self._blink_ends and self._blink_ends[0] <= cutoff:
             self._blink_ends.popleft()
-        span = max(min(config.window_s, t - self._first_t), config.rate_min_span_s)
+        span = max(self._perclos.known(t), config.rate_min_span_s)
         closed_duration = t - self._closure_start if self._closure_start is not None else 0.0
         return TemporalState(
             t=t, left=self._left.state, right=self._right.state,
