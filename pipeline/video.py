@@ -122,7 +122,7 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
         bar.update(1)
     bar.close()
     blinks = [s.blink for s in states if s.blink is not None]
-    for row, blink_id in zip(rows, label_blink_frames([r["time"] for r in rows], blinks)):
+    for row, blink_id in zip(rows, label_blink_frames([state.t for state in states], blinks)):  # unrounded times
         row["blink_id"] = blink_id
     stage_ms["decode"] = decode_ms
     timings = {stage: {"mean_ms": sum(v) / len(v), "frames": len(v)} for stage, v in stage_ms.items() if v}

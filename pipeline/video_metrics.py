@@ -267,6 +267,10 @@ def load_timestamps(path) -> list:
             seconds.append(datetime.fromisoformat(str(value)).timestamp())
         except ValueError:
             raise ValueError(f"{path}[{index}]: {value!r} is neither seconds nor an ISO date-time") from None
+    for index in range(1, len(seconds)):
+        if seconds[index] < seconds[index - 1]:
+            raise ValueError(f"{path}[{index}]: frame time {raw[index]!r} is earlier than the one before it "
+                             f"({raw[index - 1]!r}); frame times must not go backwards")
     return [s - seconds[0] for s in seconds]
 
 

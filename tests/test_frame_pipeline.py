@@ -427,3 +427,33 @@ def test_a_held_frame_the_eyelid_reading_doubts_gets_facemesh_again(runtime, mon
     monkeypatch.setattr(doubtful, "_iris_openings", shut_eyelids)
     assert run(doubtful, 0.066) == 1  # held, read as closed by the eyelids, so FaceMesh looked again
     assert doubtful._iris_held["left"][0] == 0.0 and doubtful._baselines["left"].current() is not None
+
+
+@needs_shared
+@pytest.mark.shared
+def test_nan_model_outputs_are_no_reading(runtime, monkeypatch):
+    """A broken model output (NaN) must not read as a wide-open eye (iris) or a closed one (classifier): that eye's
+    signal is left out, and with no signal left the eye is unknown, which the tracker takes."""
+    from eyecore.temporal import EyeStateTracker
+
+    real_run = runtime.run
+    broken = set()
+
+    def run_with_nan(model, feeds):
+        out = real_run(model, feeds)
+        if model in broken:
+            out = {name: np.full_like(np.asarray(value, np.float32), np.nan) for name, value in out.items()}
+        return out
+
+    monkeypatch.setattr(runtime, "run", run_with_nan)
+    frame = video_frame()
+    broken.add("iris_landmark")
+    result = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
+    for eye in EYES:
+        er = result.eyes[eye]
+        assert er.p_iris is None and er.p_cnn is not None and er.p_open == pytest.approx(er.p_cnn)
+    broken.add("eye_state")
+    result = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
+    assert result.status == "face" and all(result.eyes[eye].p_open is None for eye in EYES)
+    state = EyeStateTracker().update(0.0, result.left.p_open, result.right.p_open)
+    assert state.eyes == "unknown"

@@ -235,3 +235,12 @@ def test_frame_time_pairs_are_read_in_frame_order(tmp_path):
     times = tmp_path / "v.txt"
     times.write_text("1 10.1\n0 10.0\n2 10.25\n")
     assert load_timestamps(times) == pytest.approx([0.0, 0.1, 0.25])
+
+
+def test_frame_times_that_go_backwards_are_rejected_before_any_replay(tmp_path):
+    times = tmp_path / "v_timestamps.txt"
+    times.write_text(json.dumps(["2025-02-17 04:30:23.4", "2025-02-17 04:30:23.5", "2025-02-17 04:30:23.45"]))
+    with pytest.raises(ValueError, match=r"\[2\]: frame time .* is earlier than the one before it"):
+        load_timestamps(times)
+    times.write_text("1.0\n1.0\n1.1\n")  # a repeated time is allowed (the tracker takes it)
+    assert load_timestamps(times) == pytest.approx([0.0, 0.0, 0.1])

@@ -107,10 +107,18 @@ def test_replay_of_the_labelled_no_glasses_clip(tmp_path, capsys):
     counted (the long closures are not blinks). Floors leave a few frames of room."""
     video = DEMO / "repeating_Blink-Detector__video.mp4"
     labels = ROOT / "labels" / "repeating_Blink-Detector__video_ideal.csv"
-    out_json = tmp_path / "demo.json"
-    code, out = replay([video, "--labels", labels, "--json", out_json], capsys)
+    out_json, out_csv = tmp_path / "demo.json", tmp_path / "demo.csv"
+    code, out = replay([video, "--labels", labels, "--json", out_json, "--csv", out_csv], capsys)
     assert code == 0, out.err
     result = json.loads(out_json.read_text())["videos"]["repeating_Blink-Detector__video"]
+    # the CSV's blink ids sit on exactly the closed frames of each counted blink (sample-and-hold timing)
+    rows = list(csv.DictReader(open(out_csv)))
+    ids = [int(r["blink_id"]) for r in rows]
+    assert sorted(set(ids) - {0}) == list(range(1, 7))
+    for k in range(1, 7):
+        frames = [i for i, v in enumerate(ids) if v == k]
+        assert all(rows[i]["both_closed"] == "1" for i in frames)
+        assert rows[frames[0] - 1]["both_closed"] == "0" and rows[frames[-1] + 1]["both_closed"] == "0"
     assert result["blink"]["labelled"] == 8 and result["blink"]["tp"] == 8 and result["blink"]["fp"] == 0
     assert result["blinks"] == 6  # the blink counter leaves the two long closures out ...
     assert result["alarms"] == 2  # ... and each raises the microsleep alarm once

@@ -325,7 +325,9 @@ class FramePipeline:
         for i, eye in enumerate(names):
             raw = contours[i * per_eye:i * per_eye + 3 * lm.EYE_CONTOUR_POINTS]
             contour = lm.project(raw, rois[eye], size, lm.EYE_CONTOUR_POINTS, lm.IRIS_FLIP[eye])
-            openings[eye] = lm.iris_lid_opening(contour)
+            opening = lm.iris_lid_opening(contour)
+            if math.isfinite(opening):  # a broken model output (NaN) is no reading, not "wide open"
+                openings[eye] = opening
         return openings
 
     def _classify(self, frame, rects: dict) -> dict:
@@ -334,7 +336,8 @@ class FramePipeline:
         crops = [self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names]
         out = yield "eye_state", {"input": self.runtime.stack(crops)}
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
-        return {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
+        probabilities = {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
+        return {n: p for n, p in probabilities.items() if math.isfinite(p)}  # NaN logits: no reading, not "closed"
 
     def _face_landmarks(self, frame, t: float, width, height, held, result):
         """FaceMesh points of this frame (held ones when `held`), detecting the face first when the track is lost;
@@ -458,7 +461,8 @@ class FramePipeline:
                 baseline = self._baselines[eye].update(t, opening)
                 p_iris = p_open_from_opening(opening, baseline, self.config)
                 self._iris_held[eye] = (opening, baseline, p_iris, t)
-            readings = {eye: self._iris_held[eye][:3] for eye in visible}
+            readings = {eye: self._iris_held[eye][:3] if eye in self._iris_held else (None, None, None)
+                        for eye in visible}
         else:  # FaceMesh's lid points hardly move behind glasses: reported, never fused
             readings = {eye: (lm.facemesh_lid_opening(points, eye), None, None) for eye in visible}
             self._iris_held = {}  # when the iris model is back (light mode ends), both eyes are read afresh
