@@ -18,7 +18,7 @@ from pyscript.js_modules import ort  # noqa: E402  (self-hosted, see pyscript.js
 from eyecore import states as S  # noqa: E402
 from eyecore.frame import PipelineConfig  # noqa: E402
 from eyecore.preprocess import PreprocessSpec  # noqa: E402
-from page_app import App  # noqa: E402
+from page_app import App, number_param, query_param  # noqa: E402
 from page_view import View  # noqa: E402
 from web_runtime import WebRuntime  # noqa: E402
 
@@ -34,10 +34,6 @@ class Timings(dict):
         if key not in self:
             self[key] = value
         return self[key]
-
-
-def query_param(name: str):
-    return js.URLSearchParams.new(js.window.location.search).get(name)
 
 
 async def fetch_json(url: str) -> dict:
@@ -66,8 +62,7 @@ async def load_models(view, config: dict, timings: Timings, needed: list) -> dic
     if not preload:
         # One ort-web thread: the frame pipeline is sequential and Python shares the CPU; two threads
         # measured 2x slower on a 2-core machine (scripts/bench_page.py --variant "?threads=2").
-        threads = query_param("threads")
-        WebRuntime.configure(ort, base + "vendor/ort/", int(threads) if threads else 1)
+        WebRuntime.configure(ort, base + "vendor/ort/", int(number_param("threads", 1, 1, 16)))
     files = {name: config["models"][name] for name in needed}
 
     async def one(name, path):
@@ -114,22 +109,22 @@ async def boot() -> None:
         pipeline_config.use_iris = pipeline_config.iris_weight > 0
         if query_param("alternate") == "0":  # the iris model reads both eyes on every frame (A/B timing)
             pipeline_config.iris_alternate_below_s = 0.0
-        if query_param("iris_refresh"):  # seconds between calm iris readings of one eye (A/B timing)
-            pipeline_config.iris_refresh_s = float(query_param("iris_refresh"))
+        # seconds between calm iris readings of one eye (A/B timing)
+        pipeline_config.iris_refresh_s = number_param("iris_refresh", pipeline_config.iris_refresh_s, 0.0, 10.0)
         needed = ["face_detection", "face_landmark", "eye_state"] + (["iris_landmark"] if pipeline_config.use_iris else [])
         if not pipeline_config.use_iris:
             view.stage_done("iris_landmark", 0, ok=True)
             js.document.querySelector('#loading li[data-stage="iris_landmark"] .ms').textContent = "not needed"
         sessions = await load_models(view, config, timings, needed)
         runtime = WebRuntime(ort, sessions, config["inputs"])
+        app = App(runtime, pipeline_config, machine, view, timings)
+        app.wire()
     except Exception as error:
         js.console.error(f"eye-state start-up failed: {error}")
         give_up_start()
         machine.go(S.MODEL_FAILED, detail=str(error)[:300])
         return
-    app = App(runtime, pipeline_config, machine, view, timings)
     js.window.eyestateApp = app  # for debugging in the console
-    app.wire()
     view.loading_finished()
     machine.go(S.READY)
     timings["ready_ms"] = js.performance.now()

@@ -20,7 +20,7 @@ from eyecore.frame import FramePipeline
 from eyecore.temporal import CLOSED, OPEN, EyeStateTracker
 import page_settings
 from page_alarm import Beeper, Notifier, notification_permission
-from page_clip import ClipError, ClipReader
+from page_clip import MAX_RATE, MIN_RATE, ClipError, ClipReader
 from page_record import Recording, clock_text, count_text
 from page_wake import ScreenWake
 from web_runtime import js_obj
@@ -42,6 +42,21 @@ BACKGROUND_AFTER_S = 0.3
 
 def query_param(name: str):
     return js.URLSearchParams.new(js.window.location.search).get(name)
+
+
+def number_param(name: str, default, low: float, high: float):
+    """?name=N as a float in [low, high]; anything else is ignored (a console warning) and gives `default`."""
+    text = query_param(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        js.console.warn(f"?{name}={text} ignored: expected a number from {low} to {high}")
+        return default
+    return value
 
 
 def _error_name(error) -> str:
@@ -97,8 +112,7 @@ class App:
         self._presented = None  # the video's presentedFrames at the last frame callback
         self._light = False  # live frames run without the iris model (budget.light, as last applied)
         self._iris_available = pipeline_config.use_iris
-        hold = query_param("hold")
-        self._live_hold_s = float(hold) if hold else LIVE_LANDMARK_HOLD_S
+        self._live_hold_s = number_param("hold", LIVE_LANDMARK_HOLD_S, 0.0, 5.0)
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
@@ -300,10 +314,10 @@ class App:
 
     def _fail(self, error) -> None:
         js.console.error(f"eye-state pipeline failed: {error}")
-        self.live = False
-        self._stop_ticker()
+        self.stop_camera()  # the camera light goes off; the session so far can still be downloaded
         self.wake.release()
         self.view.show_alarm(False)
+        js.document.getElementById("start").disabled = True  # "Reload the page to try again"
         self.machine.go(S.MODEL_FAILED, detail=str(error)[:300])
 
     # -- camera ----------------------------------------------------------------------------------
@@ -321,7 +335,8 @@ class App:
         self.timings["start_clicked_ms"] = early.clicked_ms
         start = js.document.getElementById("start")
         start.disabled, start.textContent = False, "Start camera"
-        asyncio.ensure_future(self.start_camera(early_request=early.stream))
+        stream = early.stream  # null (no camera API on this page) arrives as None or as pyodide's jsnull
+        asyncio.ensure_future(self.start_camera(early_request=stream if stream else None))
         return True
 
     async def start_camera(self, device_id: str | None = None, early_request=None) -> None:
@@ -670,8 +685,8 @@ class App:
             self.machine.go(S.CLIP_STOPPED, detail=f"{file.name}, at {where}")
 
     async def _clip_frames(self, video, url):
-        rate = query_param("cliprate")  # a fixed playback rate (A/B timing); default: page_clip.PRESENTED_PER_S
-        reader = ClipReader(video, url, float(rate) if rate else None)
+        rate = number_param("cliprate", None, MIN_RATE, MAX_RATE)  # fixed playback rate (A/B timing)
+        reader = ClipReader(video, url, rate)
         record = Recording()
         frames = reader.frames()
         stopped_at = None

@@ -840,3 +840,38 @@ def test_a_video_file_picked_while_the_camera_starts_wins_over_the_camera(site, 
     assert tracks == ["ended"]  # ... and was closed, not started
     assert [int(r["frame"]) for r in rows] == list(range(20))
     assert shown == [True, False]  # the file stays on screen
+
+
+def test_an_early_click_without_a_camera_api_says_so(site, playwright, tmp_path):
+    """A page without navigator.mediaDevices (plain http from another machine) clicked before it is ready: index.html
+    stores no camera request (null), and the page must say there is no camera instead of waiting for a prompt."""
+    no_camera_api = "Object.defineProperty(Navigator.prototype, 'mediaDevices', {get: () => undefined});"
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=2))
+    try:
+        page, requests, _ = open_page(browser, site, ready=False, init_script=no_camera_api)
+        page.click("#start")
+        assert page.evaluate("window.eyestateEarlyStart.stream") is None
+        assert wait_state(page, ["no-camera", *LIVE_STATES, "model-failed"], BOOT_TIMEOUT_MS) == "no-camera"
+        assert "camera" in page.text_content("#status-message").lower()
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
+def test_a_model_failing_mid_run_stops_the_camera(site, playwright, tmp_path):
+    """Every model call starts failing while the camera runs: the page says the models failed, the camera is
+    stopped (its light goes off), and Start stays disabled. Bad numeric query values are ignored, not fatal."""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=6))
+    try:
+        page, requests, console = open_page(browser, site, "?hold=abc&cliprate=0&threads=x")
+        assert any("?hold=abc ignored" in line for line in console)
+        page.click("#start")
+        assert wait_state(page, LIVE_STATES, 30_000) in LIVE_STATES
+        page.evaluate("""Promise.all(Object.values(window.eyestatePreload.sessions)).then((sessions) => {
+            for (const s of sessions) s.run = () => Promise.reject(new Error('simulated model failure'));
+        })""")
+        assert wait_state(page, ["model-failed"], 20_000) == "model-failed"
+        assert page.evaluate("document.getElementById('video').srcObject") is None
+        assert page.is_disabled("#start")
+    finally:
+        browser.close()
