@@ -169,8 +169,17 @@ def _is_image(name: str) -> bool:
 
 
 def decode_gray(data: bytes) -> np.ndarray | None:
-    """Image bytes (any common format, gray/colour/alpha, 8 or 16 bit) -> uint8 gray [H,W], or None if unreadable."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    """Image bytes (any common format, gray/colour/alpha, 8 or 16 bit) -> uint8 gray [H,W], or None if unreadable.
+    JPEGs are turned upright by their EXIF orientation, as image viewers show them (phones store many rotated)."""
+    if not data:
+        return None  # an empty file, or one that could not be read
+    # IMREAD_UNCHANGED keeps 16 bit and alpha but ignores EXIF; JPEGs have neither, so they decode as colour,
+    # which applies the orientation.
+    flag = cv2.IMREAD_COLOR if data[:2] == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    except cv2.error:
+        img = None
     if img is None:  # formats OpenCV cannot decode (e.g. some GIFs): try Pillow
         img = _decode_with_pillow(data)
         if img is None:
@@ -189,11 +198,11 @@ def decode_gray(data: bytes) -> np.ndarray | None:
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except Exception:
         return None
     return np.ascontiguousarray(rgb[..., ::-1])  # BGR like OpenCV

@@ -210,3 +210,30 @@ def test_real_mrl_subset_labels_follow_names(mrl_zip):
     assert len(data) == 387 and set(np.unique(data.subjects)) == {9}
     assert int((data.labels == 0).sum()) == 363
     assert data.images.shape == (387, 48, 48)
+
+
+def test_empty_files_are_corrupt_and_jpeg_exif_orientation_is_applied(tmp_path):
+    """A zero-byte image is reported and skipped like any corrupt one (it used to stop the whole load); a phone
+    JPEG stored sideways with an EXIF orientation is read upright, as viewers show it."""
+    import io
+
+    from PIL import Image
+
+    (tmp_path / "open").mkdir()
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "empty.png").write_bytes(b"")
+    (tmp_path / "closed" / "fine.png").write_bytes(cv2.imencode(".png", np.full((20, 20), 90, np.uint8))[1].tobytes())
+    wide = np.zeros((40, 80), np.uint8)
+    wide[:, :40] = 255  # stored: white left half; EXIF 6 = shown rotated 90 degrees clockwise: white top half
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, "JPEG", exif=exif.tobytes())
+    (tmp_path / "open" / "phone.jpg").write_bytes(buffer.getvalue())
+    with pytest.warns(UserWarning, match="corrupt"):
+        data = D.load_any(tmp_path, size=16, cache=False)
+    assert data.report.corrupt == ["closed/empty.png"]
+    upright = data.images[data.paths.index("open/phone.jpg")].astype(int)
+    assert upright[:6].mean() > 200 and upright[-6:].mean() < 50
+    gray = D.decode_gray(buffer.getvalue())
+    assert gray.shape == (80, 40)
