@@ -59,7 +59,10 @@ def torch_predictor(model, device="cpu") -> PredictFn:
 def onnx_predictor(path) -> tuple[PredictFn, PreprocessSpec, dict]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # not ONNX at all, or a broken file
+        raise ValueError(f"{path} is not a readable ONNX model ({type(error).__name__}: {str(error)[:200]})") from None
     meta = session.get_modelmeta().custom_metadata_map
     if ONNX_PREPROCESS_KEY not in meta:
         raise ValueError(f"{path} has no '{ONNX_PREPROCESS_KEY}' metadata; export it with pipeline.export "
@@ -95,8 +98,14 @@ def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, di
         raise ValueError(f"--weights {path}: expected a .pth checkpoint or an .onnx model")
     from pipeline.models import load_checkpoint
 
-    model, ckpt = load_checkpoint(path)
-    info = {"model": ckpt["model"], "classes": ckpt.get("classes", list(CLASSES)), "epoch": ckpt.get("epoch")}
+    try:
+        model, ckpt = load_checkpoint(path)
+    except (ValueError, OSError):
+        raise
+    except Exception as error:  # unpickling errors of files that are no torch checkpoint at all
+        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    info = {"model": ckpt["model"], "classes": ckpt.get("classes", list(CLASSES)), "epoch": ckpt.get("epoch"),
+            "split_file": (ckpt.get("split") or {}).get("file")}
     return torch_predictor(model, device), spec_from_dict(ckpt.get("preprocess")), info
 
 
@@ -179,10 +188,20 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    predict_fn, spec, info = load_predictor(args.weights, args.device)
-    data = load_any(args.data, spec.size, workers=args.workers, cache=not args.no_cache)
-    data, part, split = select_part(data, args.split, args.part, args.fold)
-    metrics = evaluate_arrays(predict_fn, data, spec, args.batch_size)
+    try:
+        predict_fn, spec, info = load_predictor(args.weights, args.device)
+        data = load_any(args.data, spec.size, workers=args.workers, cache=not args.no_cache)
+        split_file = args.split
+        if data.kind != "mrl" and args.part not in (None, "all") and split_file is None:
+            if not info.get("split_file"):
+                raise ValueError(f"--part {args.part} on folder data needs the image split pipeline.train used "
+                                 "(--split FILE); the checkpoint records none")
+            split_file = info["split_file"]
+            print(f"--part {args.part}: the split {split_file} recorded in {args.weights}")
+        data, part, split = select_part(data, split_file, args.part, args.fold)
+        metrics = evaluate_arrays(predict_fn, data, spec, args.batch_size)
+    except (ValueError, OSError, RuntimeError) as error:  # bad model, data or split file: say which and why
+        raise SystemExit(f"error: {error}") from None
     subjects = [subject_name(s) for s in np.unique(data.subjects)] if data.kind == "mrl" else None
     result = {**metrics, "weights": str(args.weights), "model": info.get("model"), "data": data.source, "part": part,
               "subjects": subjects,

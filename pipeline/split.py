@@ -209,8 +209,18 @@ def part_mask(data: EyeData, split: dict, part: str) -> np.ndarray:
     if data.subjects is not None and split.get("kind", "subjects") == "subjects":
         ids = _subject_ids(split[part]) + (unlisted_subjects(data, split) if part == "test" else [])
         return np.isin(data.subjects, ids)
+    if data.subjects is not None:
+        raise SplitError(f"{data.source} names its people, but this split lists image indices (kind 'images'): that "
+                         "would put one person's images in several parts; use a split by subject "
+                         "(python -m pipeline.split on this data)")
     if split.get("kind") != "images":
         raise SplitError(f"{data.source} has no subjects; an image-index split (kind 'images') is needed")
+    made_for = split.get("n_images")
+    if made_for is not None and made_for != len(data):
+        raise SplitError(f"this image split was made for {made_for} images but {data.source} has {len(data)}: the "
+                         "indices no longer point at the same images; make a new split")
+    if split[part] and max(split[part]) >= len(data):
+        raise SplitError(f"this image split names image {max(split[part])} but {data.source} has {len(data)} images")
     mask = np.zeros(len(data), bool)
     mask[np.asarray(split[part], dtype=np.int64)] = True
     return mask
@@ -228,7 +238,7 @@ def make_image_split(labels, seed: int = 0, val_frac: float = 0.15, test_frac: f
         parts["test"] += idx[n_val:n_val + n_test].tolist()
         parts["train"] += idx[n_val + n_test:].tolist()
     split = {p: sorted(v) for p, v in parts.items()}
-    split.update(kind="images", seed=seed, notes=[
+    split.update(kind="images", seed=seed, n_images=len(labels), notes=[
         "data without subject information: stratified random split of images; people may appear in several parts, "
         "so these scores do not measure generalisation to unseen people"])
     return split
@@ -237,7 +247,8 @@ def make_image_split(labels, seed: int = 0, val_frac: float = 0.15, test_frac: f
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Write a deterministic subject-disjoint split of MRL data to JSON.")
     ap.add_argument("--data", default=None, help="MRL zip or folder (default: ../shared/data/mrl/mrlEyes_2018_01_dev.zip)")
-    ap.add_argument("--out", default=str(DEFAULT_SPLIT))
+    ap.add_argument("--out", default=None,
+                    help=f"default: {DEFAULT_SPLIT} for MRL data, splits/<data name>_images.json for other folders")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-subjects", type=int, default=4)
     ap.add_argument("--test-subjects", type=int, default=6)
@@ -252,7 +263,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.kfold:
             split["folds"] = make_kfold(split, args.kfold, args.seed)
     split["source"] = Path(data.source).name
-    out = Path(args.out)
+    if args.out:
+        out = Path(args.out)
+    else:  # the tracked MRL split is only ever replaced by an MRL split
+        out = DEFAULT_SPLIT if data.subjects is not None else DEFAULT_SPLIT.with_name(
+            f"{Path(data.source).stem}_images.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(split, indent=1) + "\n")
     for part in PARTS:

@@ -67,8 +67,17 @@ def test_onnx_without_preprocess_metadata_is_refused(tmp_path):
     path = tmp_path / "bare.onnx"
     with pytest.warns(DeprecationWarning):  # the legacy exporter: quick, and enough for a model without metadata
         torch.onnx.export(model, torch.zeros(1, 1, 48, 48), str(path), dynamo=False)
-    with pytest.raises(ValueError, match="eyestate.preprocess"):
+    with pytest.raises(SystemExit, match="error: .*eyestate.preprocess"):
         evaluate_main(["--weights", str(path), "--data", str(tmp_path)])
+
+
+def test_model_files_that_are_not_models_get_a_clear_error(tmp_path):
+    """A text file renamed .pth or .onnx: one line saying what the file is not, no traceback."""
+    for name in ("notes.pth", "notes.onnx"):
+        path = tmp_path / name
+        path.write_text("not a model at all\n" * 20)
+        with pytest.raises(SystemExit, match=r"error: .*notes\.(pth|onnx) is not a readable (torch checkpoint|ONNX model)"):
+            evaluate_main(["--weights", str(path), "--data", str(tmp_path)])
 
 
 def test_evaluate_open_closed_folder_uses_all_images(tmp_path):

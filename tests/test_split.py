@@ -81,6 +81,25 @@ def test_image_split_for_folder_data_is_stratified():
     assert (labels[split["test"]] == 0).sum() == 15 and (labels[split["test"]] == 1).sum() == 9
 
 
+def test_an_image_split_is_refused_where_it_would_mix_people_or_point_at_other_images():
+    from pipeline.data import EyeData
+
+    labels = np.array([0] * 10 + [1] * 10)
+    image_split = S.make_image_split(labels, seed=0)
+    assert image_split["n_images"] == 20
+
+    def data(n, subjects=None):
+        meta = {"subject": subjects} if subjects is not None else {}
+        return EyeData(np.zeros((n, 8, 8), np.uint8), np.arange(n) % 2, meta, ["x.png"] * n, "mine",
+                       "mrl" if subjects is not None else "folder")
+
+    assert S.part_mask(data(20), image_split, "test").sum() == len(image_split["test"])
+    with pytest.raises(S.SplitError, match="one person's images in several parts"):
+        S.part_mask(data(20, subjects=np.repeat(np.arange(4), 5)), image_split, "test")
+    with pytest.raises(S.SplitError, match="made for 20 images but mine has 21"):
+        S.part_mask(data(21), image_split, "train")
+
+
 def test_committed_split_file_is_valid():
     split = S.load_split(SPLIT_FILE)
     assert len(split["train"] + split["val"] + split["test"]) == 30
