@@ -30,7 +30,9 @@ from pipeline import video_metrics
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
 
-DEFAULT_EYE_MODEL = Path("models/eye_state.onnx")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EYE_MODEL = REPO_ROOT / "models" / "eye_state.onnx"  # not relative to the current folder
+DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "face_models"
 CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
                "state_left", "state_right", "both_closed", "blink_id", "alarm", "p_cnn_left", "p_cnn_right",
                "face", "face_score"]
@@ -171,6 +173,9 @@ def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[t
             if max_frames is None and count > 0 and len(values) != count:
                 raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
                                  f"{count} frames (one entry per frame expected)")
+            if max_frames is not None and len(values) < min(max_frames, count if count > 0 else max_frames):
+                raise VideoError(f"{what} for {path.name} has {len(values)} entries, fewer than the "
+                                 f"{min(max_frames, count) if count > 0 else max_frames} frames to replay")
         inputs.append((path, label_path, truth, times, count if max_frames is None else min(count, max_frames)))
     return inputs
 
@@ -229,7 +234,7 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
     return FramePipeline(runtime, config)
 
 
-def run(videos, labels=None, max_frames=None, models_dir=".cache/face_models", eye_model=None,
+def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye_model=None,
         use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time, transform=None,
         landmark_hold_s: float = 0.0) -> dict:
     """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
@@ -311,7 +316,7 @@ def main(argv=None) -> int:
                         help="FaceMesh may skip frames of a still face, keeping landmarks up to S seconds "
                              "(PipelineConfig.landmark_hold_s; the live page uses 0.2, clip mode 0)")
     parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
-    parser.add_argument("--models-dir", default=".cache/face_models", help="face model cache")
+    parser.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR), help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
     parser.add_argument("--wall-clock", action="store_true",
                         help="time stages by wall clock (default: CPU time of the processing thread)")
@@ -332,6 +337,11 @@ def main(argv=None) -> int:
     if model is None:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)
+    for out in (args.csv, args.json):  # a wrong output path fails now, not after minutes of replay
+        if out is not None and not out.parent.is_dir():
+            if out.parent.exists():
+                parser.error(f"{out}: {out.parent} is not a folder")
+            out.parent.mkdir(parents=True)
     try:
         temporal = TemporalConfig(alarm_after_s=args.alarm_after,
                                   **({"eye_rule": args.eye_rule} if args.eye_rule else {}))

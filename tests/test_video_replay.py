@@ -190,3 +190,22 @@ def test_a_tag_shorter_than_the_video_leaves_the_rest_open_and_a_longer_one_is_r
     tag.write_text("#start\n1790:-1\n#end\n")
     with pytest.raises(V.VideoError, match="records up to frame 1790 but clip.avi has 1790 frames"):
         V.checked_inputs([video], None, None)
+
+
+def test_outputs_and_short_labels_are_checked_before_any_replay(tmp_path, capsys, monkeypatch):
+    """With --max-frames a label file shorter than the frames to replay is refused up front, and an output folder
+    that does not exist yet is made, so minutes of replay are never lost at the end."""
+    from pipeline import video as V
+
+    replayed = []
+    monkeypatch.setattr(V, "replay", lambda path, *a, **k: replayed.append(path))
+    short = tmp_path / "short.csv"
+    short.write_text("0\n" * 50)
+    code, out = replay([MAHIE_1, MAHIE_1, "--labels", FOCUS / "mahie_test_1_ideal.csv", short,
+                        "--max-frames", 100], capsys)
+    assert code == 2 and "50 entries, fewer than the 100 frames to replay" in out.err and replayed == []
+    monkeypatch.undo()
+    target = tmp_path / "new" / "folder" / "frames.csv"
+    code, out = replay([MAHIE_1, "--max-frames", 5, "--csv", target], capsys)
+    assert code == 0, out.err
+    assert len(target.read_text().splitlines()) == 6
