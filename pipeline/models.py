@@ -102,8 +102,14 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         if not path.is_file():
             raise PretrainedWeightsMissing(f"--pretrained-path {path} is not a file; {_where_to_put(name)}")
         overlay = {"file": str(path)}
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes,
-                                 in_chans=in_chans, **kwargs)
+        try:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes,
+                                      in_chans=in_chans, **kwargs)
+        except Exception as exc:
+            raise PretrainedWeightsMissing(f"--pretrained-path {path} could not be loaded into {name} "
+                                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        _check_pretrained_file(model, path, name)
+        return model
     from huggingface_hub import constants as hf_constants
 
     offline = hf_constants.HF_HUB_OFFLINE
@@ -116,6 +122,32 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
                                        f"{_where_to_put(name)}") from None
     finally:
         hf_constants.HF_HUB_OFFLINE = offline
+
+
+def _check_pretrained_file(model, path: Path, name: str, share: float = 0.8) -> None:
+    """timm loads a weights file non-strictly (the classifier and an adapted first layer differ), so a file of another
+    model would load almost nothing and train from scratch unnoticed: most of the model's tensors must be in it."""
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PretrainedWeightsMissing(f"--pretrained-path {path} is not a readable weights file "
+                                       f"({type(exc).__name__})") from None
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    own = model.state_dict()
+    found = sum(1 for k, v in own.items()
+                if k in state and tuple(getattr(state[k], "shape", ())) == tuple(v.shape))
+    if found < share * len(own):
+        raise PretrainedWeightsMissing(f"--pretrained-path {path} holds weights of another model: only {found} of "
+                                       f"{name}'s {len(own)} tensors are in it; {_where_to_put(name)}")
 
 
 def _where_to_put(name: str) -> str:

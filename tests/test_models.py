@@ -92,6 +92,20 @@ def test_pretrained_from_a_local_file_adapts_the_first_conv(tmp_path):
     assert model.get_classifier().out_features == 2
 
 
+def test_pretrained_file_of_another_model_or_not_weights_at_all_is_refused(tmp_path):
+    """timm loads such a file non-strictly and would train from scratch while the run says "pretrained"."""
+    import timm
+
+    other = tmp_path / "mobilenet.pth"
+    torch.save(timm.create_model("mobilenetv3_small_050", num_classes=1000).state_dict(), other)
+    with pytest.raises(PretrainedWeightsMissing, match="holds weights of another model|could not be loaded"):
+        create_model("lcnet_050", pretrained=True, pretrained_path=other)
+    text = tmp_path / "notes.pth"
+    text.write_text("not weights\n" * 50)
+    with pytest.raises(PretrainedWeightsMissing, match="notes.pth"):
+        create_model("lcnet_050", pretrained=True, pretrained_path=text)
+
+
 def test_checkpoint_round_trip_gives_the_same_outputs(tmp_path):
     torch.manual_seed(0)
     model = create_model("mobilenetv3_small_050").eval()
