@@ -242,7 +242,7 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
     inputs = checked_inputs(videos, labels, max_frames)  # every file checked before any replay: nothing lost
     ensure_face_models(models_dir, quiet=not progress)
     pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock, landmark_hold_s)
-    per_frame, scored, info = {}, {}, {}
+    per_frame, scored, counters, info = {}, {}, {}, {}
     for i, (path, label_path, truth, times, expected) in enumerate(inputs):
         out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress,
                      transform)
@@ -259,17 +259,32 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
                 raise VideoError(f"label file {label_path} has {len(truth)} labels but {out['frames']} frames "
                                  f"were decoded from {path.name}")
             scored[name] = ([r["both_closed"] for r in out["rows"]], truth)
+            counters[name] = ([r["blink_id"] for r in out["rows"]], truth, [r["time"] for r in out["rows"]])
     report = {"videos": {n: dict(v) for n, v in info.items()}, "per_frame": per_frame,
               "config": {"pipeline": {k: v for k, v in asdict(pipeline.config).items() if k != "preprocess"},
                          "temporal": asdict(temporal or TemporalConfig()),
-                         "eye_model": str(eye_model) if eye_model else None, "max_frames": max_frames,
+                         "eye_model": _shown(eye_model) if eye_model else None, "max_frames": max_frames,
                          "clock": "wall" if clock is time.perf_counter else "cpu (thread time)"}}
     if scored:
         summary = video_metrics.summarize(scored)
+        max_blink_s = (temporal or TemporalConfig()).max_blink_s
         for name, metrics in summary["videos"].items():
             report["videos"][name].update(metrics)
+            # what the page's blink counter shows, scored (long labelled closures are not blinks for it)
+            report["videos"][name]["blink_counter"] = video_metrics.counter_metrics(*counters[name], max_blink_s)
         report["pooled"] = summary["pooled"]
+        report["pooled"]["blink_counter"] = video_metrics.pool_counters(
+            [report["videos"][name]["blink_counter"] for name in summary["videos"]])
     return report
+
+
+def _shown(path) -> str:
+    """A path as reports show it: relative to the repository when inside it (no machine-specific prefix)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def write_csv(report: dict, path: Path) -> None:
@@ -292,13 +307,14 @@ def _print_summary(report: dict) -> None:
         if "frame" in v:
             line += (f"\n  frame F1 {v['frame']['f1']:.3f} (shifted {v['frame_shifted']['f1']:.3f}), "
                      f"blink F1 {v['blink']['f1']:.3f} ({v['blink']['tp']}/{v['blink']['labelled']} found, "
-                     f"{v['blink']['fp']} false)")
+                     f"{v['blink']['fp']} false); blink counter {v['blink_counter']['tp']}/"
+                     f"{v['blink_counter']['labelled']} found, {v['blink_counter']['fp']} false")
         print(line)
     if "pooled" in report:
         p = report["pooled"]
         print(f"pooled: frame P/R/F1 {p['frame']['precision']:.3f}/{p['frame']['recall']:.3f}/{p['frame']['f1']:.3f}"
               f" (shifted F1 {p['frame_shifted']['f1']:.3f}), blink P/R/F1 {p['blink']['precision']:.3f}/"
-              f"{p['blink']['recall']:.3f}/{p['blink']['f1']:.3f}")
+              f"{p['blink']['recall']:.3f}/{p['blink']['f1']:.3f}, blink counter F1 {p['blink_counter']['f1']:.3f}")
 
 
 def main(argv=None) -> int:

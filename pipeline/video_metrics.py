@@ -138,6 +138,27 @@ def _blink_result(tp: int, predicted: int, labelled: int, tolerance: int) -> dic
             "predicted": predicted, "labelled": labelled, "tolerance_frames": tolerance}
 
 
+def counter_metrics(blink_ids, labels, times, max_blink_s: float, tolerance: int = DEFAULT_TOLERANCE) -> dict:
+    """The blink counter (the tracker's blinks: one id per frame, 0 outside) against the labelled closures that can be
+    blinks. A labelled run whose first and last frames lie more than `max_blink_s` apart is a long closure, which
+    the counter rightly leaves out: it is not a labelled blink here. Same matching as blink_metrics."""
+    if not len(blink_ids) == len(labels) == len(times):
+        raise ValueError(f"{len(blink_ids)} blink ids, {len(labels)} labels and {len(times)} times: lengths must match")
+    counted = events([int(b) > 0 for b in blink_ids])
+    labelled = events(labels)
+    blinks = [(a, b) for a, b in labelled if times[b] - times[a] <= max_blink_s]
+    result = _blink_result(len(match_events(counted, blinks, tolerance)), len(counted), len(blinks), tolerance)
+    return {**result, "long_closures": len(labelled) - len(blinks)}
+
+
+def pool_counters(results: list) -> dict:
+    """Counts of several counter_metrics results summed, then precision / recall / F1 once."""
+    totals = {key: sum(r[key] for r in results) for key in ("tp", "predicted", "labelled", "long_closures")}
+    tolerance = results[0]["tolerance_frames"] if results else DEFAULT_TOLERANCE
+    return {**_blink_result(totals["tp"], totals["predicted"], totals["labelled"], tolerance),
+            "long_closures": totals["long_closures"]}
+
+
 def _pool_frames(results: list) -> dict:
     totals = {key: sum(r[key] for r in results) for key in ("tp", "fp", "fn", "tn", "frames")}
     return {**prf(totals["tp"], totals["fp"], totals["fn"]), **totals}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.video_metrics import (blink_metrics, events, frame_metrics, load_labels, load_tag, load_timestamps,
-                                    match_events, shift_labels, summarize)
+from pipeline.video_metrics import (blink_metrics, counter_metrics, events, frame_metrics, load_labels, load_tag, load_timestamps,
+                                    match_events, pool_counters, shift_labels, summarize)
 
 FOCUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "focus"
 FOCUS_NAMES = {"mahie_test_1": 8, "mahie_test_4_low_fps": 12, "soniya_test_5_low_fps": 9}
@@ -244,3 +244,21 @@ def test_frame_times_that_go_backwards_are_rejected_before_any_replay(tmp_path):
         load_timestamps(times)
     times.write_text("1.0\n1.0\n1.1\n")  # a repeated time is allowed (the tracker takes it)
     assert load_timestamps(times) == pytest.approx([0.0, 0.0, 0.1])
+
+
+def test_blink_counter_is_scored_against_labelled_closures_that_can_be_blinks():
+    """Two labelled blinks and a 2 s closure at 10 fps; the counter found the first blink, missed the second, left
+    the long closure out (right) and counted one blink the labels lack."""
+    times = [i / 10 for i in range(80)]
+    labels = [0] * 80
+    for a, b in ((5, 6), (20, 21), (40, 60)):
+        labels[a:b + 1] = [1] * (b - a + 1)
+    ids = [0] * 80
+    ids[5:7] = [1, 1]
+    ids[70:72] = [2, 2]
+    m = counter_metrics(ids, labels, times, max_blink_s=0.5)
+    assert (m["tp"], m["fp"], m["fn"], m["labelled"], m["long_closures"]) == (1, 1, 1, 2, 1)
+    pooled = pool_counters([m, m])
+    assert (pooled["tp"], pooled["labelled"], pooled["long_closures"]) == (2, 4, 2) and pooled["f1"] == m["f1"]
+    with pytest.raises(ValueError, match="lengths must match"):
+        counter_metrics(ids[:-1], labels, times, 0.5)

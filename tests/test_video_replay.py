@@ -121,6 +121,8 @@ def test_replay_of_the_labelled_no_glasses_clip(tmp_path, capsys):
         assert rows[frames[0] - 1]["both_closed"] == "0" and rows[frames[-1] + 1]["both_closed"] == "0"
     assert result["blink"]["labelled"] == 8 and result["blink"]["tp"] == 8 and result["blink"]["fp"] == 0
     assert result["blinks"] == 6  # the blink counter leaves the two long closures out ...
+    counter = result["blink_counter"]
+    assert (counter["tp"], counter["labelled"], counter["fp"], counter["long_closures"]) == (6, 6, 0, 2)
     assert result["alarms"] == 2  # ... and each raises the microsleep alarm once
     assert result["frame"]["f1"] >= 0.95
 
