@@ -329,7 +329,14 @@ def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
     for key in RESUMABLE_OVERRIDES:
         if key in args._given:
             merged[key] = getattr(args, key)
-    merged.update(resume=args.resume, out_dir=args.out_dir, _given=args._given)
+    ignored = [f"--{key.replace('_', '-')} {getattr(args, key)} (the run keeps {merged.get(key)})"
+               for key in sorted(args._given) if key not in RESUMABLE_OVERRIDES + ("resume", "out_dir")
+               and merged.get(key) != getattr(args, key)]
+    if ignored:
+        print(f"note: resuming keeps the run's own settings; ignored: {'; '.join(ignored)}. Only "
+              f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_OVERRIDES)} may change on --resume.")
+    # a stop asked for on an earlier call (--stop-after) is not a property of the run: each call says its own
+    merged.update(resume=args.resume, out_dir=args.out_dir, _given=args._given, stop_after=args.stop_after)
     print(f"resuming from {path} (epoch {state['epoch'] + 1} done)")
     return argparse.Namespace(**merged), state
 

@@ -87,6 +87,19 @@ def test_resume_after_interruption_finishes_the_same_run(tmp_path, extra):
     assert longer["finished"] == "completed 3 epochs" and longer["epochs_run"] == 3
 
 
+def test_resume_says_which_flags_it_ignores_and_forgets_an_earlier_stop(tmp_path, capsys):
+    """A resumed run keeps its own settings (a changed --lr would make it another run) and says so; a --stop-after
+    given to an earlier call does not stop the resumed one."""
+    data = _synthetic_eyes(tmp_path / "eyes", n=24)
+    out = tmp_path / "run"
+    main([*TINY, "--data", str(data), "--out-dir", str(out), "--stop-after", "1"])
+    capsys.readouterr()
+    summary = main(["--out-dir", str(out), "--resume", "--epochs", "3", "--lr", "5", "--batch-size", "4"])
+    printed = capsys.readouterr().out
+    assert "ignored: --batch-size 4 (the run keeps 32); --lr 5.0 (the run keeps 0.003)" in printed
+    assert summary["finished"] == "completed 3 epochs" and summary["epochs_run"] == 3
+
+
 def test_seed_command_with_pretrained_and_no_local_weights_fails_early_and_clearly(tmp_path):
     seed_cmd = ["--model", "efficientnetv2_s", "--pretrained", "--num-classes", "2", "--epochs", "30", "--batch-size", "32",
                 "--lr", "1e-3", "--weight-decay", "1e-4", "--augmentations", "flip,rotate,brightness,contrast,blur,occlusion",
