@@ -475,7 +475,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)
-    data = load_any(args.data, args.size, workers=args.workers, cache=not args.no_cache)
+    try:
+        data = load_any(args.data, args.size, workers=args.workers, cache=not args.no_cache)
+    except (ValueError, OSError) as error:  # wrong path or layout: the message says what was expected
+        raise SystemExit(f"error: {error}") from None
     print(describe(data))
     for name in data.report.corrupt[:20]:
         print("corrupt:", name)

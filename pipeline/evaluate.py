@@ -98,12 +98,7 @@ def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, di
         raise ValueError(f"--weights {path}: expected a .pth checkpoint or an .onnx model")
     from pipeline.models import load_checkpoint
 
-    try:
-        model, ckpt = load_checkpoint(path)
-    except (ValueError, OSError):
-        raise
-    except Exception as error:  # unpickling errors of files that are no torch checkpoint at all
-        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    model, ckpt = load_checkpoint(path)
     info = {"model": ckpt["model"], "classes": ckpt.get("classes", list(CLASSES)), "epoch": ckpt.get("epoch"),
             "split_file": (ckpt.get("split") or {}).get("file")}
     return torch_predictor(model, device), spec_from_dict(ckpt.get("preprocess")), info

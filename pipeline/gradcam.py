@@ -85,9 +85,12 @@ def main(argv: list[str] | None = None) -> Path:
         raise SystemExit("Grad-CAM needs gradients: pass the .pth checkpoint, not the .onnx export")
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    model, ckpt = load_checkpoint(args.weights)
-    spec = spec_from_dict(ckpt.get("preprocess"))
-    data, part, _ = select_part(load_any(args.data, spec.size), args.split, args.part)
+    try:
+        model, ckpt = load_checkpoint(args.weights)
+        spec = spec_from_dict(ckpt.get("preprocess"))
+        data, part, _ = select_part(load_any(args.data, spec.size), args.split, args.part)
+    except (ValueError, OSError) as error:  # bad checkpoint, data or split: say which and why
+        raise SystemExit(f"error: {error}") from None
     p_open = predict_p_open(torch_predictor(model), data.images, spec, batch_size=256)
     correct = (p_open >= 0.5).astype(int) == data.labels
     rng = np.random.default_rng(args.seed)

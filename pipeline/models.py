@@ -194,12 +194,19 @@ def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (expected a .pth written by pipeline.train)")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # unpickling errors of files that are no torch checkpoint at all
+        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a pipeline checkpoint: expected a dict with 'model' and 'state_dict' "
                          "(see docs/DESIGN.md)")
     model = create_model(ckpt["model"], num_classes=ckpt.get("num_classes", 2), in_chans=ckpt.get("in_chans", 1))
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as error:  # e.g. a file edited by hand: keys or shapes of another model
+        first = str(error).splitlines()[0][:200]
+        raise ValueError(f"{path}: its weights do not fit a {ckpt['model']} ({first})") from None
     model.eval()
     return model, ckpt
 

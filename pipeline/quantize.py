@@ -303,7 +303,14 @@ def main(argv=None) -> int:
         print(f"error: model {args.model} not found", file=sys.stderr)
         return 2
     try:
-        spec = spec_from_onnx(args.model)
+        if Path(args.model).suffix.lower() != ".onnx":
+            raise ValueError(f"{args.model}: expected the .onnx model written by pipeline.export")
+        try:
+            spec = spec_from_onnx(args.model)
+        except ValueError:
+            raise
+        except Exception as error:  # not ONNX at all
+            raise ValueError(f"{args.model} is not a readable ONNX model ({type(error).__name__})") from None
         sets = load_eval_sets(args.calib, spec.size, args.split, args.calib_images, args.max_val or None,
                               args.max_test or None)
         report = quantize(args.model, args.out, sets, mode=args.mode, method=args.calib_method,

@@ -254,7 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test-subjects", type=int, default=6)
     ap.add_argument("--kfold", type=int, default=0, help="also write K folds by subject over train+val (model selection)")
     args = ap.parse_args(argv)
-    data = load_any(args.data, 48)
+    try:
+        data = load_any(args.data, 48)
+    except (ValueError, OSError) as error:  # wrong path or layout: the message says what was expected
+        raise SystemExit(f"error: {error}") from None
     if data.subjects is None:
         split = make_image_split(data.labels, args.seed)
     else:

@@ -218,11 +218,17 @@ def _load_optional(path: Path | None, loader, what: str):
 
 def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock=time.thread_time,
                   landmark_hold_s: float = 0.0):
-    runtime = CvRuntime(models_dir, eye_model, threads=threads, clock=clock)
+    try:
+        runtime = CvRuntime(models_dir, eye_model, threads=threads, clock=clock)
+    except Exception as error:  # onnxruntime's errors for a file that is not a model, or a broken one
+        raise VideoError(f"cannot load the models ({eye_model or models_dir}): {str(error).splitlines()[0][:200]}") \
+            from None
     if not runtime.has_classifier and not use_iris:
         raise VideoError("no eye classifier and no iris model: nothing left to judge the eyes with "
                          "(give --model or drop --no-iris)")
     config = PipelineConfig(use_classifier=runtime.has_classifier, use_iris=use_iris, landmark_hold_s=landmark_hold_s)
+    if runtime.has_classifier:
+        _check_classifier_input(runtime.sessions["eye_state"], eye_model, runtime.eye_spec or config.preprocess)
     if runtime.eye_spec is not None:  # crop and input as the model's metadata says, like the page (main.py)
         config.preprocess = runtime.eye_spec
     elif runtime.has_classifier:
@@ -232,6 +238,15 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
         # Without the classifier the eyelid opening is the only signal.
         config.cnn_weight, config.iris_weight = 0.0, 1.0
     return FramePipeline(runtime, config)
+
+
+def _check_classifier_input(session, path, spec) -> None:
+    """The eye classifier must take [N, 1, S, S] crops and give two logits, or the replay fails on its first face."""
+    shape = session.get_inputs()[0].shape
+    fixed = [d if isinstance(d, int) else None for d in shape]
+    if len(shape) != 4 or fixed[1] not in (1, None) or any(d not in (spec.size, None) for d in fixed[2:]):
+        raise VideoError(f"--model {path}: its input is {shape}, expected [N, 1, {spec.size}, {spec.size}] gray eye "
+                         "crops (an eye-state model from pipeline.export)")
 
 
 def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye_model=None,

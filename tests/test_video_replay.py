@@ -211,3 +211,13 @@ def test_outputs_and_short_labels_are_checked_before_any_replay(tmp_path, capsys
     code, out = replay([MAHIE_1, "--max-frames", 5, "--csv", target], capsys)
     assert code == 0, out.err
     assert len(target.read_text().splitlines()) == 6
+
+
+def test_a_model_file_that_is_not_an_eye_classifier_is_refused_up_front(tmp_path, capsys):
+    notes = tmp_path / "notes.onnx"
+    notes.write_text("not a model\n" * 10)
+    code, out = replay([MAHIE_1, "--model", notes, "--max-frames", 3], capsys)
+    assert code == 2 and "cannot load the models" in out.err and "notes.onnx" in out.err
+    face_mesh = face_models_dir() / "face_landmark.onnx"  # a real ONNX model, but not for eye crops
+    code, out = replay([MAHIE_1, "--model", face_mesh, "--max-frames", 3], capsys)
+    assert code == 2 and "its input is [1, 192, 192, 3], expected [N, 1, 48, 48]" in out.err
