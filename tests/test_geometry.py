@@ -49,13 +49,21 @@ def test_corners_order_and_rotation():
     assert turned.to_frame(4, 1, 4, 2) == pytest.approx((10, 22))  # right-edge middle -> below centre
 
 
-def test_eye_crop_rect_is_square_centred_and_order_free():
+def test_eye_crop_rect_is_square_centred_and_turns_with_the_head():
     a, b = (100.0, 50.0), (130.0, 60.0)
     rect = eye_crop_rect(a, b, 2.0)
     assert (rect.cx, rect.cy) == pytest.approx((115, 55))
     assert rect.width == rect.height == pytest.approx(2 * math.hypot(30, 10))
     assert rect.angle == pytest.approx(math.atan2(10, 30))
-    assert eye_crop_rect(b, a, 2.0) == rect
+    # A head rolled past 90 degrees (lying down, 120 degrees here): the corners come in the face's order, and the
+    # upper lid stays at the top of the crop (it used to flip upside down past 90 degrees).
+    for roll in (30, 89, 91, 120, 180, -150):
+        r = math.radians(roll)
+        d = (math.cos(r), math.sin(r))  # corner a -> corner b, along the eye
+        ca, cb = (200 - 15 * d[0], 200 - 15 * d[1]), (200 + 15 * d[0], 200 + 15 * d[1])
+        upper_lid = (200 + 5 * d[1], 200 - 5 * d[0])  # the face's "up", a quarter turn from the eye line
+        u, v = apply(eye_crop_rect(ca, cb, 2.0).affine_frame_to_crop(48, 48), *upper_lid)
+        assert v < 24 and u == pytest.approx(24), roll
     # the corner line is horizontal in the crop
     m = rect.affine_frame_to_crop(48, 48)
     (ua, va), (ub, vb) = apply(m, *a), apply(m, *b)

@@ -46,10 +46,11 @@ class RotatedRect:
 
 
 def eye_crop_rect(corner_a, corner_b, scale: float = 2.0) -> RotatedRect:
-    """Square crop centred between two eye corners, rotated to the corner line, side = scale × distance."""
+    """Square crop centred between two eye corners, rotated to the corner line, side = scale × distance.
+    corner_a is the corner on the image's left when the head is upright (landmarks.eye_corners): the crop then turns
+    with the head all the way round (a person lying down or upside down still gives an upright eye), as the iris
+    model's crop does."""
     (ax, ay), (bx, by) = corner_a, corner_b
-    if bx < ax:  # keep the rect upright whatever order the corners come in
-        (ax, ay), (bx, by) = (bx, by), (ax, ay)
     dist = math.hypot(bx - ax, by - ay)
     side = max(dist * scale, 1.0)
     return RotatedRect((ax + bx) / 2, (ay + by) / 2, side, side, math.atan2(by - ay, bx - ax))
