@@ -184,8 +184,8 @@ def decode_gray(data: bytes) -> np.ndarray | None:
         img = _decode_with_pillow(data)
         if img is None:
             return None
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+    if img.dtype == np.uint16:  # 10- or 12-bit sensors store their values in 16-bit PNGs: use the bits present
+        img = (img >> max(0, int(img.max()).bit_length() - 8)).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 1:

@@ -198,7 +198,11 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, OSError, RuntimeError) as error:  # bad model, data or split file: say which and why
         raise SystemExit(f"error: {error}") from None
     subjects = [subject_name(s) for s in np.unique(data.subjects)] if data.kind == "mrl" else None
-    result = {**metrics, "weights": str(args.weights), "model": info.get("model"), "data": data.source, "part": part,
+    report = data.report
+    skipped = {"corrupt": report.corrupt, "conflicting_duplicates": report.conflicting_duplicates,
+               "not_mrl_names": report.unparsed}  # files in the data that are not in n, and why
+    result = {**metrics, "skipped": skipped, "weights": str(args.weights), "model": info.get("model"),
+              "data": data.source, "part": part,
               "subjects": subjects,
               "preprocess": {"size": spec.size, "mean": spec.mean, "std": spec.std, "gray": spec.gray}}
     print(f"{info.get('model')} from {args.weights} on {data.source} (part {part}):")

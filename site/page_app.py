@@ -139,6 +139,8 @@ class App:
         self._last_callback = 0.0  # seconds (performance.now) of the latest camera frame callback
         self._ticker = None  # the background clock (ticker.js), while live
         self._ticked = False  # the clock read a frame since the last camera frame callback
+        self._thumb = None  # 16x12 canvas context: is each camera picture new (a frozen camera repeats one)?
+        self._last_thumb = b""
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
         self._frame_lock = asyncio.Lock()
@@ -544,6 +546,10 @@ class App:
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
+                    if self.machine.on_camera_picture(self._picture_changed(frame), started / 1000.0) \
+                            == S.CAMERA_STALLED:
+                        self._show_stalled(started / 1000.0)
+                        break
                     result, state = await self.process(frame, width, height, started / 1000.0, media_time, started,
                                                        background)
                     if self.live:  # not a frame that finished after Stop or after a clip took over
@@ -557,6 +563,24 @@ class App:
             self._fail(error)
         finally:
             self._busy = False
+
+    def _picture_changed(self, frame) -> bool:
+        """Whether this camera picture differs from the one before, from a 16x12 thumbnail (a frozen camera repeats
+        its last picture exactly; a working one never does, if only by sensor noise)."""
+        if self._thumb is None:
+            self._thumb = js.OffscreenCanvas.new(16, 12).getContext("2d", js_obj({"willReadFrequently": True}))
+        self._thumb.drawImage(frame, 0, 0, 16, 12)
+        pixels = bytes(self._thumb.getImageData(0, 0, 16, 12).data.to_py())
+        changed, self._last_thumb = pixels != self._last_thumb, pixels
+        return changed
+
+    def _show_stalled(self, t: float) -> None:
+        """No new picture: nothing is seen, so both eyes are unknown; an alarm that is on keeps sounding."""
+        state = self.tracker.update(t, None, None)
+        self.view.overlay.draw(None, None)
+        self.view.show_eyes(None)
+        self.view.show_metrics(state)
+        self.beeper.update(state.alarm, t)
 
     def _record_live(self, t: float, result, state) -> None:
         self.session.add(t, result, state)

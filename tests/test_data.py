@@ -237,3 +237,12 @@ def test_empty_files_are_corrupt_and_jpeg_exif_orientation_is_applied(tmp_path):
     assert upright[:6].mean() > 200 and upright[-6:].mean() < 50
     gray = D.decode_gray(buffer.getvalue())
     assert gray.shape == (80, 40)
+
+
+def test_16_bit_images_keep_the_bits_their_sensor_used():
+    """A 12-bit infrared frame stored in a 16-bit PNG (values up to 4095) reads as the full 0-255 range, not 0-15."""
+    ramp = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
+    gray = D.decode_gray(cv2.imencode(".png", ramp)[1].tobytes())
+    assert gray.dtype == np.uint8 and gray.max() == 255 and gray.min() == 0
+    full = (ramp.astype(np.uint32) * 16).astype(np.uint16)  # the same picture using all 16 bits
+    assert np.array_equal(D.decode_gray(cv2.imencode(".png", full)[1].tobytes()), gray)

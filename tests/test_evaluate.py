@@ -89,9 +89,16 @@ def test_evaluate_open_closed_folder_uses_all_images(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "m.pth"
     torch.save(make_checkpoint(create_model("baseline_cnn"), "baseline_cnn"), ckpt)
-    res = evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--json", str(tmp_path / "e.json")])
+    (tmp_path / "d" / "open" / "broken.jpg").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="corrupt"):
+        res = evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--json", str(tmp_path / "e.json"),
+                             "--no-cache"])
     assert res["n"] == 10 and res["part"] == "all" and res["per_subject"] == {} and res["subgroups"] == {}
     assert sum(map(sum, res["confusion"])) == 10
+    assert res["skipped"]["corrupt"] == ["open/broken.jpg"]  # the JSON says which files are not in n, and why
+    # --part on folder data needs the image split that training used; this checkpoint records none
+    with pytest.raises(SystemExit, match="--part test on folder data needs the image split"):
+        evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--part", "test", "--no-cache"])
 
 
 @pytest.mark.shared

@@ -875,3 +875,24 @@ def test_a_model_failing_mid_run_stops_the_camera(site, playwright, tmp_path):
         assert page.is_disabled("#start")
     finally:
         browser.close()
+
+
+def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site, playwright, tmp_path):
+    """The video stops changing (here: the page's video element paused, as when a USB camera hangs without ending
+    its track): after 2 s the page says the camera may have frozen and that the eyes are not watched, shows both eyes
+    unknown, and goes back to watching with the first new picture."""
+    camera = video_to_y4m(FOCUS_VIDEOS / "mahie_test_1.avi", tmp_path / "cam.y4m", 0, 10)
+    browser = launch(playwright, camera)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        assert wait_state(page, ["running"], 30_000) == "running"
+        page.evaluate("document.getElementById('video').pause()")
+        assert wait_state(page, ["camera-stalled"], 10_000) == "camera-stalled"
+        assert "not being watched" in page.text_content("#status-message")
+        page.wait_for_function("document.querySelector('#eye-left').dataset.state === 'unknown'", timeout=5_000)
+        page.evaluate("document.getElementById('video').play()")
+        assert wait_state(page, LIVE_STATES, 10_000) in LIVE_STATES
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()

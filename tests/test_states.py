@@ -4,7 +4,7 @@ import pytest
 from eyecore import states as S
 from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
 
-DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera",
+DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera", "camera-stalled",
               "camera-ended", "no-face", "uncertain", "model-failed"}
 
 
@@ -126,3 +126,23 @@ def test_default_clock_is_used_without_t():
     machine.on_frame_result(False, False, False)
     now[0] = 0.25
     assert machine.on_frame_result(False, False, False) == S.NO_FACE
+
+
+def test_a_camera_that_repeats_its_picture_is_stalled_until_a_new_picture_comes():
+    machine = started(stall_after_s=2.0)
+    machine.on_camera_picture(True, t=0.0)
+    for k in range(1, 19):  # the same picture for 1.8 s: still running (a slow camera repeats a few pictures)
+        assert machine.on_camera_picture(False, t=k / 10) == S.RUNNING
+    assert machine.on_camera_picture(True, t=1.9) == S.RUNNING  # a new picture restarts the count
+    for k in range(20, 41):
+        machine.on_camera_picture(False, t=k / 10)
+    assert machine.state == S.CAMERA_STALLED and "covered or frozen" in machine.message
+    machine.on_frame_result(face_found=False, eyes_known=False, confidence_ok=False, t=5.0)
+    assert machine.state == S.CAMERA_STALLED  # frame results do not hide a stalled camera
+    assert machine.on_camera_picture(True, t=5.1) == S.RUNNING
+    machine.go(S.READY)  # Stop; a later session times its own stall from scratch
+    machine.go(S.REQUESTING_CAMERA)
+    machine.go(S.RUNNING)
+    assert machine.on_camera_picture(False, t=100.0) == S.RUNNING
+    with pytest.raises(ValueError, match="stall_after_s > 0"):
+        AppStateMachine(stall_after_s=0)

@@ -18,6 +18,7 @@ RUNNING = "running"
 CAMERA_DENIED = "camera-denied"
 NO_CAMERA = "no-camera"
 CAMERA_ENDED = "camera-ended"
+CAMERA_STALLED = "camera-stalled"
 NO_FACE = "no-face"
 UNCERTAIN = "uncertain"
 MODEL_FAILED = "model-failed"
@@ -34,6 +35,8 @@ MESSAGES = {
     CAMERA_DENIED: "Camera access was blocked. Allow it in the address bar and press Start.",
     NO_CAMERA: "No camera was found. Connect a camera and press Start, or choose a video file.",
     CAMERA_ENDED: "The camera stopped. Check that it is connected and press Start.",
+    CAMERA_STALLED: "The camera picture is not changing: the camera may be covered or frozen. Your eyes are not "
+                    "being watched. Check the camera, or press Stop and Start.",
     NO_FACE: "No face in view. Face the camera with your whole face in the picture.",
     UNCERTAIN: "Your eyes are not clearly visible. Move closer, face the camera, or add light.",
     MODEL_FAILED: "The models could not be loaded or run. Reload the page to try again.",
@@ -51,7 +54,7 @@ UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs
 # States the per-frame results move between.
 LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN)
 _CAMERA_PROBLEMS = (CAMERA_DENIED, NO_CAMERA, CAMERA_ENDED)
-_AFTER_LIVE = {RUNNING, NO_FACE, UNCERTAIN, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
+_AFTER_LIVE = {RUNNING, NO_FACE, UNCERTAIN, CAMERA_STALLED, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
 
 TRANSITIONS = {
     LOADING: {READY},
@@ -60,6 +63,7 @@ TRANSITIONS = {
     RUNNING: _AFTER_LIVE,
     NO_FACE: _AFTER_LIVE,
     UNCERTAIN: _AFTER_LIVE,
+    CAMERA_STALLED: _AFTER_LIVE,  # new pictures again: running, then the frame results say what they see
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     CAMERA_ENDED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
@@ -120,10 +124,12 @@ class AppStateMachine:
     `on_change(machine)` is called after every change of state, message or detail.
     """
 
-    def __init__(self, debounce_s: float = 0.4, on_change=None, clock=time.monotonic):
-        if debounce_s < 0:
-            raise ValueError(f"debounce_s must be >= 0 seconds, got {debounce_s}")
+    def __init__(self, debounce_s: float = 0.4, on_change=None, clock=time.monotonic, stall_after_s: float = 2.0):
+        if debounce_s < 0 or stall_after_s <= 0:
+            raise ValueError(f"expected debounce_s >= 0 and stall_after_s > 0 seconds, got {debounce_s}, {stall_after_s}")
         self.debounce_s = debounce_s
+        self.stall_after_s = stall_after_s
+        self._same_since: float | None = None  # when the camera's picture stopped changing
         self.on_change = on_change
         self._clock = clock
         self.state = LOADING
@@ -147,6 +153,8 @@ class AppStateMachine:
         changed = (state, message, detail) != (self.state, self.message, self.detail)
         self.state, self.message, self.detail = state, message, detail
         self._candidate = None
+        if state not in LIVE_STATES:
+            self._same_since = None  # a stall is timed within one stretch of live pictures
         if changed and self.on_change is not None:
             self.on_change(self)
         return changed
@@ -156,6 +164,22 @@ class AppStateMachine:
         state = error_to_state(name)
         self.go(state, message=error_message(name))
         return state
+
+    def on_camera_picture(self, changed: bool, t: float | None = None) -> str:
+        """Each picture read from the live camera: `changed` is False when it is identical to the one before. A real
+        camera's pictures always differ (sensor noise); the same picture for `stall_after_s` seconds means the
+        camera froze: camera-stalled, left again by the first new picture."""
+        now = self._clock() if t is None else t
+        if changed:
+            self._same_since = None
+            if self.state == CAMERA_STALLED:
+                self.go(RUNNING)
+        elif self.state in LIVE_STATES:
+            if self._same_since is None:
+                self._same_since = now
+            elif now - self._same_since >= self.stall_after_s:
+                self.go(CAMERA_STALLED)
+        return self.state
 
     def on_frame_result(self, face_found: bool, eyes_known: bool, confidence_ok: bool,
                         t: float | None = None) -> str:
