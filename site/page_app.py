@@ -393,6 +393,9 @@ class App:
         self.timings.setdefault("camera_ms", js.performance.now())  # first camera start, ms since navigation
         track = stream.getVideoTracks()[0]
         track.addEventListener("ended", create_once_callable(lambda _e: self._camera_ended(stream)))
+        if track.readyState == "ended":  # it ended before the listener was there (unplugged during the start)
+            self._camera_ended(stream)
+            return
         js.document.getElementById("placeholder").hidden = True
         js.document.getElementById("start").hidden = True
         js.document.getElementById("stop").hidden = False
