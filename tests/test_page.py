@@ -896,3 +896,25 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+
+
+def test_a_camera_that_ends_while_it_starts_is_reported_as_ended(site, playwright, tmp_path):
+    """The track ends before the page listens for "ended" (a camera unplugged during the start): the page says the
+    camera stopped instead of watching a dead stream."""
+    ended_at_once = """(() => {
+        const devices = navigator.mediaDevices, original = devices.getUserMedia.bind(devices);
+        devices.getUserMedia = async (constraints) => {
+            const stream = await original(constraints);
+            stream.getVideoTracks()[0].stop();
+            return stream;
+        };
+    })();"""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=2))
+    try:
+        page, requests, _ = open_page(browser, site, init_script=ended_at_once)
+        page.click("#start")
+        assert wait_state(page, ["camera-ended", *LIVE_STATES, "camera-stalled"], 20_000) == "camera-ended"
+        assert page.evaluate("document.getElementById('video').srcObject") is None
+        assert page.is_visible("#start")
+    finally:
+        browser.close()
