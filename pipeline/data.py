@@ -29,7 +29,7 @@ from pipeline.preprocess import color_to_gray_u8
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MRL_ZIP = REPO_ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
 CACHE_DIR = Path(os.environ.get("EYESTATE_CACHE_DIR", REPO_ROOT / ".cache" / "eyedata"))
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: EXIF orientation, 16-bit depth, non-square images padded
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 MRL_FIELDS = ("subject", "image_id", "gender", "glasses", "eye_state", "reflections", "lighting", "sensor")
@@ -195,6 +195,18 @@ def decode_gray(data: bytes) -> np.ndarray | None:
     return img if img.ndim == 2 and img.size else None
 
 
+def square(gray: np.ndarray) -> np.ndarray:
+    """A non-square image padded to a square (edges repeated) instead of squashed: the model sees square eye crops
+    (MRL's, the page's), and an eye stretched to fill a square looks more open than it is."""
+    h, w = gray.shape
+    if h == w:
+        return gray
+    pad = abs(h - w)
+    first, second = pad // 2, pad - pad // 2
+    top, bottom, left, right = (first, second, 0, 0) if h < w else (0, 0, first, second)
+    return cv2.copyMakeBorder(gray, top, bottom, left, right, cv2.BORDER_REPLICATE)
+
+
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:
     import io
 
@@ -220,7 +232,7 @@ def _decode_all(source: _Source, names: list[str], size: int, workers: int, desc
         if gray is None:
             return
         hashes[i] = hashlib.blake2b(gray.tobytes() + np.asarray(gray.shape).tobytes(), digest_size=16).digest()
-        images[i] = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+        images[i] = cv2.resize(square(gray), (size, size), interpolation=cv2.INTER_AREA)
         ok[i] = True
 
     def read(name: str) -> bytes:

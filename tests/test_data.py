@@ -246,3 +246,16 @@ def test_16_bit_images_keep_the_bits_their_sensor_used():
     assert gray.dtype == np.uint8 and gray.max() == 255 and gray.min() == 0
     full = (ramp.astype(np.uint32) * 16).astype(np.uint16)  # the same picture using all 16 bits
     assert np.array_equal(D.decode_gray(cv2.imencode(".png", full)[1].tobytes()), gray)
+
+
+def test_non_square_images_are_padded_to_a_square_not_squashed():
+    """An eye patch wider than tall (public sets have 60x36 ones) keeps its shape: an eye stretched to fill a square
+    looks more open than it is (docs/BENCHMARKS.md section 2, "Non-square eye patches")."""
+    wide = np.full((20, 40), 200, np.uint8)
+    wide[0] = 10  # the top row, repeated upwards by the padding
+    padded = D.square(wide)
+    assert padded.shape == (40, 40)
+    assert (padded[:10] == 10).all() and np.array_equal(padded[10:30], wide) and (padded[30:] == 200).all()
+    tall = D.square(wide.T.copy())
+    assert tall.shape == (40, 40) and np.array_equal(tall[:, 10:30], wide.T)
+    assert D.square(padded) is padded  # square images are untouched (MRL, the page's crops)

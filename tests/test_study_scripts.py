@@ -72,6 +72,12 @@ def test_webcam_eye_crops_make_a_folder_that_evaluate_scores(tmp_path, capsys):
     # mahie_test_1's first blink is at frames 94-97 (labels shifted one frame)
     crops.main([str(MAHIE_1), "--out", str(out), "--scales", "2.5", "--max-frames", "130",
                 "--models-dir", str(face_models_dir())])
+    crops.main([str(MAHIE_1), "--out", str(out), "--scales", "2.5", "--max-frames", "2", "--height-share", "0.6",
+                "--models-dir", str(face_models_dir())])
+    import cv2
+
+    band = cv2.imread(str(next((out / "scale_2.5_h0.6" / "open").glob("*.png"))))
+    assert band.shape[:2] == (38, 64)  # a wide patch: the middle 60 % of a 64 px crop's height
     closed = sorted((out / "scale_2.5" / "closed").glob("*.png"))
     opened = sorted((out / "scale_2.5" / "open").glob("*.png"))
     assert closed and len(opened) > 200
