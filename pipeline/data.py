@@ -185,7 +185,8 @@ def decode_gray(data: bytes) -> np.ndarray | None:
         if img is None:
             return None
     if img.dtype == np.uint16:  # 10- or 12-bit sensors store their values in 16-bit PNGs: use the bits present
-        img = (img >> max(0, int(img.max()).bit_length() - 8)).astype(np.uint8)
+        colour = img[..., :3] if img.ndim == 3 else img  # not the alpha channel
+        img = (img >> max(0, int(colour.max()).bit_length() - 8)).astype(np.uint8)
     elif img.dtype != np.uint8:
         img = np.clip(img, 0, 255).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 1:

@@ -102,13 +102,20 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         if not path.is_file():
             raise PretrainedWeightsMissing(f"--pretrained-path {path} is not a file; {_where_to_put(name)}")
         overlay = {"file": str(path)}
-        try:
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=num_classes,
-                                      in_chans=in_chans, **kwargs)
-        except Exception as exc:
-            raise PretrainedWeightsMissing(f"--pretrained-path {path} could not be loaded into {name} "
-                                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-        _check_pretrained_file(model, path, name)
+        import torch
+
+        def build(pretrained: bool):
+            torch.manual_seed(2718)  # the same random start with and without the file (inside fork_rng below)
+            return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans,
+                                     **({"pretrained_cfg_overlay": overlay} if pretrained else {}), **kwargs)
+
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+            try:
+                model = build(True)
+            except Exception as exc:
+                raise PretrainedWeightsMissing(f"--pretrained-path {path} could not be loaded into {name} "
+                                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            _check_pretrained_file(model, path, name, lambda: build(False))
         return model
     from huggingface_hub import constants as hf_constants
 
@@ -124,30 +131,20 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         hf_constants.HF_HUB_OFFLINE = offline
 
 
-def _check_pretrained_file(model, path: Path, name: str, share: float = 0.8) -> None:
+def _check_pretrained_file(model, path: Path, name: str, build, share: float = 0.8) -> None:
     """timm loads a weights file non-strictly (the classifier and an adapted first layer differ), so a file of another
-    model would load almost nothing and train from scratch unnoticed: most of the model's tensors must be in it."""
+    model would load almost nothing and train from scratch unnoticed. `build()` makes the same model without the
+    file from the same seed as `model`: most of its tensors must differ from `model`'s, i.e. have been loaded
+    (this follows timm's own key remapping of original-format files)."""
     import torch
 
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PretrainedWeightsMissing(f"--pretrained-path {path} is not a readable weights file "
-                                       f"({type(exc).__name__})") from None
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    own = model.state_dict()
-    found = sum(1 for k, v in own.items()
-                if k in state and tuple(getattr(state[k], "shape", ())) == tuple(v.shape))
-    if found < share * len(own):
-        raise PretrainedWeightsMissing(f"--pretrained-path {path} holds weights of another model: only {found} of "
-                                       f"{name}'s {len(own)} tensors are in it; {_where_to_put(name)}")
+    fresh = build().state_dict()
+    tensors = [k for k in fresh if not k.endswith("num_batches_tracked")]
+    loaded = model.state_dict()
+    changed = sum(1 for k in tensors if not torch.equal(fresh[k], loaded[k]))
+    if changed < share * len(tensors):
+        raise PretrainedWeightsMissing(f"--pretrained-path {path} holds weights of another model: only {changed} of "
+                                       f"{name}'s {len(tensors)} tensors were loaded from it; {_where_to_put(name)}")
 
 
 def _where_to_put(name: str) -> str:

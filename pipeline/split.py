@@ -269,8 +269,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         out = Path(args.out)
     else:  # the tracked MRL split is only ever replaced by an MRL split
-        out = DEFAULT_SPLIT if data.subjects is not None else DEFAULT_SPLIT.with_name(
-            f"{Path(data.source).stem}_images.json")
+        source = Path(data.source)
+        name = source.name if source.is_dir() else source.stem  # a folder "scale_1.5" keeps its whole name
+        out = DEFAULT_SPLIT if data.subjects is not None else DEFAULT_SPLIT.with_name(f"{name}_images.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(split, indent=1) + "\n")
     for part in PARTS:

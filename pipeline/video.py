@@ -199,7 +199,11 @@ def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: 
                          f"{count} frames (frame IDs count from 0)")
     truth = truth + [0] * (count - len(truth))
     if times is None:
-        times = _load_optional(companion(path, ".txt"), video_metrics.load_timestamps, "timestamp file")
+        try:
+            times = _load_optional(companion(path, ".txt"), video_metrics.load_timestamps, "timestamp file")
+        except VideoError as error:  # any .txt may sit beside a video: only a list of frame times is used
+            print(f"note: {error}; using frame / fps instead", file=sys.stderr)
+            times = None
         if times is not None and len(times) != count and max_frames is None:
             print(f"note: {companion(path, '.txt').name} has {len(times)} frame times for {count} frames: "
                   "using frame / fps instead", file=sys.stderr)

@@ -230,7 +230,8 @@ def load_tag(path) -> list:
     Records lie between the lines `#start` and `#end`, one per frame: `frame ID : blink ID : NF : LE_FC : LE_NV :
     RE_FC : RE_NV : face box (4) : eye corners (8)`, blink ID -1 outside blinks. Only the first two fields are read:
     the dataset's authors say the eye flags are not annotated consistently. Frame IDs are video frame indices from 0;
-    a frame without a record (a gap, or past the last record) counts as open."""
+    a frame without a record (a gap, or past the last record) counts as open. Two blinks whose records touch (no
+    frame outside a blink between them) become one labelled event, as every event here is a run of flagged frames."""
     path = Path(path)
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     marks = [line.strip().lower() for line in lines]

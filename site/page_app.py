@@ -319,7 +319,8 @@ class App:
         self.stop_camera()  # the camera light goes off; the session so far can still be downloaded
         self.wake.release()
         self.view.show_alarm(False)
-        js.document.getElementById("start").disabled = True  # "Reload the page to try again"
+        for element_id in ("start", "camera", "clip-file"):  # "Reload the page to try again": nothing else starts
+            js.document.getElementById(element_id).disabled = True
         self.machine.go(S.MODEL_FAILED, detail=str(error)[:300])
 
     # -- camera ----------------------------------------------------------------------------------
@@ -549,16 +550,16 @@ class App:
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
-                    if self.machine.on_camera_picture(self._picture_changed(frame), started / 1000.0) \
-                            == S.CAMERA_STALLED:
+                    changed = self._picture_changed(frame)
+                    if self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED:
                         self._show_stalled(started / 1000.0)
-                        break
-                    result, state = await self.process(frame, width, height, started / 1000.0, media_time, started,
-                                                       background)
-                    if self.live:  # not a frame that finished after Stop or after a clip took over
-                        self._record_live(started / 1000.0, result, state)
+                    elif changed:  # the same picture again (the clock re-read it, a frozen camera) shows nothing new
+                        result, state = await self.process(frame, width, height, started / 1000.0, media_time,
+                                                           started, background)
+                        if self.live:  # not a frame that finished after Stop or after a clip took over
+                            self._record_live(started / 1000.0, result, state)
                     if not background:
-                        self._check_budget()
+                        self._check_budget()  # a repeated picture is handled too: the device keeps up
                 if not self._has_pending:
                     break
                 media_time, self._has_pending, background = self._pending, False, False

@@ -140,8 +140,9 @@ def video_to_coded_y4m(src: Path, dst: Path, frames: int) -> Path:
 
 
 def frames_to_y4m(src: Path, dst: Path, indices: list, stamp: bool = False) -> Path:
-    """.y4m made of the source's frames in the given order (repeats allowed), at the source's frame
-    rate; with stamp=True each output frame carries its index as a code (video_to_coded_y4m).
+    """.y4m made of the source's frames in the given order (repeats allowed, each with faint noise, as a camera gives a
+    still picture), at the source's frame rate; with stamp=True each output frame carries its index as a code
+    (video_to_coded_y4m).
     ffmpeg does both colour conversions, exactly as for a plain conversion."""
     import numpy as np
 
@@ -164,8 +165,13 @@ def frames_to_y4m(src: Path, dst: Path, indices: list, stamp: bool = False) -> P
     encode = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
                                "-s", f"{w}x{h}", "-r", rate, "-i", "-", "-pix_fmt", "yuv420p",
                                "-f", "yuv4mpegpipe", str(dst)], stdin=subprocess.PIPE)
+    shown = set()
     for position, index in enumerate(indices):
         frame = np.frombuffer(kept[index], np.uint8).reshape(h, w, 3).copy()
+        if index in shown:  # a repeated frame stands for a still face: a real camera adds sensor noise (the page
+            noise = np.random.default_rng(position).integers(-2, 3, frame.shape)  # skips exact repeats)
+            frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        shown.add(index)
         if stamp:
             for bit in range(CODE_BITS):
                 frame[h - CODE_BLOCK:h, bit * CODE_BLOCK:(bit + 1) * CODE_BLOCK] = 255 if position >> bit & 1 else 0

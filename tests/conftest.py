@@ -65,3 +65,17 @@ def smoke_run(small_mrl_zip, tmp_path_factory) -> Path:
           "--batch-size", "32", "--lr", "3e-3", "--weight-decay", "1e-4", "--img-size", "32", "--patience", "0",
           "--threads", "1", "--out-dir", str(out), "--no-cache"])
     return out
+
+
+def pretrained_stand_in(name: str, num_classes: int = 1000):
+    """A timm model whose every float tensor is moved off its random start: stands in for downloaded ImageNet weights,
+    which never equal a fresh initialisation (pipeline.models checks that a weights file really loaded)."""
+    import timm
+    import torch
+
+    model = timm.create_model(name, num_classes=num_classes)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(0.01 * torch.randn_like(tensor))
+    return model

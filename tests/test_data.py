@@ -259,3 +259,10 @@ def test_non_square_images_are_padded_to_a_square_not_squashed():
     tall = D.square(wide.T.copy())
     assert tall.shape == (40, 40) and np.array_equal(tall[:, 10:30], wide.T)
     assert D.square(padded) is padded  # square images are untouched (MRL, the page's crops)
+
+
+def test_16_bit_alpha_does_not_set_the_depth():
+    colour = np.full((8, 8, 3), 1000, np.uint16)
+    rgba = np.dstack([colour, np.full((8, 8), 65535, np.uint16)])
+    as_rgb = D.decode_gray(cv2.imencode(".png", colour)[1].tobytes())
+    assert np.array_equal(D.decode_gray(cv2.imencode(".png", rgba)[1].tobytes()), as_rgb) and as_rgb.max() > 200

@@ -447,8 +447,10 @@ def test_nan_model_outputs_are_no_reading(runtime, monkeypatch):
 
     monkeypatch.setattr(runtime, "run", run_with_nan)
     frame = video_frame()
+    pipeline = FramePipeline(runtime, PipelineConfig())
+    assert all(pipeline.process(frame, 0.0).eyes[eye].p_iris is not None for eye in EYES)  # a good reading first
     broken.add("iris_landmark")
-    result = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
+    result = pipeline.process(frame, 0.5)  # both eyes read again, and broken: the older reading is not reused
     for eye in EYES:
         er = result.eyes[eye]
         assert er.p_iris is None and er.p_cnn is not None and er.p_open == pytest.approx(er.p_cnn)

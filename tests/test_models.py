@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import pretrained_stand_in
+
 from pipeline.models import (BASELINE, EYECNN, EYECNN_RSTD, EYECNN_STD, PretrainedWeightsMissing, count_parameters,
                              create_model, load_checkpoint, make_checkpoint)
 
@@ -83,7 +85,7 @@ def test_pretrained_from_a_local_file_adapts_the_first_conv(tmp_path):
     import timm
 
     torch.manual_seed(0)
-    imagenet_like = timm.create_model("lcnet_050", num_classes=1000)  # stands in for downloaded ImageNet weights
+    imagenet_like = pretrained_stand_in("lcnet_050")  # stands in for downloaded ImageNet weights
     path = tmp_path / "lcnet_050.pth"
     torch.save(imagenet_like.state_dict(), path)
     model = create_model("lcnet_050", pretrained=True, pretrained_path=path)
@@ -97,7 +99,7 @@ def test_pretrained_file_of_another_model_or_not_weights_at_all_is_refused(tmp_p
     import timm
 
     other = tmp_path / "mobilenet.pth"
-    torch.save(timm.create_model("mobilenetv3_small_050", num_classes=1000).state_dict(), other)
+    torch.save(pretrained_stand_in("mobilenetv3_small_050").state_dict(), other)
     with pytest.raises(PretrainedWeightsMissing, match="holds weights of another model|could not be loaded"):
         create_model("lcnet_050", pretrained=True, pretrained_path=other)
     text = tmp_path / "notes.pth"

@@ -872,7 +872,7 @@ def test_a_model_failing_mid_run_stops_the_camera(site, playwright, tmp_path):
         })""")
         assert wait_state(page, ["model-failed"], 20_000) == "model-failed"
         assert page.evaluate("document.getElementById('video').srcObject") is None
-        assert page.is_disabled("#start")
+        assert page.is_disabled("#start") and page.is_disabled("#camera") and page.is_disabled("#clip-file")
     finally:
         browser.close()
 

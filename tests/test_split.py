@@ -119,3 +119,20 @@ def test_committed_split_is_reproduced_from_the_shared_zip(mrl_zip):
     for key in ("train", "val", "test", "counts", "per_subject"):
         assert fresh[key] == committed[key], key
     assert S.make_kfold(fresh, 5, seed=0) == committed["folds"]
+
+
+def test_a_folder_split_is_written_beside_the_mrl_split_under_the_folder_name(tmp_path, monkeypatch):
+    """`python -m pipeline.split --data my_folder` must never replace the MRL split; a folder name with a dot
+    (scale_1.5) is kept whole, so two such folders do not share a file."""
+    import cv2
+
+    for name in ("scale_1.5", "scale_1.25"):
+        for label in ("open", "closed"):
+            (tmp_path / name / label).mkdir(parents=True)
+            for i in range(4):
+                cv2.imwrite(str(tmp_path / name / label / f"{i}.png"), np.full((12, 12), 40 * i + 9 + (label == "open"), np.uint8))
+    monkeypatch.setattr(S, "DEFAULT_SPLIT", tmp_path / "splits" / "mrl_split.json")
+    for name in ("scale_1.5", "scale_1.25"):
+        S.main(["--data", str(tmp_path / name)])
+    written = sorted(p.name for p in (tmp_path / "splits").iterdir())
+    assert written == ["scale_1.25_images.json", "scale_1.5_images.json"]

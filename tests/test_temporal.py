@@ -172,6 +172,9 @@ def test_a_brief_closure_then_a_lost_face_is_dropped_but_a_running_alarm_stays_o
     seen again."""
     brief = run(frame_times(30, 6.0), lambda t: P_OPEN if t < 1.0 else P_CLOSED if t < 1.4 else None)
     assert not any(s.alarm for s in brief) and brief[-1].closed_duration == 0.0 and brief[-1].blink_count == 0
+    # closed 1.25 s, then no face: 1.5 s pass inside the 0.3 s hold, but no frame saw the eyes closed that long
+    almost = run(frame_times(30, 12.0), lambda t: P_OPEN if t < 1.0 else P_CLOSED if t < 2.25 else None)
+    assert not any(s.alarm for s in almost)
     slump = run(frame_times(30, 8.0),
                 lambda t: P_OPEN if t < 1.0 or t >= 7.0 else P_CLOSED if t < 3.5 else None)
     during = [s for s in slump if 2.5 <= s.t < 7.0]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import pretrained_stand_in
+
 from pipeline.data import load_any
 from pipeline.evaluate import evaluate_arrays, select_part, torch_predictor
 from pipeline.models import load_checkpoint
@@ -124,7 +126,7 @@ def test_pretrained_from_local_file_trains_head_first_then_everything(tmp_path):
     data = _synthetic_eyes(tmp_path / "eyes", n=24)
     torch.manual_seed(0)
     weights = tmp_path / "lcnet_050_imagenet.pth"
-    torch.save(timm.create_model("lcnet_050", num_classes=1000).state_dict(), weights)  # stands in for a download
+    torch.save(pretrained_stand_in("lcnet_050").state_dict(), weights)  # stands in for a download
     start = create_model("lcnet_050", pretrained=True, pretrained_path=weights).state_dict()
     args = ["--model", "lcnet_050", "--pretrained", "--pretrained-path", str(weights), "--freeze-epochs", "1",
             "--epochs", "2", "--img-size", "24", "--epoch-size", "64", "--batch-size", "32", "--patience", "0",

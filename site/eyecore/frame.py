@@ -445,6 +445,9 @@ class FramePipeline:
                     t0 = clock()
                     openings = yield from self._iris_openings(frame, {eye: visible[eye][0] for eye in read})
                     timings["iris"] = timings.get("iris", 0.0) + (clock() - t0) * 1000
+                    for eye in read:
+                        if eye not in openings:  # read but no usable output: its older reading is stale now
+                            self._iris_held.pop(eye, None)
                     in_doubt = held is not None and self._doubts(p_cnn, openings)
             if not in_doubt:
                 break

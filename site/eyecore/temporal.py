@@ -26,9 +26,9 @@ Rules, in one place:
 - Unknown frames inside a closure (face lost for a moment) keep the closure alive for `unknown_hold_s`
   after its last closed frame; after that it is dropped without a blink, unless it had reached the alarm.
   Unknown frames do not count as closed time for `min_blink_s`.
-- Microsleep alarm: on while one closure has lasted `alarm_after_s` or longer; off when the eyes reopen
-  (or a pause longer than `max_gap_s`). While the face is lost it stays on: a head that drops out of view is
-  the typical microsleep.
+- Microsleep alarm: on once a frame sees the eyes still closed `alarm_after_s` after the closure began; off when
+  the eyes reopen (or a pause longer than `max_gap_s`). While the face is lost it stays on: a head that drops out
+  of view is the typical microsleep. It never starts while nothing is seen.
 - PERCLOS: closed time / visible time over the last `window_s` seconds, each frame weighted by the time
   until the next frame. Closed means the "eyes" state is closed, or, when per-eye closure scores
   (0 open .. 1 shut) are given, that the combined score is at least `perclos_closure` (P80).
@@ -235,6 +235,7 @@ class EyeStateTracker:
         self._closure_start: float | None = None
         self._closure_first_gap = 0.0  # frame gap before the closure's first closed frame
         self._closure_seen_until: float | None = None  # first unknown frame after the last closed one
+        self._closure_alarmed = False  # the closure reached alarm_after_s on a frame with the eyes seen closed
         self._closure_last_closed: float | None = None
         self._closure_after_open = False
         self._open_before = False
@@ -301,8 +302,11 @@ class EyeStateTracker:
                 self._closure_start = t
                 self._closure_first_gap = dt or 0.0
                 self._closure_after_open = self._open_before
+                self._closure_alarmed = False
             self._closure_last_closed = t
             self._closure_seen_until = None
+            if t - self._closure_start >= config.alarm_after_s:
+                self._closure_alarmed = True  # reached on a frame with the eyes seen closed
             return None
         if eyes == UNKNOWN:
             if self._last_open_t is not None and t - self._last_open_t > config.unknown_hold_s:
@@ -310,9 +314,8 @@ class EyeStateTracker:
             if self._closure_start is not None:
                 if self._closure_seen_until is None:
                     self._closure_seen_until = t
-                held_until = self._closure_last_closed + config.unknown_hold_s
                 # a closure that reached the alarm stays on while the face is lost (a head that drops out of view)
-                if t > held_until and held_until - self._closure_start < config.alarm_after_s:
+                if t > self._closure_last_closed + config.unknown_hold_s and not self._closure_alarmed:
                     self._closure_start = None
             return None
         self._open_before = True
@@ -320,7 +323,8 @@ class EyeStateTracker:
         if self._closure_start is None:
             return None
         start, last_closed = self._closure_start, self._closure_last_closed
-        seen_closed = (self._closure_seen_until or t) - start  # unknown frames are not closed time
+        seen_until = t if self._closure_seen_until is None else self._closure_seen_until
+        seen_closed = seen_until - start  # unknown frames are not closed time
         self._closure_start = None
         duration = t - start
         last_gap = t - last_closed
@@ -363,6 +367,8 @@ class EyeStateTracker:
             self._blink_ends.popleft()
         span = max(self._perclos.known(t), config.rate_min_span_s)
         closed_duration = t - self._closure_start if self._closure_start is not None else 0.0
+        # the alarm starts only on a frame that sees the eyes closed, never while nothing is seen
+        alarm = self._closure_start is not None and self._closure_alarmed
         return TemporalState(
             t=t, left=self._left.state, right=self._right.state,
             p_left=self._left.smoothed, p_right=self._right.smoothed,
@@ -370,7 +376,7 @@ class EyeStateTracker:
             blink_count=self.blink_count,
             blink_rate_per_min=len(self._blink_ends) * 60.0 / span if span > 0 else 0.0,
             perclos=self._perclos.share(t),
-            alarm=closed_duration >= config.alarm_after_s,
+            alarm=alarm,
             closed_duration=closed_duration,
         )
 
