@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
               "preprocess": {"size": spec.size, "mean": spec.mean, "std": spec.std, "gray": spec.gray}}
     print(f"{info.get('model')} from {args.weights} on {data.source} (part {part}):")
     print(format_report(result))
+    present = sorted(set(np.asarray(data.labels).tolist()))
+    if len(present) == 1:
+        only, missing = ("open", "closed") if present == [1] else ("closed", "open")
+        print(f"note: all {len(data)} images are {only}: the scores of '{missing}' (precision, recall, F1) and "
+              f"ROC-AUC say nothing here; accuracy is the share called {only}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

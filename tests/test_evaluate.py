@@ -151,3 +151,15 @@ def test_fold_part_scores_the_people_a_fold_run_held_out(smoke_run, small_mrl_zi
     with pytest.raises(SystemExit, match="--fold 9: the split has 5 folds"):
         evaluate_main(["--weights", str(smoke_run / "best.pth"), "--data", str(small_mrl_zip), "--no-cache",
                        "--fold", "9", "--part", "val"])
+
+
+def test_a_folder_of_one_class_says_which_scores_mean_nothing(tmp_path, capsys):
+    (tmp_path / "d" / "open").mkdir(parents=True)
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "d" / "open" / f"{i}.png"), np.full((30, 30), 50 + 40 * i, np.uint8))
+    torch.manual_seed(0)
+    ckpt = tmp_path / "m.pth"
+    torch.save(make_checkpoint(create_model("baseline_cnn"), "baseline_cnn"), ckpt)
+    res = evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--no-cache"])
+    assert res["n"] == 4
+    assert "all 4 images are open: the scores of 'closed'" in capsys.readouterr().out
