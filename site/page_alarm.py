@@ -104,7 +104,7 @@ class Notifier:
         if notification_permission() != "granted":
             return
         options = js_obj({"body": NOTIFICATION_BODY, "tag": NOTIFICATION_TAG, "renotify": True,
-                          "icon": "favicon.svg"})
+                          "icon": "icons/icon-192.png"})  # phones show PNG icons, not SVG
         try:
             self.current = js.window.Notification.new(NOTIFICATION_TITLE, options)
             self.current.onclick = self._on_click

@@ -196,7 +196,16 @@ def test_the_page_can_be_installed_as_an_app(dist, playwright, camera, tmp_path)
             wait_saved(page)
             report = context.new_cdp_session(page).send("Page.getInstallabilityErrors")
             manifest = context.new_cdp_session(page).send("Page.getAppManifest")
+            # phones install a web app only with PNG icons of 192 and 512 px (scripts/make_icons.py)
+            icons = page.evaluate("""async () => {
+                const manifest = await (await fetch('app.webmanifest')).json();
+                return Promise.all(manifest.icons.filter((icon) => icon.type === 'image/png').map(async (icon) => {
+                    const bitmap = await createImageBitmap(await (await fetch(icon.src)).blob());
+                    return [icon.sizes, `${bitmap.width}x${bitmap.height}`, icon.purpose];
+                }));
+            }""")
     finally:
         context.close()
+    assert icons == [["192x192", "192x192", "any"], ["512x512", "512x512", "any"], ["512x512", "512x512", "maskable"]]
     assert report["installabilityErrors"] == []
     assert manifest["errors"] == [] and '"start_url": "./"' in manifest["data"]
