@@ -105,7 +105,9 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         import torch
 
         def build(pretrained: bool):
-            torch.manual_seed(2718)  # the same random start with and without the file (inside fork_rng below)
+            # the same random start with and without the file; the CPU generator only (timm builds on the CPU),
+            # restored by fork_rng below: torch.manual_seed would also reseed a GPU the caller seeded
+            torch.random.default_generator.manual_seed(2718)
             return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans,
                                      **({"pretrained_cfg_overlay": overlay} if pretrained else {}), **kwargs)
 

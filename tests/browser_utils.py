@@ -92,7 +92,8 @@ def video_to_y4m(src: Path, dst: Path, start_s: float = 0.0, duration_s: float |
     if duration_s is not None:
         args += ["-t", f"{duration_s}"]
     if fps is not None:
-        args += ["-vf", f"fps={fps}"]
+        # frames repeated to reach `fps` get faint noise, as a camera's would (the page skips exact repeats)
+        args += ["-vf", f"fps={fps},noise=alls=2:allf=t"]
     ffmpeg(*args, "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))
     return dst
 

@@ -326,3 +326,13 @@ def test_labelled_blinks_with_real_timestamps_are_all_blinks(name, expected):
         assert states[-1].blink_count == expected
         # the default smoothing is short enough not to delay clean 0/1 input even at ~50 fps
         assert [s.both_closed for s in states] == [bool(y) for y in labels]
+
+
+def test_alarm_on_says_what_the_last_state_said():
+    tracker = EyeStateTracker()
+    for t in frame_times(30, 3.0):
+        state = tracker.update(t, P_CLOSED if t >= 1.0 else P_OPEN, P_CLOSED if t >= 1.0 else P_OPEN)
+        assert tracker.alarm_on == state.alarm
+    assert tracker.alarm_on
+    assert tracker.update(3.1, None, None).alarm and tracker.alarm_on  # held while nothing is seen
+    assert not tracker.update(3.2, P_OPEN, P_OPEN).alarm and not tracker.alarm_on

@@ -229,6 +229,11 @@ class EyeStateTracker:
         self._last_blink_end: float | None = None
         self._reset_tracking()
 
+    @property
+    def alarm_on(self) -> bool:
+        """Whether the microsleep alarm is on now (as the last state said)."""
+        return self._closure_start is not None and self._closure_alarmed
+
     def _reset_tracking(self):
         for eye in (self._left, self._right, self._mean):
             eye.reset()
@@ -368,7 +373,7 @@ class EyeStateTracker:
         span = max(self._perclos.known(t), config.rate_min_span_s)
         closed_duration = t - self._closure_start if self._closure_start is not None else 0.0
         # the alarm starts only on a frame that sees the eyes closed, never while nothing is seen
-        alarm = self._closure_start is not None and self._closure_alarmed
+        alarm = self.alarm_on
         return TemporalState(
             t=t, left=self._left.state, right=self._right.state,
             p_left=self._left.smoothed, p_right=self._right.smoothed,
