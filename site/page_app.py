@@ -139,6 +139,7 @@ class App:
         self._last_callback = 0.0  # seconds (performance.now) of the latest camera frame callback
         self._ticker = None  # the background clock (ticker.js), while live
         self._ticked = False  # the clock read a frame since the last camera frame callback
+        self._clock_read_at = -1e9  # seconds (performance.now) of the clock's latest frame read
         self._thumb = None  # 64x48 canvas context: is each camera picture new (a frozen camera repeats one)?
         self._last_thumb = b""
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
@@ -279,7 +280,10 @@ class App:
         self.view.overlay.size_to(width, height)
         self.view.overlay.draw(result, shown)
         self.view.show_eyes(shown)
-        self.notifier.background = background  # before show_metrics, which may start the alarm
+        # Before show_metrics, which may start the alarm. Behind another tab a frame callback still comes about once a
+        # second, and some browsers (headless Chromium) say the page is visible and focused: while the clock has
+        # been reading frames, a callback's frame is out of sight too.
+        self.notifier.background = background or js.performance.now() / 1000.0 - self._clock_read_at < 1.0
         self.view.show_metrics(state)
         self.view.timeline.add(t, {"left": left.p_open if left else None, "right": right.p_open if right else None})
         now = js.performance.now()
@@ -503,6 +507,7 @@ class App:
             return
         self._busy = True
         self._ticked = True
+        self._clock_read_at = js.performance.now() / 1000.0
         asyncio.ensure_future(self._live_step(None, background=True))
 
     def _on_video_frame(self, _now, metadata=None) -> None:
@@ -550,8 +555,9 @@ class App:
                 if width and height:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
-                    # A frame callback means a new frame; the clock may re-read the last one (a frozen camera)
-                    changed = self._picture_changed(frame) or not background
+                    # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
+                    # only its reads are compared (the first after callbacks stop is taken as new, and processed)
+                    changed = self._picture_changed(frame) if background else True
                     if self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
                         self._show_stalled(started / 1000.0)  # nothing seen: a running alarm goes on sounding
