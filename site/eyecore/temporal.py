@@ -225,7 +225,6 @@ class EyeStateTracker:
         self._blink_ends: deque = deque()
         self.blink_count = 0
         self._t: float | None = None
-        self._first_t: float | None = None
         self._last_blink_end: float | None = None
         self._reset_tracking()
 
@@ -270,8 +269,6 @@ class EyeStateTracker:
             dt = None
         if dt is not None and self._perclos_flag is not None:
             self._perclos.add(self._t, t, self._perclos_flag)
-        if self._first_t is None:
-            self._first_t = t
         self._t = t
 
         self._left.update(p_left, dt)
