@@ -556,7 +556,7 @@ class App:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
-                    # only its reads are compared (the first after callbacks stop is taken as new, and processed)
+                    # only its reads are compared, each with the clock's read before it
                     changed = self._picture_changed(frame) if background else True
                     if self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
