@@ -22,6 +22,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 # Before torch loads OpenMP: idle threads sleep instead of spinning. On a busy 2-core machine spinning threads made
 # 2-thread training ~6x slower than 1 thread (measured: 41 vs 248 img/s passive, mobilenetv3_small_050).
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --pretrained: train only the classifier for this many epochs, then all layers")
     ap.add_argument("--finetune-lr-scale", type=float, default=0.1, help="LR factor of the all-layers phase after freezing")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
+    ap.add_argument("--mixup", type=float, default=0.0,
+                    help="mixup: blend each batch with a shuffled copy, weight ~ Beta(a, a) (0 = off)")
     ap.add_argument("--teacher", default=None,
                     help="distil from this checkpoint (.pth of pipeline.train): the loss mixes the labels with the "
                          "teacher's softened predictions on the same augmented batch")
@@ -212,6 +215,22 @@ def _shares_within(labels: torch.Tensor, keys: torch.Tensor, equal: bool) -> tor
         mask = labels == c
         weights[mask] /= weights[mask].sum()
     return weights
+
+
+class Mixed(NamedTuple):
+    images: torch.Tensor
+    partner: torch.Tensor  # index of the image each one was blended with
+    weight: float  # share of the original image (and of its label in the loss)
+
+
+def mixup_batch(x: torch.Tensor, alpha: float) -> Mixed:
+    """Mixup (Zhang et al. 2018): blend the batch with a shuffled copy of itself; alpha 0 leaves it as it is."""
+    if alpha <= 0:
+        return Mixed(x, torch.arange(len(x), device=x.device), 1.0)
+    weight = float(torch.distributions.Beta(alpha, alpha).sample())
+    weight = max(weight, 1 - weight)  # the original image stays the larger share, so its label stays right
+    partner = torch.randperm(len(x)).to(x.device)
+    return Mixed(weight * x + (1 - weight) * x[partner], partner, weight)
 
 
 def sample_epoch(labels: torch.Tensor, n: int, balance: str, generator: torch.Generator,
@@ -432,10 +451,16 @@ def train(args) -> dict:
             idx = order[step * args.batch_size:(step + 1) * args.batch_size]
             x = augment(train_images[idx].float() / 255)
             y = train_labels[idx]
+            mix = mixup_batch(x, getattr(args, "mixup", 0.0))
+            x = mix.images
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 inputs = to_model_input(x, spec)
                 logits = model(inputs)
-                loss = F.cross_entropy(logits.float(), y, weight=class_weights, label_smoothing=args.label_smoothing)
+                loss = mix.weight * F.cross_entropy(logits.float(), y, weight=class_weights,
+                                                    label_smoothing=args.label_smoothing)
+                if mix.weight < 1:
+                    loss = loss + (1 - mix.weight) * F.cross_entropy(
+                        logits.float(), y[mix.partner], weight=class_weights, label_smoothing=args.label_smoothing)
                 if teacher is not None:
                     with torch.no_grad():
                         soft = F.softmax(teacher(inputs).float() / args.distill_temperature, dim=1)

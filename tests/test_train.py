@@ -14,7 +14,7 @@ from pipeline.data import load_any
 from pipeline.evaluate import evaluate_arrays, select_part, torch_predictor
 from pipeline.models import load_checkpoint
 from pipeline.preprocess import spec_from_dict
-from pipeline.train import main
+from pipeline.train import main, mixup_batch
 
 from conftest import SPLIT_FILE
 
@@ -60,7 +60,7 @@ TINY = ["--model", "baseline_cnn", "--img-size", "24", "--epochs", "2", "--epoch
         "--lr", "3e-3", "--patience", "0", "--threads", "1", "--no-cache", "--seed", "3"]
 
 
-@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["plain", "ema"])
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"], ["--mixup", "0.4"]], ids=["plain", "ema", "mixup"])
 def test_resume_after_interruption_finishes_the_same_run(tmp_path, extra):
     data = _synthetic_eyes(tmp_path / "eyes")
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
@@ -72,11 +72,11 @@ def test_resume_after_interruption_finishes_the_same_run(tmp_path, extra):
     assert summary["finished"] == "completed 2 epochs" and summary["epochs_run"] == 2
     a = torch.load(straight / "last.pth", weights_only=False)
     b = torch.load(interrupted / "last.pth", weights_only=False)
-    weights = ["state_dict"] + (["train_state_dict"] if extra else [])
+    weights = ["state_dict"] + (["train_state_dict"] if "--ema" in extra else [])
     for which in weights:
         for key in a[which]:
             torch.testing.assert_close(a[which][key], b[which][key], rtol=1e-5, atol=1e-6, msg=f"{which} {key}")
-    if extra:  # the shipped weights are the average, which differs from the last optimizer step's
+    if "--ema" in extra:  # the shipped weights are the average, which differs from the last optimizer step's
         assert any(not torch.equal(a["state_dict"][k], a["train_state_dict"][k])
                    for k in a["state_dict"] if a["state_dict"][k].is_floating_point())
     drop = ("images_per_s", "epoch_seconds")
@@ -231,3 +231,15 @@ def test_final_fit_needs_mrl_subjects(tmp_path):
     data = _synthetic_eyes(tmp_path / "folder")
     with pytest.raises(SystemExit, match="final-fit"):
         main([*TINY, "--data", str(data), "--final-fit", "--out-dir", str(tmp_path / "o")])
+
+
+def test_mixup_blends_each_image_with_a_partner_and_keeps_its_own_label_the_larger_share():
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8)
+    same = mixup_batch(x, 0.0)
+    assert same.weight == 1.0 and same.images is x
+    for _ in range(20):
+        mix = mixup_batch(x, 0.4)
+        assert 0.5 <= mix.weight <= 1.0
+        torch.testing.assert_close(mix.images, mix.weight * x + (1 - mix.weight) * x[mix.partner])
+        assert sorted(mix.partner.tolist()) == list(range(16))
