@@ -17,6 +17,7 @@ from pyodide.ffi import JsException, create_once_callable, create_proxy
 from eyecore import states as S
 from eyecore.budget import FrameBudget
 from eyecore.frame import FramePipeline
+from eyecore.preprocess import mean_luma
 from eyecore.temporal import CLOSED, OPEN, EyeStateTracker
 import page_settings
 from page_alarm import Beeper, Notifier, notification_permission
@@ -140,7 +141,7 @@ class App:
         self._ticker = None  # the background clock (ticker.js), while live
         self._ticked = False  # the clock read a frame since the last camera frame callback
         self._clock_read_at = -1e9  # seconds (performance.now) of the clock's latest frame read
-        self._thumb = None  # 64x48 canvas context: is each camera picture new (a frozen camera repeats one)?
+        self._thumb = None  # 64x48 canvas context (_thumbnail): is a camera picture new (a frozen camera repeats one)?
         self._last_thumb = b""
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
@@ -271,10 +272,13 @@ class App:
         result = await self.pipeline.process_async(frame, t)
         left, right = result.left, result.right
         state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
-        self.machine.on_frame_result(face_found=result.status == "face",
+        face_found = result.status == "face"
+        # how dark the picture is matters only without a face: frames with one never pay for the thumbnail
+        luma = mean_luma(self._thumbnail(frame)) if not face_found and self.machine.state in S.LIVE_STATES else None
+        self.machine.on_frame_result(face_found=face_found,
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
-                                     t=t)
+                                     t=t, luma=luma)
         live_state = self.machine.state in S.LIVE_STATES or self.machine.state == S.PROCESSING_CLIP
         shown = state if live_state else None
         self.view.overlay.size_to(width, height)
@@ -306,6 +310,8 @@ class App:
             "stages": {k: round(v, 2) for k, v in timings.items()}}
         if background:
             entry["background"] = True
+        if luma is not None:
+            entry["luma"] = round(luma, 1)
         if self.probe:
             entry["probe"] = self._probe(frame, height)
         self.frame_log.push(js_obj(entry))
@@ -580,13 +586,17 @@ class App:
         """Whether this camera picture differs from the one before, from an averaged 64x48 thumbnail (a frozen camera
         repeats its last picture exactly; a working one does not: on the focus videos, area-averaged 32x24 and 64x48
         thumbnails of consecutive frames always differed, 16x12 ones did not on 3 of 1,790)."""
-        if self._thumb is None:
-            self._thumb = js.OffscreenCanvas.new(64, 48).getContext("2d", js_obj({"willReadFrequently": True}))
-            self._thumb.imageSmoothingQuality = "high"  # every camera pixel counts (an averaged thumbnail)
-        self._thumb.drawImage(frame, 0, 0, 64, 48)
-        pixels = bytes(self._thumb.getImageData(0, 0, 64, 48).data.to_py())
+        pixels = self._thumbnail(frame)
         changed, self._last_thumb = pixels != self._last_thumb, pixels
         return changed
+
+    def _thumbnail(self, frame) -> bytes:
+        """RGBA bytes of the picture area-averaged to 64x48 (every camera pixel counts)."""
+        if self._thumb is None:
+            self._thumb = js.OffscreenCanvas.new(64, 48).getContext("2d", js_obj({"willReadFrequently": True}))
+            self._thumb.imageSmoothingQuality = "high"
+        self._thumb.drawImage(frame, 0, 0, 64, 48)
+        return bytes(self._thumb.getImageData(0, 0, 64, 48).data.to_py())
 
     def _show_stalled(self, t: float) -> None:
         """No new picture: nothing is seen, so both eyes are unknown; an alarm that is on keeps sounding."""

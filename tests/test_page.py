@@ -25,7 +25,7 @@ from browser_utils import (DEMO_VIDEOS, FOCUS_VIDEOS, ROOT, RequestLog, browser_
 # page: such a test runs once more; any other failure fails at once.
 pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=1, only_rerun=["Target crashed"])]
 
-LIVE_STATES = ["running", "no-face", "uncertain"]
+LIVE_STATES = ["running", "no-face", "uncertain", "camera-dark"]
 BOOT_TIMEOUT_MS = 120_000  # Pyodide + models on a busy 2-core machine
 
 
@@ -896,6 +896,35 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+
+
+@pytest.mark.shared
+def test_a_covered_camera_says_it_is_too_dark_and_watching_resumes_when_a_face_is_back(site, playwright, tmp_path):
+    """A black picture (a lens covered, a privacy shutter; with a camera's faint noise) is camera-dark, not no-face;
+    the face that follows is watched again. The picture's brightness is measured only on frames without a face."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "covered.y4m"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=640x480:r=30:d=5", "-t", "6", "-i", str(source), "-filter_complex",
+           "[0:v]noise=alls=2:allf=t[dark];[1:v]fps=30[face];[dark][face]concat=n=2:v=1[v]", "-map", "[v]",
+           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    browser = launch(playwright, camera)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        assert wait_state(page, ["camera-dark"], 30_000) == "camera-dark"
+        assert "too dark" in page.text_content("#status-message")
+        assert page.get_attribute("#eye-left", "data-state") == "unknown"
+        assert wait_state(page, ["running", "uncertain"], 30_000) in ("running", "uncertain")
+        log = frame_log(page)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    dark = [e["luma"] for e in log if e["app"] == "camera-dark" and "luma" in e]  # not the face's first frames
+    assert dark and max(dark) < 12, dark[:20]
+    seen = [e for e in log if e["pLeft"] is not None or e["pRight"] is not None]
+    assert seen and not any("luma" in e for e in seen)  # frames with a face never pay for the measurement
 
 
 def test_a_camera_that_ends_while_it_starts_is_reported_as_ended(site, playwright, tmp_path):

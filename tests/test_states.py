@@ -2,10 +2,11 @@
 import pytest
 
 from eyecore import states as S
+from eyecore.preprocess import mean_luma
 from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
 
 DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera", "camera-stalled",
-              "camera-ended", "no-face", "uncertain", "model-failed"}
+              "camera-ended", "no-face", "camera-dark", "uncertain", "model-failed"}
 
 
 def started(**kwargs):
@@ -146,3 +147,88 @@ def test_a_camera_that_repeats_its_picture_is_stalled_until_a_new_picture_comes(
     assert machine.on_camera_picture(False, t=100.0) == S.RUNNING
     with pytest.raises(ValueError, match="stall_after_s > 0"):
         AppStateMachine(stall_after_s=0)
+
+
+def frames(machine, t0: float, seconds: float, face: bool, luma: float | None, fps: float = 30.0) -> float:
+    """Feeds `seconds` of frame results (a face with both eyes known, or none) at `fps`; returns the next time."""
+    t = t0
+    while t < t0 + seconds:
+        machine.on_frame_result(face, face, face, t=t, luma=None if face else luma)
+        t += 1 / fps
+    return t
+
+
+def test_a_dark_picture_without_a_face_is_camera_dark_until_a_face_or_light_comes():
+    machine = started(debounce_s=0.4)
+    t = frames(machine, 0.0, 0.3, face=False, luma=2.0)
+    assert machine.state == S.RUNNING  # debounced like the other live states
+    t = frames(machine, t, 0.2, face=False, luma=2.0)
+    assert machine.state == S.CAMERA_DARK and "too dark" in machine.message
+    t = frames(machine, t, 0.5, face=True, luma=None)  # uncovered: a face straight away
+    assert machine.state == S.RUNNING
+    t = frames(machine, t, 0.5, face=False, luma=0.5)
+    assert machine.state == S.CAMERA_DARK
+    t = frames(machine, t, 0.5, face=False, luma=60.0)  # light, but nobody there
+    assert machine.state == S.NO_FACE
+    frames(machine, t, 0.5, face=False, luma=None)  # not measured: never dark
+    assert machine.state == S.NO_FACE
+
+
+def test_a_picture_near_the_dark_line_does_not_flicker():
+    machine = started(debounce_s=0.4)
+    t = frames(machine, 0.0, 0.5, face=False, luma=S.DARK_LUMA - 1)
+    assert machine.state == S.CAMERA_DARK
+    step = (S.DARK_EXIT_LUMA - S.DARK_LUMA) / 2.5
+    for i in range(300):  # from the entry line up to just below the exit line: stays dark
+        machine.on_frame_result(False, False, False, t=t, luma=S.DARK_LUMA + (i % 3) * step)
+        assert machine.state == S.CAMERA_DARK
+        t += 1 / 30
+    frames(machine, t, 0.5, face=False, luma=S.DARK_EXIT_LUMA + 1)
+    assert machine.state == S.NO_FACE
+    for i in range(300):  # a lit empty room whose single frames dip dark: stays no-face
+        machine.on_frame_result(False, False, False, t=t + 1 + i / 30, luma=1.0 if i % 4 == 0 else 40.0)
+        assert machine.state == S.NO_FACE
+
+
+def test_a_face_found_in_a_dark_picture_is_watched():
+    machine = started(debounce_s=0.4)
+    frames(machine, 0.0, 0.5, face=False, luma=1.0)
+    assert machine.state == S.CAMERA_DARK
+    for i in range(15):  # the page measures luma only without a face; a face wins whatever the picture's light
+        machine.on_frame_result(True, True, True, t=0.5 + i / 30, luma=1.0)
+    assert machine.state == S.RUNNING
+
+
+@pytest.mark.parametrize("leave", ["stop", "ended", "stalled", "model", "clip"])
+def test_camera_dark_is_left_like_the_other_live_states(leave):
+    machine = started(debounce_s=0.0)
+    machine.on_frame_result(False, False, False, t=1.0, luma=0.0)
+    assert machine.state == S.CAMERA_DARK
+    if leave == "stop":
+        machine.go(S.READY)
+    elif leave == "ended":
+        machine.camera_error("ended")
+    elif leave == "stalled":
+        for k in range(25):  # the clock re-reads one black picture (behind another tab): frozen
+            machine.on_camera_picture(False, t=1.0 + k / 10)
+        assert machine.state == S.CAMERA_STALLED
+        assert machine.on_camera_picture(True, t=4.0) == S.RUNNING
+        return
+    elif leave == "model":
+        machine.go(S.MODEL_FAILED)
+    else:
+        machine.go(S.PROCESSING_CLIP)
+        machine.on_frame_result(False, False, False, t=2.0, luma=0.0)  # a clip's frames never make it dark
+        assert machine.state == S.PROCESSING_CLIP
+        return
+    left_in = machine.state
+    assert left_in != S.CAMERA_DARK
+    assert machine.on_frame_result(False, False, False, t=3.0, luma=0.0) == left_in  # no camera: ignored
+
+
+def test_mean_luma_of_rgba_bytes():
+    assert mean_luma(bytes([0, 0, 0, 255]) * 12) == 0
+    assert mean_luma(bytes([255, 255, 255, 0]) * 12) == pytest.approx(255)
+    assert mean_luma(bytes([100, 0, 0, 255, 0, 100, 0, 255])) == pytest.approx((29.9 + 58.7) / 2)
+    with pytest.raises(ValueError, match="RGBA"):
+        mean_luma(b"\x00\x00\x00")

@@ -44,6 +44,14 @@ def gray_value(r: float, g: float, b: float) -> float:
     return wr * r + wg * g + wb * b
 
 
+def mean_luma(rgba) -> float:
+    """Mean BT.601 luma (0-255) of RGBA bytes: how bright a picture is (states.DARK_LUMA)."""
+    if not rgba or len(rgba) % 4:
+        raise ValueError(f"expected RGBA bytes (a multiple of 4), got {len(rgba)}")
+    wr, wg, wb = GRAY_WEIGHTS
+    return (wr * sum(rgba[0::4]) + wg * sum(rgba[1::4]) + wb * sum(rgba[2::4])) / (len(rgba) // 4)
+
+
 def rgba_to_input(rgba, width: int, height: int, spec: PreprocessSpec = DEFAULT_SPEC) -> list:
     """RGBA bytes (row-major, as canvas getImageData gives) -> normalised gray floats, length w*h."""
     if len(rgba) != width * height * 4:

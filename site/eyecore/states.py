@@ -3,6 +3,9 @@
 `#status[data-state]` shows `AppStateMachine.state`; the text shows `message` (+ `detail`).
 Standard library only (runs in Pyodide).
 
+A live picture too dark to find a face in (a privacy shutter, a hand over the lens, a dark room) is "camera-dark",
+not "no-face": `on_frame_result` gets the picture's mean luma when no face was found (`preprocess.mean_luma`).
+
 Camera errors (getUserMedia DOMException names) map to states with `error_to_state`. A camera that
 another app or tab holds (NotReadableError, AbortError) is reported as "camera-ended" — the camera
 could not deliver frames — but with its own "busy" message, so the user knows what to close.
@@ -20,6 +23,7 @@ NO_CAMERA = "no-camera"
 CAMERA_ENDED = "camera-ended"
 CAMERA_STALLED = "camera-stalled"
 NO_FACE = "no-face"
+CAMERA_DARK = "camera-dark"
 UNCERTAIN = "uncertain"
 MODEL_FAILED = "model-failed"
 PROCESSING_CLIP = "processing-clip"
@@ -38,6 +42,7 @@ MESSAGES = {
     CAMERA_STALLED: "The camera picture is not changing: the camera may be covered or frozen. Your eyes are not "
                     "being watched. Check the camera, or press Stop and Start.",
     NO_FACE: "No face in view. Face the camera with your whole face in the picture.",
+    CAMERA_DARK: "The camera picture is too dark to see a face. Uncover the camera or add light.",
     UNCERTAIN: "Your eyes are not clearly visible. Move closer, face the camera, or add light.",
     MODEL_FAILED: "The models could not be loaded or run. Reload the page to try again.",
     PROCESSING_CLIP: "Processing your video file on this device…",
@@ -52,9 +57,9 @@ UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs
                        "localhost). You can still choose a video file.")
 
 # States the per-frame results move between.
-LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN)
+LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN, CAMERA_DARK)
 _CAMERA_PROBLEMS = (CAMERA_DENIED, NO_CAMERA, CAMERA_ENDED)
-_AFTER_LIVE = {RUNNING, NO_FACE, UNCERTAIN, CAMERA_STALLED, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
+_AFTER_LIVE = {*LIVE_STATES, CAMERA_STALLED, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
 
 TRANSITIONS = {
     LOADING: {READY},
@@ -63,6 +68,7 @@ TRANSITIONS = {
     RUNNING: _AFTER_LIVE,
     NO_FACE: _AFTER_LIVE,
     UNCERTAIN: _AFTER_LIVE,
+    CAMERA_DARK: _AFTER_LIVE,
     CAMERA_STALLED: _AFTER_LIVE,  # new pictures again: running, then the frame results say what they see
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
@@ -76,6 +82,15 @@ TRANSITIONS = {
 # A model can fail to load or to run at any moment.
 for _targets in TRANSITIONS.values():
     _targets.add(MODEL_FAILED)
+
+# Mean luma (0-255, BT.601) of a picture without a face below which it is camera-dark; it stays dark until the
+# luma is back above DARK_EXIT_LUMA (hysteresis: a picture near the line does not flicker). Measured on 64x48 area
+# averages: the darkest of the 3,667 frames of the shared videos is 55; darkened by a gain, every 15th focus-video
+# frame still has its face found at ~3 (x0.05: 99 %), hardly at ~2 (x0.035: 5-7 %); a covered lens (black plus the
+# gain's sensor noise, clipped; simulated, sigma 8-24) gives 3-10. The exit stays below the x0.3 "dark" camera
+# of docs/BENCHMARKS.md (16.5-19.5), on which faces are found on every frame.
+DARK_LUMA = 12.0
+DARK_EXIT_LUMA = 16.0
 
 _ERROR_STATES = {
     "NotAllowedError": CAMERA_DENIED,
@@ -182,14 +197,16 @@ class AppStateMachine:
         return self.state
 
     def on_frame_result(self, face_found: bool, eyes_known: bool, confidence_ok: bool,
-                        t: float | None = None) -> str:
-        """Moves between running / no-face / uncertain once the new situation has lasted
-        `debounce_s` seconds (t defaults to the clock). Ignored in any other state."""
+                        t: float | None = None, luma: float | None = None) -> str:
+        """Moves between running / no-face / uncertain / camera-dark once the new situation has lasted
+        `debounce_s` seconds (t defaults to the clock). `luma`: the picture's mean luma, needed only without a
+        face (None: not measured, never dark). Ignored in any other state."""
         if self.state not in LIVE_STATES:
             return self.state
         now = self._clock() if t is None else t
         if not face_found:
-            target = NO_FACE
+            dark_below = DARK_EXIT_LUMA if CAMERA_DARK in (self.state, self._candidate) else DARK_LUMA
+            target = CAMERA_DARK if luma is not None and luma < dark_below else NO_FACE
         elif not (eyes_known and confidence_ok):
             target = UNCERTAIN
         else:
