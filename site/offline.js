@@ -59,6 +59,9 @@
     }
     workers.addEventListener("message", onMessage);
     show("saving", SAVING);
+    // The worker in charge says at once whether this page runs from the copy: register() can wait for the browser's
+    // check for a new sw.js, which a network that hangs never answers.
+    workers.ready.then((ready) => ready.active.postMessage({ type: "status" }));
     try {
       const registration = await workers.register("sw.js");
       if (!registration) return show("off", "");  // registration blocked (an automated browser)
@@ -70,8 +73,6 @@
           }
         });
       }
-      const ready = await workers.ready;
-      ready.active.postMessage({ type: "status" });
     } catch (error) {
       show("failed", `Could not save this page for use without a network (${error.message}).`);
     }

@@ -2,7 +2,8 @@
 with the site gone, and a rebuilt site is used at once and replaces the saved copy.
 
 Each test serves its own copy of dist/ with build.py's server and shuts that server down to take the network away
-(connection refused, as with a site that cannot be reached)."""
+(connection refused, as with a site that cannot be reached), or puts a server of its own at the same address (one that
+answers errors, never answers, or answers slowly)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,7 @@ import http.server
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,24 +76,64 @@ def wait_saved(page, version: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def answering_503(base: str):
-    """The site's address answers every request with 503 (a proxy in front of a server that is down)."""
+def answering(base: str, respond):
+    """The site's address answered by `respond(handler)` for every request: a stand-in for the site."""
     import build
 
-    class Down(http.server.BaseHTTPRequestHandler):
+    class StandIn(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_error(503, "Service Unavailable")
+            respond(self)
 
         def log_message(self, *args):
             pass
 
-    server = build.SiteServer(("127.0.0.1", urlparse(base).port), Down)
+    server = build.SiteServer(("127.0.0.1", urlparse(base).port), StandIn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield
     finally:
         server.shutdown()
         server.server_close()
+
+
+def answering_503(base: str):
+    """Every request answered with 503 (a proxy in front of a server that is down)."""
+    return answering(base, lambda handler: handler.send_error(503, "Service Unavailable"))
+
+
+@contextlib.contextmanager
+def hanging(base: str):
+    """Connections to the site are accepted and read, and never answered (a captive portal, "lie-fi"); yields the
+    list of the paths asked for."""
+    released, asked = threading.Event(), []
+
+    def respond(handler):
+        asked.append(handler.path)
+        released.wait(120)
+
+    with answering(base, respond):
+        try:
+            yield asked
+        finally:
+            released.set()  # the stand-in's threads end (each closes its connection unanswered)
+
+
+def slow_notice(headers_after_s: float, body_over_s: float = 0.0):
+    """A stand-in that answers NOTICE.md with its own text, the headers after `headers_after_s` and the body spread
+    over `body_over_s` (a big file arriving slowly)."""
+    def respond(handler):
+        time.sleep(headers_after_s)
+        body = b"from the network\n"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/markdown")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        for byte in body:
+            time.sleep(body_over_s / len(body))
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+    return respond
 
 
 def rebuild_with(out: Path, name: str, text: str) -> str:
@@ -138,6 +180,53 @@ def test_after_one_visit_the_page_starts_and_runs_without_the_site(dist, browser
         visit(page, base)  # the site's root address is the page too
         with pytest.raises(Exception, match="net::ERR"):  # other addresses are not answered with this page
             page.goto(base + "some/other/page.html")
+    except Exception:
+        print("\n".join(console[-30:]))
+        raise
+    finally:
+        context.close()
+
+
+def test_a_site_that_never_answers_starts_the_saved_copy_after_a_few_seconds(dist, browser, tmp_path):
+    """sw.js waits NETWORK_TIMEOUT_MS (4 s) for the headers of an answer when there is a saved copy to fall back to; a
+    slow answer whose headers come in time is used, however long its body takes."""
+    site = tmp_path / "dist"
+    shutil.copytree(dist, site)
+    context = browser.new_context()
+    page = context.new_page()
+    console: list = []
+    collect_console(page, console)
+    read_notice = "async () => (await fetch('NOTICE.md')).text()"
+    saved_notice = (site / "NOTICE.md").read_text()
+    try:
+        with serve(site) as base:
+            visit(page, base + "index.html")
+            wait_saved(page)
+        with answering(base, slow_notice(headers_after_s=1.5)):  # slow, in time: the site's answer
+            assert page.evaluate(read_notice) == "from the network\n"
+        with answering(base, slow_notice(headers_after_s=0, body_over_s=8)):  # a file arriving slowly is not cut off
+            started = time.monotonic()
+            assert page.evaluate(read_notice) == "from the network\n"
+            assert time.monotonic() - started > 7
+        with answering(base, slow_notice(headers_after_s=10)):  # too late: the saved copy
+            started = time.monotonic()
+            assert page.evaluate(read_notice) == saved_notice
+            assert time.monotonic() - started < 8
+        with hanging(base) as asked:
+            for _ in range(2):  # a reload of a page started from the copy tries the site again
+                started = time.monotonic()
+                page.reload(wait_until="commit", timeout=15_000)  # the saved page, after the timeout
+                committed = time.monotonic() - started
+                wait_state(page, "ready", BOOT_TIMEOUT_MS)
+                page.wait_for_function("document.getElementById('offline').dataset.state === 'offline'",
+                                       timeout=10_000)
+                print(f"hanging site: page from the saved copy after {committed:.1f} s, "
+                      f"ready after {time.monotonic() - started:.1f} s; asked for {asked}")
+                assert 3.5 < committed < 10
+                assert "running from the copy saved on this device" in page.text_content("#offline")
+            # The pages' files came from the copy without asking the site (and waiting 4 s for each). (The second
+            # reload's request may not reach the site: Chromium holds it while the first, same address, is unanswered.)
+            assert set(asked) <= {"/index.html", "/sw.js"}, asked
     except Exception:
         print("\n".join(console[-30:]))
         raise
