@@ -55,7 +55,7 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             wait_state(page, "ready", 180_000)
         page.click("#start")
         clicked = page.evaluate("performance.now()")
-        wait_state(page, ["running", "no-face", "uncertain"], 30_000)
+        wait_state(page, ["running", "no-face", "camera-dark", "uncertain"], 30_000)
         try:
             page.wait_for_function("window.eyestateTimings.first_label_ms !== undefined", timeout=20_000)
         except Exception:

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                 page.goto(base + "index.html")
                 wait_state(page, "ready", 180_000)
                 page.click("#start")
-                wait_state(page, ["running", "no-face", "uncertain"], 30_000)
+                wait_state(page, ["running", "no-face", "camera-dark", "uncertain"], 30_000)
                 print(f"camera: {source.name if source.exists() else 'synthetic'} looped; Chromium headless, "
                       f"--disable-gpu\n")
                 print("| minutes | frames processed | renderer anonymous MB | renderer shared MB | JS heap MB "

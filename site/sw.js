@@ -1,12 +1,12 @@
 // Service worker: keeps a copy of this site on the device, so that the page also starts without a network.
 // Network first: whenever the site answers, every file comes from it as before (a rebuilt site is used at once);
-// only when a request fails, the server answers with an error (5xx), or its answer has not begun within
+// only when a request fails, the server answers with an error (5xx), or a page's own answer has not begun within
 // NETWORK_TIMEOUT_MS (a network that hangs), is the saved copy served; a page started from it takes the rest of its
 // files from it too. build.py writes BUILD (the build's version and every file of dist/); a new version of this file
 // installs the new copy and deletes the old one.
 const BUILD = { version: "dev", files: [], bytes: 0 };
-// How long a request that has a saved copy waits for the site's answer to begin (its headers: a big file that is
-// arriving is never cut off). Without a saved copy it waits as long as the browser does.
+// How long a page (a navigation) that has a saved copy waits for the site's answer to begin (its headers: a page that
+// is arriving is never cut off). Without a saved copy it waits as long as the browser does.
 const NETWORK_TIMEOUT_MS = 4000;
 
 // One origin can host several sites (GitHub Pages: user.github.io/a/, /b/): caches are named per scope.
@@ -72,17 +72,24 @@ self.addEventListener("fetch", (event) => {
     // A page's address may carry settings (?alarm=3): any query gets the saved page. The site's root address is
     // the saved "./"; other addresses in scope that fail stay failures (not this page in their place).
     const root = navigate && new URL(request.url).pathname === new URL(self.registration.scope).pathname;
-    const saved = await caches.match(root ? "./" : request, { cacheName: CACHE, ignoreSearch: navigate });
+    const lookup = () => caches.match(root ? "./" : request, { cacheName: CACHE, ignoreSearch: navigate })
+      .catch(() => undefined);
     // A page started from the saved copy takes its files from it too: one version, and no wait on a site that hangs.
-    // (A navigation's clientId is the page it leaves: a reload tries the site again.)
-    if (saved && !navigate && servedOffline.has(event.clientId)) return saved;
+    // (A navigation has no clientId: a reload tries the site again.)
+    if (!navigate && servedOffline.has(event.clientId)) {
+      const saved = await lookup();
+      if (saved) return saved;
+    }
+    const network = fetch(request);
+    network.catch(() => {});  // a failure after the timeout below has nobody left to tell
+    const saved = await lookup();
     let answer;
     try {
-      // With a saved copy, an answer that has not begun within NETWORK_TIMEOUT_MS is not waited for (nor stopped:
-      // it may still arrive, unused).
-      const network = fetch(request);
-      const late = saved && new Promise((resolve) => setTimeout(resolve, NETWORK_TIMEOUT_MS));
-      answer = await (saved ? Promise.race([network, late]) : network);
+      // A site that hangs: a page whose answer has not begun within NETWORK_TIMEOUT_MS starts from the saved copy
+      // (and then takes its files from it). The files of a page that came from the site are waited for: their saved
+      // versions may be older than that page.
+      const late = navigate && saved && new Promise((resolve) => setTimeout(resolve, NETWORK_TIMEOUT_MS));
+      answer = await (late ? Promise.race([network, late]) : network);
       if (answer instanceof Response && answer.status < 500) return answer;
     } catch (error) {
       answer = error;

@@ -190,6 +190,23 @@ def test_a_picture_near_the_dark_line_does_not_flicker():
         assert machine.state == S.NO_FACE
 
 
+@pytest.mark.parametrize("cycle", [[10, 20], [10, 10, 20, 20], [5] * 6 + [30] * 6])
+def test_no_face_in_a_picture_flickering_round_the_dark_line_still_leaves_running(cycle):
+    """A hand waved over the lens, auto-exposure hunting: dark and not dark in turn are one situation, no face; it
+    must not keep restarting the debounce and leave the page saying "Watching your eyes"."""
+    machine = started(debounce_s=0.4)
+    for i in range(24):  # 0.8 s at 30 fps
+        machine.on_frame_result(False, False, False, t=i / 30, luma=cycle[i % len(cycle)])
+    assert machine.state in (S.NO_FACE, S.CAMERA_DARK)
+
+
+def test_one_dark_frame_does_not_lower_the_line_for_the_frames_after_it():
+    machine = started(debounce_s=0.4)
+    machine.on_frame_result(False, False, False, t=0.0, luma=S.DARK_LUMA - 0.1)
+    frames(machine, 1 / 30, 0.5, face=False, luma=(S.DARK_LUMA + S.DARK_EXIT_LUMA) / 2)
+    assert machine.state == S.NO_FACE  # a dim empty room, not a covered camera
+
+
 def test_a_face_found_in_a_dark_picture_is_watched():
     machine = started(debounce_s=0.4)
     frames(machine, 0.0, 0.5, face=False, luma=1.0)

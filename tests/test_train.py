@@ -243,3 +243,19 @@ def test_mixup_blends_each_image_with_a_partner_and_keeps_its_own_label_the_larg
         assert 0.5 <= mix.weight <= 1.0
         torch.testing.assert_close(mix.images, mix.weight * x + (1 - mix.weight) * x[mix.partner])
         assert sorted(mix.partner.tolist()) == list(range(16))
+
+
+def test_training_with_mixup_blends_its_batches(tmp_path, monkeypatch):
+    import pipeline.train as train_module
+
+    weights = []
+
+    def spy(x, alpha):
+        mixed = mixup_batch(x, alpha)
+        weights.append(mixed.weight)
+        return mixed
+
+    monkeypatch.setattr(train_module, "mixup_batch", spy)
+    data = _synthetic_eyes(tmp_path / "eyes")
+    main([*TINY, "--mixup", "0.4", "--data", str(data), "--out-dir", str(tmp_path / "run")])
+    assert len(weights) == 6 and all(0.5 <= w < 1 for w in weights)  # 2 epochs of 3 batches, every one blended

@@ -91,6 +91,7 @@ for _targets in TRANSITIONS.values():
 # of docs/BENCHMARKS.md (16.5-19.5), on which faces are found on every frame.
 DARK_LUMA = 12.0
 DARK_EXIT_LUMA = 16.0
+_NO_FACE_STATES = (NO_FACE, CAMERA_DARK)
 
 _ERROR_STATES = {
     "NotAllowedError": CAMERA_DENIED,
@@ -205,7 +206,7 @@ class AppStateMachine:
             return self.state
         now = self._clock() if t is None else t
         if not face_found:
-            dark_below = DARK_EXIT_LUMA if CAMERA_DARK in (self.state, self._candidate) else DARK_LUMA
+            dark_below = DARK_EXIT_LUMA if self.state == CAMERA_DARK else DARK_LUMA
             target = CAMERA_DARK if luma is not None and luma < dark_below else NO_FACE
         elif not (eyes_known and confidence_ok):
             target = UNCERTAIN
@@ -213,6 +214,8 @@ class AppStateMachine:
             target = RUNNING
         if target == self.state:
             self._candidate = None
+        elif self._candidate in _NO_FACE_STATES and target in _NO_FACE_STATES:
+            self._candidate = target  # one situation, no face: a picture flickering round the dark line keeps its time
         elif target != self._candidate:
             self._candidate, self._candidate_since = target, now
         if self._candidate is not None and now - self._candidate_since >= self.debounce_s:
