@@ -748,7 +748,9 @@ class App:
             summary = js.document.getElementById("clip-summary")
             started, shown = js.performance.now(), 0.0
             async for media_time, canvas in frames:
-                result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time)
+                # background: read by seeking while the page is not rendered (page_clip.ClipReader._step)
+                result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time,
+                                                   background=reader.stepping)
                 reader.recycle(canvas)
                 record.add(media_time, result, state)
                 if reader.duration:  # else the bar stays indeterminate
@@ -770,7 +772,8 @@ class App:
         if stopped_at is None:
             progress.value = 1  # also a file that did not say how long it is
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
-                       f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered")
+                       f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered; "
+                       f"{reader.stepped} read by seeking while the page was not rendered")
         return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf
 
 

@@ -9,6 +9,19 @@ smallest frame step seen; the missing frames are then fetched in order by seekin
 past the last processed frame (+1.25 × that smallest step) until the gap is closed. Frames are
 identified by mediaTime, so a frame presented twice (after a resume or seek) is used once. At the
 end the same stepping looks for frames after the last one seen, until a seek shows no newer frame.
+
+Where the browser has WebCodecs, a frame is copied as a VideoFrame of the element, whose timestamp is the frame's own
+mediaTime (the microseconds a frame callback gives; the same pixels as drawImage(video)), and seeking needs no frame
+callback: after "seeked" the shown frame is taken when it lies past the last one and not past the seek's target
+(else it is looked at again on the worker clock, ticker.js, for up to SEEKED_GRACE_S; with no frame there the target
+moves on by one step, up to the gap's end or the file's end).
+
+Behind another tab or window the page is not rendered, so frame callbacks stop (headless Chromium: about one a second
+while the pipeline runs) and playback presents frames nobody copies. When no callback comes for NOT_RENDERED_AFTER_S,
+the reader pauses and steps from the last frame by seeking (`_step`), the next seek running while the caller
+processes a frame; seeks and their events go on behind another tab, and no page timer paces the stepping (browsers
+throttle those there). Once frame callbacks come again after FRONT_AGAIN seeks in a row, playback resumes after the
+last frame.
 """
 from __future__ import annotations
 
@@ -27,6 +40,10 @@ GAP_FACTOR = 1.5
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
 SEEKED_GRACE_S = 0.25  # after "seeked", how long a new frame may take to be presented
+NOT_RENDERED_AFTER_S = 0.5  # no frame callback this long while playing: the page is not rendered (another tab in front)
+FRONT_AGAIN = 3  # frame callbacks after this many seeks in a row: rendered again, playback resumes
+CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame that was not shown at "seeked")
+NOT_RENDERED = object()  # _next_presented: no frame callback came in time
 
 
 class ClipError(RuntimeError):
@@ -50,6 +67,12 @@ class ClipReader:
         self._error = None
         self._ahead = None  # the next frame's fetch, started while the caller processes the current one
         self._seeked = asyncio.get_event_loop().create_future()
+        self.stepping = False  # reading frames by seeking while the page is not rendered (_step)
+        self.stepped = 0  # frames read that way
+        self._at_end = False  # seeking found no frame after the last one
+        self._callbacks = 0  # frame callbacks while stepping (the page is rendered again when they come)
+        self._clock = None  # ticker.js worker, while seeking needs to look again (_clock_tick)
+        self._tick = None
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -61,6 +84,7 @@ class ClipReader:
     def close(self) -> None:
         if self._ahead is not None and not self._ahead.done():
             self._ahead.cancel()  # the caller stopped early (an error): nobody waits for that frame
+        self._stop_clock()
         self.video.pause()
         for event, proxy in self._proxies:
             self.video.removeEventListener(event, proxy)
@@ -74,9 +98,25 @@ class ClipReader:
 
     def _on_frame(self, _now, meta) -> None:
         self.video.pause()  # nothing new is presented while this frame is processed
+        t, canvas = self._copy_shown(float(meta.mediaTime))
+        self._wake((t, int(meta.presentedFrames), canvas))
+
+    def _copy_shown(self, media_time: float | None = None):
+        """(mediaTime, canvas) of the frame the element shows now. Where the browser has WebCodecs, the time is that
+        frame's own (a VideoFrame's timestamp: the same microseconds a frame callback gives, and the same pixels as
+        drawImage(video)): in a frame callback the element now and then already shows the next frame (headless
+        Chromium: 1 of 720 frames in one of two probed runs), whose pixels were then processed as the callback's frame.
+        Else `media_time`."""
         canvas = self._canvases.pop() if self._canvases else js.OffscreenCanvas.new(self.width, self.height)
-        canvas.getContext("2d").drawImage(self.video, 0, 0, self.width, self.height)
-        self._wake((float(meta.mediaTime), int(meta.presentedFrames), canvas))
+        if not hasattr(js, "VideoFrame"):
+            canvas.getContext("2d").drawImage(self.video, 0, 0, self.width, self.height)
+            return media_time, canvas
+        frame = js.VideoFrame.new(self.video)
+        try:
+            canvas.getContext("2d").drawImage(frame, 0, 0, self.width, self.height)
+            return frame.timestamp / 1e6, canvas
+        finally:
+            frame.close()  # an open VideoFrame holds a decoder buffer
 
     def recycle(self, canvas) -> None:
         self._canvases.append(canvas)
@@ -158,7 +198,8 @@ class ClipReader:
         try:
             result = await asyncio.wait_for(waiter, timeout) if timeout else await waiter
         except asyncio.TimeoutError:
-            result = None
+            self._frame_waiter = None
+            result = NOT_RENDERED
         if self._error:
             raise self._error
         return result
@@ -194,6 +235,15 @@ class ClipReader:
         while True:
             got = await (self._ahead or self._fetch_next())
             self._ahead = None
+            if got is NOT_RENDERED:  # another tab in front: frames by seeking until it is rendered again
+                async for t, canvas in self._step(last_t, step, until_rendered=True):
+                    yield t, canvas
+                    last_t = t
+                if self._at_end:
+                    return
+                last_presented = None
+                self._fetch_next()
+                continue
             if got is None:
                 break
             t, presented, canvas = got
@@ -206,27 +256,40 @@ class ClipReader:
             if jumped and step is None:  # before any step is known: assume evenly spaced frames
                 step = (t - last_t) / (presented - last_presented)
             if jumped or gap:
-                async for missing_t, missing_canvas in self._fill_gap(last_t, t, step):
+                async for missing_t, missing_canvas in self._missing(last_t, t, step):
                     yield missing_t, missing_canvas
                     last_t = missing_t
                 # resume where the current frame is, so playback goes on after it
-                again = await self._seek(t)
-                if again is not None:
-                    self.recycle(again[2])
+                if self._can_step():
+                    await self._seeked_at(t)
+                else:
+                    again = await self._seek(t)
+                    if again is not None:
+                        self.recycle(again[2])
             step = t - last_t if step is None else min(step, t - last_t)
             last_t, last_presented = t, None if (jumped or gap) else presented
             self._fetch_next()
             yield t, canvas
-        if step is not None:  # frames presented after the last callback, right before "ended"
-            async for missing_t, missing_canvas in self._fill_gap(last_t, float("inf"), step):
+        # frames presented after the last callback, right before "ended" (all the rest when playback ran to the end
+        # unseen behind another tab before NOT_RENDERED_AFTER_S had passed)
+        if step is not None:
+            async for missing_t, missing_canvas in self._missing(last_t, math.inf, step):
                 yield missing_t, missing_canvas
 
     def _fetch_next(self):
         """Resume playback for the next frame now, while the caller processes this one (it is paused and copied the
         moment it is presented, as always); awaited before anything else moves the playhead. 17.8 -> 21.7 frames
         per second on a 30 fps clip (docs/BENCHMARKS.md section 5, table H)."""
-        self._ahead = asyncio.ensure_future(self._next_presented(True))
+        timeout = NOT_RENDERED_AFTER_S if self._can_step() else None  # else it waits for the page to be rendered
+        self._ahead = asyncio.ensure_future(self._next_presented(True, timeout))
         return self._ahead
+
+    def _can_step(self) -> bool:
+        return self.step is not None and hasattr(js, "VideoFrame")
+
+    def _missing(self, after: float, before: float, step: float):
+        """The frames between two (before=inf: after the last one), by seeking."""
+        return self._step(after, step, before) if self._can_step() else self._fill_gap(after, before, step)
 
     async def _fill_gap(self, after: float, before: float, step: float):
         t = after
@@ -242,3 +305,95 @@ class ClipReader:
             self.dropped_then_recovered += 1
             t = got[0]
             yield got[0], got[2]
+
+    # -- seeking with WebCodecs: also while the page is not rendered ---------------------------------
+
+    async def _step(self, after: float, step: float, before: float = math.inf, until_rendered: bool = False):
+        """(mediaTime, canvas) of each frame in (after, before), one seek each, the next seek running while the caller
+        processes a frame; with `until_rendered` (the page is not rendered) until frame callbacks come again."""
+        self.video.pause()
+        rendered, seen = 0, self._callbacks
+        self.stepping = until_rendered
+        if until_rendered:
+            js.console.log(f"clip: page not rendered (no frame callback for {NOT_RENDERED_AFTER_S} s) after "
+                           f"{after:.3f} s; reading frames by seeking")
+            self.video.requestVideoFrameCallback(create_once_callable(self._count_callback))
+        self._ahead = asyncio.ensure_future(self._seek_after(after, step, before))
+        try:
+            while True:
+                got = await self._ahead
+                self._ahead = None
+                if got is None:
+                    return
+                rendered, seen = (rendered + 1 if self._callbacks > seen else 0), self._callbacks
+                back = until_rendered and rendered >= FRONT_AGAIN and not js.document.hidden
+                if not back:
+                    self._ahead = asyncio.ensure_future(self._seek_after(got[0], step, before))
+                if until_rendered:
+                    self.stepped += 1
+                else:
+                    self.dropped_then_recovered += 1
+                yield got
+                if back:
+                    js.console.log(f"clip: rendered again after {got[0]:.3f} s ({self.stepped} frames read by "
+                                   "seeking so far)")
+                    return
+        finally:
+            self.stepping = False
+            self._stop_clock()
+
+    def _count_callback(self, _now=None, _meta=None) -> None:
+        self._callbacks += 1
+        if self.stepping:
+            self.video.requestVideoFrameCallback(create_once_callable(self._count_callback))
+
+    async def _seeked_at(self, t: float) -> bool:
+        """Seek (paused); whether it finished ("seeked")."""
+        self.video.pause()
+        seeked = self._seeked = asyncio.get_event_loop().create_future()
+        self.video.currentTime = t
+        await asyncio.wait([seeked], timeout=SEEK_TIMEOUT_S)
+        if self._error:
+            raise self._error
+        return seeked.done()
+
+    async def _seek_after(self, after: float, step: float, before: float = math.inf):
+        """(mediaTime, canvas) of the first frame in (after, before), by seeking; None when there is none (also at the
+        end of the file: then self._at_end)."""
+        target = after + STEP_FACTOR * step
+        while target < before:
+            if not await self._seeked_at(target):
+                if before < math.inf:
+                    self.unrecovered += 1  # a gap's frame that could not be read
+                return None
+            # Right after "seeked" the element may still show the frame before (seen in Chromium), which after playback
+            # ran on unseen can also be a later one: only a frame in (after, target] is the one sought.
+            for _ in range(int(SEEKED_GRACE_S * 1000 / CLOCK_MS)):
+                t, canvas = self._copy_shown()
+                if after < t <= target + 1e-6:
+                    return t, canvas
+                self.recycle(canvas)
+                await self._clock_tick()
+            if self.video.ended or float(self.video.currentTime) < target - 1e-4:  # the seek was clamped: the end
+                self._at_end = True
+                return None
+            target += step  # no frame up to here (a longer step): at most one frame lies in each step
+        return None
+
+    async def _clock_tick(self) -> None:
+        """The worker clock's next tick (started on first use, stopped when a seeking run ends)."""
+        if self._clock is None:
+            self._clock = js.Worker.new("./ticker.js")
+            self._tick_proxy = create_proxy(lambda _e: self._tick is not None and not self._tick.done()
+                                            and self._tick.set_result(None))
+            self._clock.onmessage = self._tick_proxy
+            self._clock.postMessage(CLOCK_MS)
+        self._tick = asyncio.get_event_loop().create_future()
+        await self._tick
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.terminate()
+            self._clock.onmessage = None
+            self._tick_proxy.destroy()
+            self._clock = None

@@ -778,6 +778,69 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
 
 
+@pytest.mark.shared
+def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, tmp_path):
+    """Behind another tab the page is not rendered and frame callbacks nearly stop (headless Chromium: about one a
+    second while the pipeline runs; this clip then "finished" with 130 of its 360 frames, 19 counted unreadable). The
+    reader then reads each frame by seeking (page_clip.ClipReader._step) and plays again once the page is in front. The
+    clip, hidden, shown and hidden again until it ends, gives exactly the CSV of a run in front: the same frames, in
+    order, with the same pixels (so the same p(open), states and blinks)."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = video_to_webm(source, tmp_path / "clip.webm", 0, CLIP_FRAMES)
+    browser = launch(playwright)
+    count = "Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length"
+    done = "['clip-done', 'clip-failed', 'model-failed'].includes(document.getElementById('status').dataset.state)"
+    try:
+        page, requests, console = open_page(browser, site)
+
+        def result() -> tuple:
+            assert page.get_attribute("#status", "data-state") == "clip-done", page.text_content("#status")
+            summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "blinks", "dropped")}
+            return read_csv(page.input_value("#clip-csv")), summary
+
+        page.set_input_files("#clip-file", str(clip))
+        wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
+        front_rows, front_summary = result()
+        before = page.evaluate(count)
+
+        page.set_input_files("#clip-file", str(clip))
+        page.wait_for_function(f"{count} >= {before + 60}", timeout=120_000)
+        other = page.context.new_page()
+        other.goto("about:blank")
+        other.bring_to_front()
+        # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
+        page.wait_for_function(f"{count} >= {before + 170}", polling=100, timeout=120_000)
+        page.bring_to_front()
+        page.wait_for_function(f"{count} >= {before + 240}", timeout=120_000)
+        other.bring_to_front()
+        page.wait_for_function(done, polling=100, timeout=120_000)
+        page.bring_to_front()
+        rows, summary = result()
+        log = frame_log(page)[before:]
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+    assert front_summary == {"frames": str(CLIP_FRAMES), "blinks": "2", "dropped": "0"}
+    assert summary == front_summary and rows == front_rows  # every frame once, in order, with the same results
+    hidden = [bool(e.get("background")) for e in log]  # frames read by seeking while the page was not rendered
+    runs = [flag for i, flag in enumerate(hidden) if i == 0 or flag != hidden[i - 1]]
+    # front, behind, front again (played), behind to the end; a busy machine may add a pause in front
+    assert runs[0] is False and runs[-1] is True and len(runs) >= 4, runs
+    assert sum(hidden) >= 150
+    assert sum("reading frames by seeking" in line for line in console) >= 2
+    assert sum("rendered again" in line for line in console) >= 1
+    spans = {True: [0, 0.0], False: [0, 0.0]}  # frames and seconds, behind and in front (second run)
+    for a, b in zip(log, log[1:]):
+        if a.get("background") == b.get("background"):
+            spans[bool(b.get("background"))][0] += 1
+            spans[bool(b.get("background"))][1] += (b["done"] - a["done"]) / 1000
+    print("frames a second behind another tab: {:.1f}, in front: {:.1f}".format(
+        *(spans[k][0] / spans[k][1] for k in (True, False))))
+
+
 def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, playwright, tmp_path):
     """A file the browser cannot decode is a state with a message, not a crash: the buttons come back, and a real
     clip chosen next is processed from its first frame (a test pattern without a face: every frame, eyes unknown)."""
