@@ -44,6 +44,8 @@ NOT_RENDERED_AFTER_S = 0.5  # no frame callback this long while playing: the pag
 FRONT_AGAIN = 3  # frame callbacks after this many seeks in a row: rendered again, playback resumes
 CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame that was not shown at "seeked")
 NOT_RENDERED = object()  # _next_presented: no frame callback came in time
+MAX_EMPTY_STEPS = 40  # seeking past the last frame of a file of unknown length: this many steps without one is its end
+MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file cannot be read on
 
 
 class ClipError(RuntimeError):
@@ -73,6 +75,11 @@ class ClipReader:
         self._callbacks = 0  # frame callbacks while stepping (the page is rendered again when they come)
         self._clock = None  # ticker.js worker, while seeking needs to look again (_clock_tick)
         self._tick = None
+        self._own_times = False  # a VideoFrame of the element carries the shown frame's own time (_check_own_times)
+        self._frame_callback = None  # id of the pending frame callback of _next_presented
+        self._counting = 0  # generation of the _count_callback chain (a new stepping run starts a new one)
+        self._seek_failures = 0  # in a row
+        self._closed = False
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -82,6 +89,9 @@ class ClipReader:
         self.video.addEventListener(event, proxy)
 
     def close(self) -> None:
+        self._closed = True  # the element is reused for the next clip: a late frame callback must not touch it
+        self._counting += 1
+        self._cancel_frame_callback()
         if self._ahead is not None and not self._ahead.done():
             self._ahead.cancel()  # the caller stopped early (an error): nobody waits for that frame
         self._stop_clock()
@@ -97,6 +107,8 @@ class ClipReader:
             waiter.set_result(value)
 
     def _on_frame(self, _now, meta) -> None:
+        if self._closed:
+            return
         self.video.pause()  # nothing new is presented while this frame is processed
         t, canvas = self._copy_shown(float(meta.mediaTime))
         self._wake((t, int(meta.presentedFrames), canvas))
@@ -106,9 +118,9 @@ class ClipReader:
         frame's own (a VideoFrame's timestamp: the same microseconds a frame callback gives, and the same pixels as
         drawImage(video)): in a frame callback the element now and then already shows the next frame (headless
         Chromium: 1 of 720 frames in one of two probed runs), whose pixels were then processed as the callback's frame.
-        Else `media_time`."""
+        Else (no VideoFrame, or one without the frame's own time: Firefox, Safari) `media_time`."""
         canvas = self._canvases.pop() if self._canvases else js.OffscreenCanvas.new(self.width, self.height)
-        if not hasattr(js, "VideoFrame"):
+        if not self._own_times:
             canvas.getContext("2d").drawImage(self.video, 0, 0, self.width, self.height)
             return media_time, canvas
         frame = js.VideoFrame.new(self.video)
@@ -132,6 +144,9 @@ class ClipReader:
             if not ready.done():
                 ready.set_result(False)
             self._wake(None)
+            for waiting in (self._seeked, self._tick):  # a seek or a look again in progress ends now
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
 
         def on_ended(_e):
             self._ended = True
@@ -152,19 +167,29 @@ class ClipReader:
         duration = float(self.video.duration or 0.0)
         # 0.0 = unknown: a browser-recorded WebM may say Infinity until it has been read to the end
         self.duration = duration if math.isfinite(duration) and duration > 0 else 0.0
-        self.step = await self._probe_step()
+        self.step, own = await self._probe_step()
+        self._own_times = own and await self._check_own_times()
+        if hasattr(js, "VideoFrame") and not self._own_times:
+            js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
             self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
 
     async def _probe_step(self, frames: int = 5):
         """The frame step (s): play a few frames with nothing else running (no frame is missed while
-        the main thread is idle), take the smallest mediaTime step, go back to the start."""
+        the main thread is idle), take the smallest mediaTime step, go back to the start. Also whether a VideoFrame of
+        the element, made in each frame callback, has the callback's mediaTime as its timestamp (Firefox: whole
+        seconds of the playback position)."""
         times = []
+        same = []
         loop = asyncio.get_event_loop()
         done = loop.create_future()
 
         def on_frame(_now, meta):
             times.append(float(meta.mediaTime))
+            if hasattr(js, "VideoFrame"):
+                frame = js.VideoFrame.new(self.video)
+                same.append(abs(frame.timestamp / 1e6 - times[-1]) < 1e-3)
+                frame.close()
             if len(times) >= frames or self._ended:
                 done.done() or done.set_result(True)
             else:
@@ -180,7 +205,27 @@ class ClipReader:
         self.video.pause()
         self._ended = False
         steps = [b - a for a, b in zip(times, times[1:]) if b > a]
-        return min(steps) if steps else None
+        self._probe_times = times
+        return (min(steps) if steps else None), len(same) >= 2 and all(same)
+
+    async def _check_own_times(self) -> bool:
+        """Whether, after a seek to the middle of the first frame, a VideoFrame of the element says that frame's time
+        (Chromium), not the time sought (Safari: the playback position), within SEEKED_GRACE_S (right after "seeked"
+        Chromium may still show the frame before)."""
+        if self.step is None:
+            return False
+        first = self._probe_times[0]
+        if not await self._seeked_at(first + 0.5 * self.step):
+            return False
+        started = js.performance.now()
+        while js.performance.now() - started < SEEKED_GRACE_S * 1000:
+            frame = js.VideoFrame.new(self.video)
+            own = abs(frame.timestamp / 1e6 - first) < 1e-3
+            frame.close()
+            if own:
+                return True
+            await asyncio.sleep(CLOCK_MS / 1000)
+        return False
 
     # -- frames ----------------------------------------------------------------------------------
 
@@ -189,7 +234,7 @@ class ClipReader:
         loop = asyncio.get_event_loop()
         waiter = loop.create_future()
         self._frame_waiter = waiter
-        self.video.requestVideoFrameCallback(create_once_callable(self._on_frame))
+        self._frame_callback = self.video.requestVideoFrameCallback(create_once_callable(self._on_frame))
         if start_playing:
             if self.video.ended or self._ended:
                 return None
@@ -199,10 +244,16 @@ class ClipReader:
             result = await asyncio.wait_for(waiter, timeout) if timeout else await waiter
         except asyncio.TimeoutError:
             self._frame_waiter = None
+            self._cancel_frame_callback()  # else it pauses the element whenever the page is rendered again
             result = NOT_RENDERED
         if self._error:
             raise self._error
         return result
+
+    def _cancel_frame_callback(self) -> None:
+        if self._frame_callback is not None:
+            self.video.cancelVideoFrameCallback(self._frame_callback)
+            self._frame_callback = None
 
     async def _seek(self, t: float):
         """Seek (paused); the frame shown there, or None when the seek showed no new frame."""
@@ -285,7 +336,7 @@ class ClipReader:
         return self._ahead
 
     def _can_step(self) -> bool:
-        return self.step is not None and hasattr(js, "VideoFrame")
+        return self.step is not None and self._own_times
 
     def _missing(self, after: float, before: float, step: float):
         """The frames between two (before=inf: after the last one), by seeking."""
@@ -317,7 +368,9 @@ class ClipReader:
         if until_rendered:
             js.console.log(f"clip: page not rendered (no frame callback for {NOT_RENDERED_AFTER_S} s) after "
                            f"{after:.3f} s; reading frames by seeking")
-            self.video.requestVideoFrameCallback(create_once_callable(self._count_callback))
+            self._counting += 1
+            generation = self._counting
+            self.video.requestVideoFrameCallback(create_once_callable(lambda *_: self._count_callback(generation)))
         self._ahead = asyncio.ensure_future(self._seek_after(after, step, before))
         try:
             while True:
@@ -342,10 +395,12 @@ class ClipReader:
             self.stepping = False
             self._stop_clock()
 
-    def _count_callback(self, _now=None, _meta=None) -> None:
+    def _count_callback(self, generation: int) -> None:
+        if generation != self._counting or self._closed:
+            return  # an earlier stepping run's chain, or a closed reader
         self._callbacks += 1
         if self.stepping:
-            self.video.requestVideoFrameCallback(create_once_callable(self._count_callback))
+            self.video.requestVideoFrameCallback(create_once_callable(lambda *_: self._count_callback(generation)))
 
     async def _seeked_at(self, t: float) -> bool:
         """Seek (paused); whether it finished ("seeked")."""
@@ -360,12 +415,16 @@ class ClipReader:
     async def _seek_after(self, after: float, step: float, before: float = math.inf):
         """(mediaTime, canvas) of the first frame in (after, before), by seeking; None when there is none (also at the
         end of the file: then self._at_end)."""
-        target = after + STEP_FACTOR * step
+        target, empty = after + STEP_FACTOR * step, 0
         while target < before:
             if not await self._seeked_at(target):
                 if before < math.inf:
                     self.unrecovered += 1  # a gap's frame that could not be read
+                self._seek_failures += 1
+                if self._seek_failures >= MAX_SEEK_FAILURES:
+                    raise ClipError(f"seeking in this file stopped working after {after:.2f} s")
                 return None
+            self._seek_failures = 0
             # Right after "seeked" the element may still show the frame before (seen in Chromium), which after playback
             # ran on unseen can also be a later one: only a frame in (after, target] is the one sought.
             for _ in range(int(SEEKED_GRACE_S * 1000 / CLOCK_MS)):
@@ -374,9 +433,14 @@ class ClipReader:
                     return t, canvas
                 self.recycle(canvas)
                 await self._clock_tick()
-            if self.video.ended or float(self.video.currentTime) < target - 1e-4:  # the seek was clamped: the end
+            empty += 1
+            past_end = self.duration and target > self.duration + step
+            if (self.video.ended or float(self.video.currentTime) < target - 1e-4  # the seek was clamped: the end
+                    or past_end or (not self.duration and empty >= MAX_EMPTY_STEPS)):
                 self._at_end = True
                 return None
+            if before < math.inf:
+                return None  # no frame there (variable frame rate): the gap was not a drop
             target += step  # no frame up to here (a longer step): at most one frame lies in each step
         return None
 
