@@ -427,11 +427,14 @@ class ClipReader:
             self._seek_failures = 0
             # Right after "seeked" the element may still show the frame before (seen in Chromium), which after playback
             # ran on unseen can also be a later one: only a frame in (after, target] is the one sought.
-            for _ in range(int(SEEKED_GRACE_S * 1000 / CLOCK_MS)):
+            looked_since = js.performance.now()  # time, not ticks: ticks queue up while the caller's frame runs
+            while True:
                 t, canvas = self._copy_shown()
                 if after < t <= target + 1e-6:
                     return t, canvas
                 self.recycle(canvas)
+                if js.performance.now() - looked_since > SEEKED_GRACE_S * 1000:
+                    break
                 await self._clock_tick()
             empty += 1
             past_end = self.duration and target > self.duration + step
