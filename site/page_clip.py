@@ -215,22 +215,34 @@ class ClipReader:
         if self.step is None:
             return False
         first = self._probe_times[0]
-        if not await self._seeked_at(first + 0.5 * self.step):
+        try:
+            if not await self._seeked_at(first + 0.5 * self.step):
+                return False
+            started = js.performance.now()
+            while js.performance.now() - started < SEEKED_GRACE_S * 1000:
+                if abs(self._shown_time() - first) < 1e-3:
+                    return True
+                await asyncio.sleep(CLOCK_MS / 1000)
+                if self._error:
+                    raise self._error
             return False
-        started = js.performance.now()
-        while js.performance.now() - started < SEEKED_GRACE_S * 1000:
-            frame = js.VideoFrame.new(self.video)
-            own = abs(frame.timestamp / 1e6 - first) < 1e-3
+        finally:
+            await self._seeked_at(self._probe_times[-1])  # where the probe left it: frames() then seeks to the start
+
+    def _shown_time(self) -> float:
+        """The timestamp of a VideoFrame of the element (the shown frame's own time where self._own_times)."""
+        frame = js.VideoFrame.new(self.video)
+        try:
+            return frame.timestamp / 1e6
+        finally:
             frame.close()
-            if own:
-                return True
-            await asyncio.sleep(CLOCK_MS / 1000)
-        return False
 
     # -- frames ----------------------------------------------------------------------------------
 
-    async def _next_presented(self, start_playing: bool, timeout: float | None = None):
-        """(mediaTime, presentedFrames, canvas) of the next presented frame, None at the end."""
+    async def _next_presented(self, start_playing: bool, timeout: float | None = None, after: float | None = None):
+        """(mediaTime, presentedFrames, canvas) of the next presented frame, None at the end; NOT_RENDERED when none
+        comes within `timeout` although the element shows a frame past `after` (presented unseen), or the page is
+        hidden. A still frame held longer than `timeout` (a slideshow, a screen recording) is waited for."""
         loop = asyncio.get_event_loop()
         waiter = loop.create_future()
         self._frame_waiter = waiter
@@ -240,12 +252,18 @@ class ClipReader:
                 return None
             self.video.playbackRate = self.rate
             await self.video.play()
-        try:
-            result = await asyncio.wait_for(waiter, timeout) if timeout else await waiter
-        except asyncio.TimeoutError:
-            self._frame_waiter = None
-            self._cancel_frame_callback()  # else it pauses the element whenever the page is rendered again
-            result = NOT_RENDERED
+        while True:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(waiter), timeout) if timeout else await waiter
+                break
+            except asyncio.TimeoutError:
+                if (after is not None and not js.document.hidden and not self._error
+                        and self._shown_time() <= after + 1e-6):
+                    continue  # nothing new was presented: a still frame, not another tab in front
+                self._frame_waiter = None
+                self._cancel_frame_callback()  # else it pauses the element whenever the page is rendered again
+                result = NOT_RENDERED
+                break
         if self._error:
             raise self._error
         return result
@@ -281,10 +299,10 @@ class ClipReader:
             raise ClipError("no frame could be decoded from this file")
         last_t, last_presented = first[0], first[1]
         step = self.step  # smallest mediaTime step between consecutive frames so far
-        self._fetch_next()
+        self._fetch_next(last_t)
         yield first[0], first[2]
         while True:
-            got = await (self._ahead or self._fetch_next())
+            got = await (self._ahead or self._fetch_next(last_t))
             self._ahead = None
             if got is NOT_RENDERED:  # another tab in front: frames by seeking until it is rendered again
                 async for t, canvas in self._step(last_t, step, until_rendered=True):
@@ -293,7 +311,7 @@ class ClipReader:
                 if self._at_end:
                     return
                 last_presented = None
-                self._fetch_next()
+                self._fetch_next(last_t)
                 continue
             if got is None:
                 break
@@ -319,7 +337,7 @@ class ClipReader:
                         self.recycle(again[2])
             step = t - last_t if step is None else min(step, t - last_t)
             last_t, last_presented = t, None if (jumped or gap) else presented
-            self._fetch_next()
+            self._fetch_next(last_t)
             yield t, canvas
         # frames presented after the last callback, right before "ended" (all the rest when playback ran to the end
         # unseen behind another tab before NOT_RENDERED_AFTER_S had passed)
@@ -327,12 +345,12 @@ class ClipReader:
             async for missing_t, missing_canvas in self._missing(last_t, math.inf, step):
                 yield missing_t, missing_canvas
 
-    def _fetch_next(self):
+    def _fetch_next(self, after: float):
         """Resume playback for the next frame now, while the caller processes this one (it is paused and copied the
         moment it is presented, as always); awaited before anything else moves the playhead. 17.8 -> 21.7 frames
         per second on a 30 fps clip (docs/BENCHMARKS.md section 5, table H)."""
         timeout = NOT_RENDERED_AFTER_S if self._can_step() else None  # else it waits for the page to be rendered
-        self._ahead = asyncio.ensure_future(self._next_presented(True, timeout))
+        self._ahead = asyncio.ensure_future(self._next_presented(True, timeout, after))
         return self._ahead
 
     def _can_step(self) -> bool:
@@ -408,6 +426,8 @@ class ClipReader:
         seeked = self._seeked = asyncio.get_event_loop().create_future()
         self.video.currentTime = t
         await asyncio.wait([seeked], timeout=SEEK_TIMEOUT_S)
+        if not seeked.done() and self.video.seeking and not self._error:  # slow (a long stretch to decode), not stuck
+            await asyncio.wait([seeked], timeout=4 * SEEK_TIMEOUT_S)
         if self._error:
             raise self._error
         return seeked.done()
@@ -436,16 +456,34 @@ class ClipReader:
                 if js.performance.now() - looked_since > SEEKED_GRACE_S * 1000:
                     break
                 await self._clock_tick()
-            empty += 1
-            past_end = self.duration and target > self.duration + step
-            if (self.video.ended or float(self.video.currentTime) < target - 1e-4  # the seek was clamped: the end
-                    or past_end or (not self.duration and empty >= MAX_EMPTY_STEPS)):
-                self._at_end = True
-                return None
+                if self._error:
+                    raise self._error
             if before < math.inf:
                 return None  # no frame there (variable frame rate): the gap was not a drop
+            empty += 1
+            if self.video.ended or float(self.video.currentTime) < target - 1e-4:  # a seek past the end was clamped
+                at_end = True
+            elif self.duration:  # past it, or no frame between `after` and it (checked once)
+                at_end = target > self.duration + step or (empty == 1 and not await self._frame_after(after))
+            else:  # a file of unknown length
+                at_end = empty >= MAX_EMPTY_STEPS
+            if at_end:
+                self._at_end = True
+                return None
             target += step  # no frame up to here (a longer step): at most one frame lies in each step
         return None
+
+    async def _frame_after(self, after: float) -> bool:
+        """Whether the file's last frame comes after `after`: one seek to its end (a file whose audio outlasts its
+        video would otherwise be stepped through to its duration, a look-again for each step)."""
+        if not await self._seeked_at(self.duration):
+            return True  # not known: go on stepping
+        looked_since = js.performance.now()
+        while js.performance.now() - looked_since <= SEEKED_GRACE_S * 1000:  # the frame before may show at first
+            if self._shown_time() > after + 1e-6:
+                return True
+            await self._clock_tick()
+        return False
 
     async def _clock_tick(self) -> None:
         """The worker clock's next tick (started on first use, stopped when a seeking run ends)."""

@@ -745,7 +745,8 @@ def decoded_times(path) -> list:
 
 
 def read_clip(site, playwright, clip) -> tuple:
-    """(CSV rows, playback rate, dropped count) of the page's clip mode on `clip`."""
+    """(CSV rows, playback rate, dropped count, frames read by seeking as if behind another tab) of the page's clip
+    mode on `clip`."""
     browser = launch(playwright)
     try:
         page, requests, console = open_page(browser, site)
@@ -755,9 +756,10 @@ def read_clip(site, playwright, clip) -> tuple:
         rows = read_csv(page.input_value("#clip-csv"))
         rate = float(page.get_attribute("#clip-summary", "data-rate"))
         dropped = page.get_attribute("#clip-summary", "data-dropped")
+        stepped = page.evaluate("Array.from(window.eyestateLog).filter(e => e.background).length")
     finally:
         browser.close()
-    return rows, rate, dropped
+    return rows, rate, dropped, stepped
 
 
 @pytest.mark.shared
@@ -768,7 +770,7 @@ def test_a_low_frame_rate_clip_plays_faster_and_still_gives_every_frame_once(sit
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     clip = video_to_webm(source, tmp_path / "slow.webm", 0, 60)
-    rows, rate, dropped = read_clip(site, playwright, clip)
+    rows, rate, dropped, _ = read_clip(site, playwright, clip)
     assert 4 <= rate <= 6, rate  # 30 presentations a second at ~0.163 s per frame
     assert dropped == "0" and len(rows) == 60
     assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
@@ -789,9 +791,32 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
     times = decoded_times(clip)
     steps = {round(1000 * (b - a)) for a, b in zip(times, times[1:])}
     assert steps >= {16, 17} and max(steps) >= 33, steps  # the uneven steps this test is about
-    rows, rate, dropped = read_clip(site, playwright, clip)
+    rows, rate, dropped, _ = read_clip(site, playwright, clip)
     assert 0.4 <= rate <= 0.6, rate
     assert dropped == "0" and len(rows) == len(times)
+    assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+
+
+@pytest.mark.shared
+def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_tab(site, playwright, tmp_path):
+    """A clip (variable frame rate: a slideshow, a screen recording) whose frame at 1 s stays for 2 s: no frame
+    callback comes for longer than page_clip.NOT_RENDERED_AFTER_S, but nothing was presented unseen, so the reader
+    waits instead of stepping through the still frame by seeking as if behind another tab."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = tmp_path / "still.webm"
+    ffmpeg("-i", str(source), "-filter_complex",
+           "[0:v]fps=30,trim=end_frame=90,setpts=PTS-STARTPTS,split=3[a][b][c];"
+           "[a]trim=end_frame=30,setpts=PTS-STARTPTS[a1];"
+           "[b]trim=start_frame=30:end_frame=31,setpts=PTS-STARTPTS,tpad=stop_mode=clone:stop_duration=2[b1];"
+           "[c]trim=start_frame=31,setpts=PTS-STARTPTS[c1];"
+           "[a1][b1][c1]concat=n=3:v=1,mpdecimate=max=0:hi=1:lo=1:frac=0[v]",
+           "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libvpx-vp9", "-lossless", "1", str(clip))
+    times = decoded_times(clip)
+    assert max(b - a for a, b in zip(times, times[1:])) > 2.0  # the still this test is about
+    rows, rate, dropped, stepped = read_clip(site, playwright, clip)
+    assert dropped == "0" and len(rows) == len(times) and stepped == 0
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
 
 
