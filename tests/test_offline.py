@@ -146,13 +146,20 @@ def rebuild_with(out: Path, name: str, text: str) -> str:
     return version
 
 
-def test_after_one_visit_the_page_starts_and_runs_without_the_site(dist, browser, tmp_path):
+def site_copy_and_page(dist, browser, tmp_path) -> tuple:
+    """A copy of the built site that a test may change or take down, and a page (with its console) in a context of
+    its own, service workers allowed."""
     site = tmp_path / "dist"
     shutil.copytree(dist, site)
     context = browser.new_context()
     page = context.new_page()
     console: list = []
     collect_console(page, console)
+    return site, context, page, console
+
+
+def test_after_one_visit_the_page_starts_and_runs_without_the_site(dist, browser, tmp_path):
+    site, context, page, console = site_copy_and_page(dist, browser, tmp_path)
     try:
         with serve(site) as base:
             visit(page, base + "index.html")
@@ -191,12 +198,7 @@ def test_a_site_that_never_answers_starts_the_saved_copy_after_a_few_seconds(dis
     """sw.js waits NETWORK_TIMEOUT_MS (4 s) for the headers of a page when there is a saved copy to fall back to, then
     starts the copy, whose files come from the copy too; the files of a page that came from the site are waited for,
     and a slow answer is used, however long its body takes."""
-    site = tmp_path / "dist"
-    shutil.copytree(dist, site)
-    context = browser.new_context()
-    page = context.new_page()
-    console: list = []
-    collect_console(page, console)
+    site, context, page, console = site_copy_and_page(dist, browser, tmp_path)
     read_notice = "async () => (await fetch('NOTICE.md')).text()"
     saved_notice = (site / "NOTICE.md").read_text()
     try:
