@@ -273,8 +273,11 @@ class App:
         left, right = result.left, result.right
         state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
         face_found = result.status == "face"
-        # how dark the picture is matters only without a face: frames with one never pay for the thumbnail
-        luma = mean_luma(self._thumbnail(frame)) if not face_found and self.machine.state in S.LIVE_STATES else None
+        # how dark the picture is matters only without a face: frames with one never pay for the thumbnail (a live
+        # frame the clock read has one already, from _picture_changed)
+        luma = None
+        if not face_found and self.machine.state in S.LIVE_STATES:
+            luma = mean_luma(self._last_thumb if background and self._last_thumb else self._thumbnail(frame))
         self.machine.on_frame_result(face_found=face_found,
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
