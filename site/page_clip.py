@@ -187,9 +187,7 @@ class ClipReader:
         def on_frame(_now, meta):
             times.append(float(meta.mediaTime))
             if hasattr(js, "VideoFrame"):
-                frame = js.VideoFrame.new(self.video)
-                same.append(abs(frame.timestamp / 1e6 - times[-1]) < 1e-3)
-                frame.close()
+                same.append(abs(self._shown_time() - times[-1]) < 1e-3)
             if len(times) >= frames or self._ended:
                 done.done() or done.set_result(True)
             else:
@@ -216,17 +214,10 @@ class ClipReader:
             return False
         first = self._probe_times[0]
         try:
-            if not await self._seeked_at(first + 0.5 * self.step):
-                return False
-            started = js.performance.now()
-            while js.performance.now() - started < SEEKED_GRACE_S * 1000:
-                if abs(self._shown_time() - first) < 1e-3:
-                    return True
-                await asyncio.sleep(CLOCK_MS / 1000)
-                if self._error:
-                    raise self._error
-            return False
+            return (await self._seeked_at(first + 0.5 * self.step)
+                    and await self._shows_soon(lambda t: abs(t - first) < 1e-3))
         finally:
+            self._stop_clock()
             await self._seeked_at(self._probe_times[-1])  # where the probe left it: frames() then seeks to the start
 
     def _shown_time(self) -> float:
@@ -447,17 +438,12 @@ class ClipReader:
             self._seek_failures = 0
             # Right after "seeked" the element may still show the frame before (seen in Chromium), which after playback
             # ran on unseen can also be a later one: only a frame in (after, target] is the one sought.
-            looked_since = js.performance.now()  # time, not ticks: ticks queue up while the caller's frame runs
-            while True:
-                t, canvas = self._copy_shown()
-                if after < t <= target + 1e-6:
+            sought = lambda t: after < t <= target + 1e-6  # noqa: E731
+            if await self._shows_soon(sought):
+                t, canvas = self._copy_shown()  # paused: the frame just seen
+                if sought(t):
                     return t, canvas
                 self.recycle(canvas)
-                if js.performance.now() - looked_since > SEEKED_GRACE_S * 1000:
-                    break
-                await self._clock_tick()
-                if self._error:
-                    raise self._error
             if before < math.inf:
                 return None  # no frame there (variable frame rate): the gap was not a drop
             empty += 1
@@ -478,12 +464,19 @@ class ClipReader:
         video would otherwise be stepped through to its duration, a look-again for each step)."""
         if not await self._seeked_at(self.duration):
             return True  # not known: go on stepping
-        looked_since = js.performance.now()
-        while js.performance.now() - looked_since <= SEEKED_GRACE_S * 1000:  # the frame before may show at first
-            if self._shown_time() > after + 1e-6:
-                return True
+        return await self._shows_soon(lambda t: t > after + 1e-6)
+
+    async def _shows_soon(self, wanted) -> bool:
+        """Whether, within SEEKED_GRACE_S of a seek, the element shows a frame whose own time is `wanted` (right after
+        "seeked" it may still show the frame before). Timed, not counted in ticks: they queue up while a frame runs."""
+        since = js.performance.now()
+        while not wanted(self._shown_time()):
+            if js.performance.now() - since > SEEKED_GRACE_S * 1000:
+                return False
             await self._clock_tick()
-        return False
+            if self._error:
+                raise self._error
+        return True
 
     async def _clock_tick(self) -> None:
         """The worker clock's next tick (started on first use, stopped when a seeking run ends)."""
