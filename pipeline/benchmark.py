@@ -60,9 +60,9 @@ def parse_rows(rows: list[str], notes: list[str]) -> list[Row]:
 
 def checkpoint_note(path: str) -> str:
     """What the checkpoint says about its training run (model, epochs, images), for the note column."""
-    import torch
+    from pipeline.models import read_torch_file
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_torch_file(path, map_location="cpu")
     args = ckpt.get("args") or {}
     parts = [str(ckpt.get("model", "?"))]
     if args.get("pretrained"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -189,14 +190,29 @@ def make_checkpoint(model: nn.Module, name: str, *, preprocess: dict | None = No
     return ckpt
 
 
+def read_torch_file(path, map_location="cpu"):
+    """torch.load without running code from the file: only tensors, plain Python data and numpy arrays (the numpy
+    random state in last.pth) are read. A file that holds any other object fails instead of being unpickled."""
+    import numpy as np
+
+    numeric = np.typecodes["AllInteger"] + np.typecodes["AllFloat"] + "?"
+    numpy_array = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, *{type(np.dtype(c)) for c in numeric}]
+    try:
+        with torch.serialization.safe_globals(numpy_array):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)) or str(error).splitlines()[0]
+        raise ValueError(f"{path} holds Python objects other than tensors and plain data ({unsafe}); pipeline "
+                         "checkpoints never do, and loading it could run code from the file, so it is not loaded") from None
+    except Exception as error:  # files that are no torch checkpoint at all
+        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+
+
 def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (expected a .pth written by pipeline.train)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # unpickling errors of files that are no torch checkpoint at all
-        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    ckpt = read_torch_file(path, map_location)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a pipeline checkpoint: expected a dict with 'model' and 'state_dict' "
                          "(see docs/DESIGN.md)")

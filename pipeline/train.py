@@ -36,7 +36,8 @@ from tqdm import tqdm  # noqa: E402
 from pipeline.augment import BatchAugment, parse_augmentations  # noqa: E402
 from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any, subject_name  # noqa: E402
 from pipeline.metrics import classification_metrics, softmax_p_open  # noqa: E402
-from pipeline.models import BASELINE, check_pretrained_available, count_parameters, create_model, make_checkpoint  # noqa: E402
+from pipeline.models import (BASELINE, check_pretrained_available, count_parameters, create_model,  # noqa: E402
+                             make_checkpoint, read_torch_file)
 from pipeline.preprocess import DEFAULT_SPEC, to_model_input  # noqa: E402
 from pipeline.split import (DEFAULT_SPLIT, PARTS, SplitError, load_split, make_image_split, make_split,  # noqa: E402
                             part_mask, unlisted_subjects, with_fold)
@@ -343,7 +344,7 @@ def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
     path = Path(args.out_dir) / "last.pth" if args.resume == "auto" else Path(args.resume)
     if not path.is_file():
         raise SystemExit(f"--resume: {path} not found (expected last.pth of an earlier run in --out-dir)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_torch_file(path, map_location="cpu")
     merged = dict(state["args"])
     for key in RESUMABLE_OVERRIDES:
         if key in args._given:

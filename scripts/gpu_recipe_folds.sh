@@ -25,8 +25,9 @@ wait
 grep -h "completed\|early stop" logs/*.log
 python3 - <<'PY'
 import glob, torch
+from pipeline.models import read_torch_file
 for path in glob.glob("runs/*/last.pth"):
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = read_torch_file(path)
     for key in ("optimizer", "scheduler", "rng"):
         ck.pop(key, None)
     torch.save(ck, path.replace(".pth", "_slim.pth"))

@@ -61,9 +61,10 @@ cat logs/summary.txt
 grep -h "completed\|early stop" logs/*.log
 python3 - <<'PY'
 import glob, torch
+from pipeline.models import read_torch_file
 for path in glob.glob("runs/*/last.pth") + ["runs/effv2s_seed/best.pth"]:
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        ck = read_torch_file(path)
     except FileNotFoundError:
         continue
     for key in ("optimizer", "scheduler", "rng"):

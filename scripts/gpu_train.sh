@@ -26,7 +26,8 @@ cat logs/summary.txt
 # EfficientNetV2-S is ~80 MB in fp32: ship its best weights as fp16 in 15 MB parts (the tool returns files <= 16 MB).
 python3 - <<'PY'
 import torch
-ck = torch.load("runs/effv2s_seed/best.pth", map_location="cpu", weights_only=False)
+from pipeline.models import read_torch_file
+ck = read_torch_file("runs/effv2s_seed/best.pth")
 ck["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
 ck.pop("optimizer", None); ck.pop("scheduler", None)
 torch.save(ck, "runs/effv2s_seed_best_fp16.pth")

@@ -90,9 +90,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: MODELS/model_card.json")
     args = parser.parse_args(argv)
 
-    import torch  # only here: the card's other inputs are plain files
+    from pipeline.models import read_torch_file  # only here (torch): the card's other inputs are plain files
 
-    checkpoint = torch.load(args.models / "eye_state.pth", map_location="cpu", weights_only=False)
+    checkpoint = read_torch_file(args.models / "eye_state.pth", map_location="cpu")
     meta = json.loads((args.models / "eye_state.json").read_text())
     split = json.loads((ROOT / "splits/mrl_split.json").read_text())
     card = {

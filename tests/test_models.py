@@ -122,3 +122,23 @@ def test_checkpoint_round_trip_gives_the_same_outputs(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a pipeline checkpoint"):
         load_checkpoint(tmp_path / "other.pth")
+
+
+class _RunsCodeWhenUnpickled:
+    """What a hostile .pth can carry: unpickling it calls any function (here one that writes a file)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path):
+    model = create_model(BASELINE)
+    planted = tmp_path / "planted.txt"
+    hostile = tmp_path / "hostile.pth"
+    torch.save({**make_checkpoint(model, BASELINE), "args": _RunsCodeWhenUnpickled(planted)}, hostile)
+    with pytest.raises(ValueError, match=r"hostile.pth holds Python objects other than tensors.*\bopen\b"):
+        load_checkpoint(hostile)
+    assert not planted.exists()

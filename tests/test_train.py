@@ -12,7 +12,7 @@ from conftest import pretrained_stand_in
 
 from pipeline.data import load_any
 from pipeline.evaluate import evaluate_arrays, select_part, torch_predictor
-from pipeline.models import load_checkpoint
+from pipeline.models import load_checkpoint, read_torch_file
 from pipeline.preprocess import spec_from_dict
 from pipeline.train import main, mixup_batch
 
@@ -66,12 +66,12 @@ def test_resume_after_interruption_finishes_the_same_run(tmp_path, extra):
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     main([*TINY, *extra, "--data", str(data), "--out-dir", str(straight)])
     main([*TINY, *extra, "--data", str(data), "--out-dir", str(interrupted), "--stop-after", "1"])  # "killed" after epoch 1
-    first = torch.load(interrupted / "last.pth", weights_only=False)
+    first = read_torch_file(interrupted / "last.pth")
     assert first["epoch"] == 0 and first["finished"] is None
     summary = main(["--out-dir", str(interrupted), "--resume"])
     assert summary["finished"] == "completed 2 epochs" and summary["epochs_run"] == 2
-    a = torch.load(straight / "last.pth", weights_only=False)
-    b = torch.load(interrupted / "last.pth", weights_only=False)
+    a = read_torch_file(straight / "last.pth")
+    b = read_torch_file(interrupted / "last.pth")
     weights = ["state_dict"] + (["train_state_dict"] if "--ema" in extra else [])
     for which in weights:
         for key in a[which]:
@@ -132,10 +132,10 @@ def test_pretrained_from_local_file_trains_head_first_then_everything(tmp_path):
             "--epochs", "2", "--img-size", "24", "--epoch-size", "64", "--batch-size", "32", "--patience", "0",
             "--threads", "1", "--no-cache", "--data", str(data), "--out-dir", str(tmp_path / "run")]
     main([*args, "--stop-after", "1"])
-    head_phase = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["state_dict"]
+    head_phase = read_torch_file(tmp_path / "run" / "last.pth")["state_dict"]
     torch.testing.assert_close(head_phase["conv_stem.weight"], start["conv_stem.weight"])  # backbone frozen
     main(["--out-dir", str(tmp_path / "run"), "--resume"])
-    final = torch.load(tmp_path / "run" / "last.pth", weights_only=False)
+    final = read_torch_file(tmp_path / "run" / "last.pth")
     assert final["finished"] == "completed 2 epochs"
     assert not torch.allclose(final["state_dict"]["conv_stem.weight"], start["conv_stem.weight"])  # then all layers
 
@@ -150,7 +150,7 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path):
     # same seed, data and init as the teacher's own run: only the teacher term can change the loss
     loss = lambda run: json.loads((tmp_path / run / "history.json").read_text())["history"][0]["train_loss"]
     assert loss("student") != pytest.approx(loss("teacher"), rel=1e-6)
-    args = torch.load(tmp_path / "student" / "last.pth", weights_only=False)["args"]
+    args = read_torch_file(tmp_path / "student" / "last.pth")["args"]
     assert args["teacher"] == str(teacher) and args["distill_alpha"] == 0.7
     with pytest.raises(SystemExit, match="px"):  # a teacher of another input size is refused
         main([*TINY, "--img-size", "32", "--data", str(data), "--out-dir", str(tmp_path / "bad"), "--teacher", str(teacher)])
