@@ -565,8 +565,9 @@ class App:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
-                    # only its reads are compared, each with the clock's read before it
-                    changed = self._picture_changed(frame) if background else True
+                    # only its reads are compared, each with the clock's read before it. An exactly repeated black
+                    # picture is a privacy shutter, not a frozen camera: it is read again and found too dark.
+                    changed = self._picture_changed(frame) or self._is_black() if background else True
                     if self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
                         self._show_stalled(started / 1000.0)  # nothing seen: a running alarm goes on sounding
@@ -592,6 +593,10 @@ class App:
         pixels = self._thumbnail(frame)
         changed, self._last_thumb = pixels != self._last_thumb, pixels
         return changed
+
+    def _is_black(self) -> bool:
+        """Whether the last picture the clock compared (_picture_changed) is far too dark to show a face."""
+        return mean_luma(self._last_thumb) < S.DARK_LUMA
 
     def _thumbnail(self, frame) -> bytes:
         """RGBA bytes of the picture area-averaged to 64x48 (every camera pixel counts)."""

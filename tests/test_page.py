@@ -114,6 +114,38 @@ WAKE_HOOK = """(() => {
 LOCKS = "window.wakeLocks.map(lock => lock.released)"
 
 
+# Real Chrome renders nothing for a tab behind another one: document.hidden is true and a video's frame callbacks stop.
+# Headless Chromium with another page in front keeps document.hidden false and still gives about one callback a
+# second. window.behindTab(true) imitates real Chrome: hidden, a visibilitychange event, and no frame callbacks.
+BEHIND_TAB_HOOK = """(() => {
+    let behind = false;
+    Object.defineProperty(Document.prototype, "hidden", {get: () => behind, configurable: true});
+    Object.defineProperty(Document.prototype, "visibilityState", {get: () => behind ? "hidden" : "visible",
+                                                                  configurable: true});
+    window.behindTab = (value) => { behind = value; document.dispatchEvent(new Event("visibilitychange")); };
+    const request = HTMLVideoElement.prototype.requestVideoFrameCallback;
+    const cancel = HTMLVideoElement.prototype.cancelVideoFrameCallback;
+    if (!request) return;
+    const current = new Map();  // the id the page holds -> the id of the callback waiting now
+    HTMLVideoElement.prototype.requestVideoFrameCallback = function (callback) {
+        const video = this;
+        let id;
+        const shown = (now, meta) => {
+            if (behind) { current.set(id, request.call(video, shown)); return; }
+            current.delete(id);
+            callback(now, meta);
+        };
+        id = request.call(video, shown);
+        current.set(id, id);
+        return id;
+    };
+    HTMLVideoElement.prototype.cancelVideoFrameCallback = function (id) {
+        cancel.call(this, current.has(id) ? current.get(id) : id);
+        current.delete(id);
+    };
+})();"""
+
+
 def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
               init_script: str | None = None):
     # No offline copy (site/sw.js): saving 37 MB per test would only slow them; tests/test_offline.py covers it.
@@ -1030,6 +1062,32 @@ def test_a_covered_camera_says_it_is_too_dark_and_watching_resumes_when_a_face_i
     assert dark and max(dark) < 12, dark[:20]
     seen = [e for e in log if e["pLeft"] is not None or e["pRight"] is not None]
     assert seen and not any("luma" in e for e in seen)  # frames with a face never pay for the measurement
+
+
+def test_an_exactly_black_camera_behind_another_tab_stays_too_dark_not_frozen(site, playwright, tmp_path):
+    """Some privacy shutters make the camera send exactly black pictures, every one the same. In front each is a new
+    frame (camera-dark); behind another tab the clock re-reads the picture and an exact repeat means a frozen camera,
+    except for a black one: it must stay camera-dark ("uncover the camera"), not turn camera-stalled."""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "black.y4m", "color=c=black:s=640x480:rate=30", 3))
+    try:
+        page, requests, _ = open_page(browser, site, init_script=BEHIND_TAB_HOOK)
+        page.click("#start")
+        assert wait_state(page, ["camera-dark"], 30_000) == "camera-dark"
+        other = page.context.new_page()
+        other.goto("about:blank")
+        other.bring_to_front()
+        page.evaluate("window.behindTab(true)")
+        states = []
+        for _ in range(12):  # 6 s: three times the 2 s after which the same picture means a frozen camera
+            time.sleep(0.5)
+            states.append(page.get_attribute("#status", "data-state"))
+        background = [e for e in frame_log(page) if e.get("background")]
+        page.bring_to_front()
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert set(states) == {"camera-dark"}, states
+    assert len(background) >= 3  # the clock really read pictures behind the tab
 
 
 def test_a_camera_that_ends_while_it_starts_is_reported_as_ended(site, playwright, tmp_path):
