@@ -12,7 +12,12 @@ const NETWORK_TIMEOUT_MS = 4000;
 // One origin can host several sites (GitHub Pages: user.github.io/a/, /b/): caches are named per scope.
 const PREFIX = `eyestate-offline:${self.registration.scope}:`;
 const CACHE = PREFIX + BUILD.version;
-const servedOffline = new Set();  // pages (client ids) that were started from the saved copy
+// The pages (client ids) that were started from the saved copy. Browsers stop an idle worker and start it again on the
+// next event, so the list is also kept in a cache, read once per start. It belongs to this version: a new version is
+// only installed from a site that answers, and its activation deletes the old copy these pages came from.
+const PAGES = CACHE + ":pages";
+let servedOffline = null;  // a promise of the Map: client id -> when its page was started (ms)
+let storing = Promise.resolve();
 let saving = null;  // the save in progress
 
 // "no-cache" asks the site whether each file changed: the page has just loaded them, so unchanged files cost a 304,
@@ -40,6 +45,37 @@ async function isSaved() {
   return (await (await caches.open(CACHE)).keys()).length >= BUILD.files.length + 1;
 }
 
+function offlinePages() {
+  servedOffline = servedOffline || (async () => {
+    try {
+      const stored = await caches.match("pages", { cacheName: PAGES });
+      const pages = new Map(stored ? await stored.json() : []);
+      if (await forgetClosed(pages)) await storePages(pages);
+      return pages;
+    } catch (error) {
+      return new Map();
+    }
+  })();
+  return servedOffline;
+}
+
+// Drops the pages that no longer exist (closed, reloaded, navigated away), so that the list does not grow. A page is
+// a client only once its document exists: one started less than a minute ago is kept. Returns whether any was dropped.
+async function forgetClosed(pages) {
+  const open = new Set((await self.clients.matchAll({ includeUncontrolled: true, type: "all" })).map((c) => c.id));
+  const closed = [...pages].filter(([id, started]) => !open.has(id) && Date.now() - started > 60_000);
+  for (const [id] of closed) pages.delete(id);
+  return closed.length > 0;
+}
+
+// One write at a time, each of the list as it is then: a later write is never overtaken by an earlier one.
+function storePages(pages) {
+  storing = storing.then(async () => {
+    await (await caches.open(PAGES)).put("pages", new Response(JSON.stringify([...pages])));
+  }).catch(() => {});
+  return storing;
+}
+
 self.addEventListener("install", (event) => {
   event.waitUntil(saveOnce()
     .then(() => self.skipWaiting())
@@ -54,7 +90,7 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     for (const key of await caches.keys()) {
-      if (key.startsWith(PREFIX) && key !== CACHE) await caches.delete(key);
+      if (key.startsWith(PREFIX) && key !== CACHE && key !== PAGES) await caches.delete(key);
     }
     await self.clients.claim();
     for (const page of await self.clients.matchAll({ includeUncontrolled: true })) {
@@ -76,7 +112,7 @@ self.addEventListener("fetch", (event) => {
       .catch(() => undefined);
     // A page started from the saved copy takes its files from it too: one version, and no wait on a site that hangs.
     // (A navigation has no clientId: a reload tries the site again.)
-    if (!navigate && servedOffline.has(event.clientId)) {
+    if (!navigate && (await offlinePages()).has(event.clientId)) {
       const saved = await lookup();
       if (saved) return saved;
     }
@@ -98,7 +134,12 @@ self.addEventListener("fetch", (event) => {
       if (answer instanceof Response) return answer;
       throw answer;
     }
-    if (navigate && event.resultingClientId) servedOffline.add(event.resultingClientId);
+    if (navigate && event.resultingClientId) {  // stored before the page exists: a worker stopped later still knows it
+      const pages = await offlinePages();
+      pages.set(event.resultingClientId, Date.now());
+      await forgetClosed(pages);
+      await storePages(pages);
+    }
     return saved;
   })());
 });
@@ -130,7 +171,7 @@ self.addEventListener("message", (event) => {
 
 async function status(clientId) {
   return { type: "offline-status", version: BUILD.version, saved: await isSaved(), bytes: BUILD.bytes,
-           offline: servedOffline.has(clientId), dev: BUILD.version === "dev" };
+           offline: (await offlinePages()).has(clientId), dev: BUILD.version === "dev" };
 }
 
 async function tellPages(message) {

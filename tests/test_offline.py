@@ -242,6 +242,71 @@ def test_a_site_that_never_answers_starts_the_saved_copy_after_a_few_seconds(dis
         context.close()
 
 
+def test_a_page_started_from_the_copy_stays_on_it_after_the_browser_stops_the_worker(dist, browser, tmp_path):
+    """Browsers stop an idle service worker (after ≈ 30 s) and start it again on the next event: the pages started
+    from the saved copy are kept in a cache, so such a page still takes its files from the copy at once (no wait on a
+    site that hangs) and is still told it runs offline; pages that are gone are dropped from that list."""
+    site, context, page, console = site_copy_and_page(dist, browser, tmp_path)
+    manifest = (site / "app.webmanifest").read_text()
+    # In-page, capped at 10 s (the hanging site would hold a fetch from the network for 120 s).
+    read_manifest = """async () => Promise.race([fetch('app.webmanifest').then((r) => r.text()),
+                                                 new Promise((resolve) => setTimeout(() => resolve(null), 10000))])"""
+    ask_status = """async () => new Promise((resolve) => {
+        const workers = navigator.serviceWorker;
+        workers.addEventListener('message', ({ data }) => data.type === 'offline-status' && resolve(data));
+        workers.controller.postMessage({ type: 'status' });
+    })"""
+    # sw.js's list of those pages, [[client id, started (ms)], ...]; `add` puts in one more
+    saved_pages = """async (add) => {
+        const name = (await caches.keys()).find((key) => key.startsWith('eyestate-offline:') && key.endsWith(':pages'));
+        const cache = await caches.open(name);
+        const pages = await (await cache.match('pages')).json();
+        if (add) await cache.put('pages', new Response(JSON.stringify([...pages, add])));
+        return pages;
+    }"""
+    cdp = context.new_cdp_session(page)
+    workers: dict = {}  # versionId -> runningStatus
+    cdp.on("ServiceWorker.workerVersionUpdated",
+           lambda event: workers.update({v["versionId"]: v["runningStatus"] for v in event["versions"]}))
+    cdp.send("ServiceWorker.enable")
+
+    def stop_worker():
+        cdp.send("ServiceWorker.stopAllWorkers")
+        deadline = time.monotonic() + 10
+        while not (workers and all(status == "stopped" for status in workers.values())):
+            assert time.monotonic() < deadline, workers
+            page.wait_for_timeout(50)  # lets the CDP events in
+
+    try:
+        with serve(site) as base:
+            visit(page, base + "index.html")
+            wait_saved(page)
+        with hanging(base) as asked:
+            page.reload(wait_until="commit", timeout=15_000)
+            wait_state(page, "ready", BOOT_TIMEOUT_MS)
+            page.wait_for_function("document.getElementById('offline').dataset.state === 'offline'", timeout=10_000)
+            stop_worker()
+            started = time.monotonic()  # a fetch starts the worker again: from the copy, at once
+            assert page.evaluate(read_manifest) == manifest
+            took = time.monotonic() - started
+            assert took < 2, f"{took:.1f} s"
+            assert set(workers.values()) != {"stopped"}, workers  # it was this fetch that started the worker
+            stop_worker()
+            assert page.evaluate(ask_status)["offline"] is True  # the status message starts it this time
+            this_page = page.evaluate(saved_pages, None)
+            assert len(this_page) == 1, this_page
+            page.evaluate(saved_pages, ["a-page-closed-long-ago", 0])
+            stop_worker()
+            assert page.evaluate(ask_status)["offline"] is True
+            assert page.evaluate(saved_pages, None) == this_page  # the page that no longer exists is dropped
+            assert "/app.webmanifest" not in asked, asked
+    except Exception:
+        print("\n".join(console[-30:]))
+        raise
+    finally:
+        context.close()
+
+
 def test_a_rebuilt_site_is_used_at_once_and_replaces_the_saved_copy(dist, browser, tmp_path):
     site = tmp_path / "dist"
     shutil.copytree(dist, site)
