@@ -200,12 +200,22 @@ def read_torch_file(path, map_location="cpu"):
     try:
         with torch.serialization.safe_globals(numpy_array):
             return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        unsafe = ", ".join(torch.serialization.get_unsafe_globals_in_checkpoint(path)) or str(error).splitlines()[0]
-        raise ValueError(f"{path} holds Python objects other than tensors and plain data ({unsafe}); pipeline "
-                         "checkpoints never do, and loading it could run code from the file, so it is not loaded") from None
-    except Exception as error:  # files that are no torch checkpoint at all
-        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    except Exception as error:
+        unsafe = _unsafe_objects(path) if isinstance(error, pickle.UnpicklingError) else []
+        if unsafe:
+            raise ValueError(f"{path} holds Python objects other than tensors and plain data ({', '.join(unsafe)}); "
+                             "pipeline checkpoints never do, and loading it could run code from the file, so it is "
+                             "not loaded") from None
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {first})") from None
+
+
+def _unsafe_objects(path) -> list:
+    """The names of the objects a torch file holds beyond plain data, [] where it is no torch file at all."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:
+        return []
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict]:
