@@ -21,7 +21,8 @@ while the pipeline runs) and playback presents frames nobody copies. When no cal
 the reader pauses and steps from the last frame by seeking (`_step`), the next seek running while the caller
 processes a frame; seeks and their events go on behind another tab, and no page timer paces the stepping (browsers
 throttle those there). Once frame callbacks come again after FRONT_AGAIN seeks in a row, playback resumes after the
-last frame.
+last frame. A clip opened there learns its frame step by seeking too (`_probe_by_seeking`) and is read by seeking from
+its first frame; where frames come by frame callbacks (no VideoFrame with the frame's own time), it waits to be shown.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame 
 NOT_RENDERED = object()  # _next_presented: no frame callback came in time
 MAX_EMPTY_STEPS = 40  # seeking past the last frame of a file of unknown length: this many steps without one is its end
 MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file cannot be read on
+# _probe_by_seeking: first and last distance past the first frame (4 ms: below the step of a 240 fps clip, and twice
+# _check_own_times' tolerance, so a VideoFrame stamped with the playback position (Safari) fails that check)
+PROBE_SEEK_S = 0.004, 16.0
 
 
 class ClipError(RuntimeError):
@@ -167,12 +171,19 @@ class ClipReader:
         duration = float(self.video.duration or 0.0)
         # 0.0 = unknown: a browser-recorded WebM may say Infinity until it has been read to the end
         self.duration = duration if math.isfinite(duration) and duration > 0 else 0.0
-        self.step, own = await self._probe_step()
-        self._own_times = own and await self._check_own_times()
+        if js.document.hidden:  # behind another tab no frame callback comes
+            await self._probe(self._probe_by_seeking)
+        if not self._can_step():
+            await self._until_shown()  # frames by frame callbacks: they come only while the page is shown
+            await self._probe(self._probe_step)
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
             self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
+
+    async def _probe(self, probe) -> None:
+        self.step, own = await probe()
+        self._own_times = own and await self._check_own_times()
 
     async def _probe_step(self, frames: int = 5):
         """The frame step (s): play a few frames with nothing else running (no frame is missed while
@@ -219,6 +230,38 @@ class ClipReader:
         finally:
             self._stop_clock()
             await self._seeked_at(self._probe_times[-1])  # where the probe left it: frames() then seeks to the start
+
+    async def _probe_by_seeking(self):
+        """The frame step (s) without frame callbacks: seek past the first frame, twice as far each time, until another
+        frame shows. While that distance is below the step the first frame shows, so the other one is the second
+        frame; a VideoFrame without the frame's own time fails here (whole seconds) or in _check_own_times."""
+        if not (hasattr(js, "VideoFrame") and await self._seeked_at(0.0)):
+            return None, False
+        first, ahead = self._shown_time(), PROBE_SEEK_S[0]
+        while ahead <= PROBE_SEEK_S[1] and await self._seeked_at(first + ahead):
+            if await self._shows_soon(lambda t: abs(t - first) > 1e-6):
+                second = self._shown_time()
+                self._probe_times = [first, second]
+                self._stop_clock()
+                return (second - first, True) if first + ahead / 2 < second <= first + ahead + 1e-6 else (None, False)
+            ahead *= 2
+        self._stop_clock()
+        return None, False
+
+    async def _until_shown(self) -> None:
+        if not js.document.hidden:
+            return
+        js.console.log("clip: opened behind another tab; frames by frame callbacks: waiting for the page to be shown")
+        js.document.getElementById("clip-summary").textContent = (
+            "Waiting for this tab to be shown: this browser reads the video only while its tab is in front")
+        shown = asyncio.get_event_loop().create_future()
+        listener = create_proxy(lambda _e: js.document.hidden or shown.done() or shown.set_result(None))
+        js.document.addEventListener("visibilitychange", listener)
+        try:
+            await shown
+        finally:
+            js.document.removeEventListener("visibilitychange", listener)
+            listener.destroy()
 
     def _shown_time(self) -> float:
         """The timestamp of a VideoFrame of the element (the shown frame's own time where self._own_times)."""
@@ -285,13 +328,19 @@ class ClipReader:
 
     async def frames(self):
         """Async iterator of (mediaTime, canvas); hand each canvas back with recycle()."""
-        first = await self._seek(0.0)
-        if first is None:
-            raise ClipError("no frame could be decoded from this file")
-        last_t, last_presented = first[0], first[1]
         step = self.step  # smallest mediaTime step between consecutive frames so far
-        self._fetch_next(last_t)
-        yield first[0], first[2]
+        if js.document.hidden and self._can_step():  # no frame callback would come: by seeking from the first frame
+            js.console.log(f"clip: opened behind another tab; frame step {step:.4f} s found by seeking")
+            last_t, last_presented = self._probe_times[0] - 0.5 * step, None
+            self._ahead = asyncio.get_event_loop().create_future()
+            self._ahead.set_result(NOT_RENDERED)
+        else:
+            first = await self._seek(0.0)
+            if first is None:
+                raise ClipError("no frame could be decoded from this file")
+            last_t, last_presented = first[0], first[1]
+            self._fetch_next(last_t)
+            yield first[0], first[2]
         while True:
             got = await (self._ahead or self._fetch_next(last_t))
             self._ahead = None
