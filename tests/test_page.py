@@ -857,12 +857,14 @@ def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_
 
 
 @pytest.mark.shared
-def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, tmp_path):
+@pytest.mark.parametrize("hidden", [False, True], ids=["not-rendered", "hidden"])
+def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, tmp_path, hidden):
     """Behind another tab the page is not rendered and frame callbacks nearly stop (headless Chromium: about one a
     second while the pipeline runs; this clip then "finished" with 130 of its 360 frames, 19 counted unreadable). The
     reader then reads each frame by seeking (page_clip.ClipReader._step) and plays again once the page is in front. The
     clip, hidden, shown and hidden again until it ends, gives exactly the CSV of a run in front: the same frames, in
-    order, with the same pixels (so the same p(open), states and blinks)."""
+    order, with the same pixels (so the same p(open), states and blinks). `hidden`: as in real Chrome, no frame
+    callback at all and document.hidden (BEHIND_TAB_HOOK)."""
     source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -871,7 +873,7 @@ def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playw
     count = "Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length"
     done = "['clip-done', 'clip-failed', 'model-failed'].includes(document.getElementById('status').dataset.state)"
     try:
-        page, requests, console = open_page(browser, site)
+        page, requests, console = open_page(browser, site, init_script=BEHIND_TAB_HOOK)
 
         def result() -> tuple:
             assert page.get_attribute("#status", "data-state") == "clip-done", page.text_content("#status")
@@ -888,13 +890,17 @@ def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playw
         other = page.context.new_page()
         other.goto("about:blank")
         other.bring_to_front()
+        page.evaluate(f"window.behindTab({str(hidden).lower()})")
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
         page.wait_for_function(f"{count} >= {before + 170}", polling=100, timeout=120_000)
         page.bring_to_front()
+        page.evaluate("window.behindTab(false)")
         page.wait_for_function(f"{count} >= {before + 240}", timeout=120_000)
         other.bring_to_front()
+        page.evaluate(f"window.behindTab({str(hidden).lower()})")
         page.wait_for_function(done, polling=100, timeout=120_000)
         page.bring_to_front()
+        page.evaluate("window.behindTab(false)")
         rows, summary = result()
         log = frame_log(page)[before:]
         assert_same_origin_only(requests, site)
