@@ -565,12 +565,13 @@ class App:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
-                    # only its reads are compared, each with the clock's read before it. An exactly repeated black
-                    # picture is a privacy shutter, not a frozen camera: it is read again and found too dark.
-                    changed = self._picture_changed(frame) or self._is_black() if background else True
-                    if self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
+                    # only its reads are compared, each with the clock's read before it
+                    changed = self._picture_changed(frame) if background else True
+                    if not changed and self._is_black():
+                        self._show_black(started / 1000.0)
+                    elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
-                        self._show_stalled(started / 1000.0)  # nothing seen: a running alarm goes on sounding
+                        self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
                     elif changed:  # the same picture again shows nothing new (fed, a frozen closed eye would alarm)
                         result, state = await self.process(frame, width, height, started / 1000.0, media_time,
                                                            started, background)
@@ -598,6 +599,15 @@ class App:
         """Whether the last picture the clock compared (_picture_changed) is far too dark to show a face."""
         return mean_luma(self._last_thumb) < S.DARK_LUMA
 
+    def _show_black(self, t: float) -> None:
+        """The same black picture again: some privacy shutters send exact black, every picture the same. Too dark,
+        not frozen (a frozen picture is reported as such only while it could show a face); like a frozen one it is not
+        processed again: nothing is seen."""
+        self.machine.on_camera_picture(True, t)  # leaves camera-stalled
+        self._show_nothing_seen(t)
+        self.machine.on_frame_result(face_found=False, eyes_known=False, confidence_ok=False, t=t,
+                                     luma=mean_luma(self._last_thumb))
+
     def _thumbnail(self, frame) -> bytes:
         """RGBA bytes of the picture area-averaged to 64x48 (every camera pixel counts)."""
         if self._thumb is None:
@@ -606,7 +616,7 @@ class App:
         self._thumb.drawImage(frame, 0, 0, 64, 48)
         return bytes(self._thumb.getImageData(0, 0, 64, 48).data.to_py())
 
-    def _show_stalled(self, t: float) -> None:
+    def _show_nothing_seen(self, t: float) -> None:
         """No new picture: nothing is seen, so both eyes are unknown; an alarm that is on keeps sounding."""
         state = self.tracker.update(t, None, None)
         self.view.overlay.draw(None, None)

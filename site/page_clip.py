@@ -47,9 +47,10 @@ CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame 
 NOT_RENDERED = object()  # _next_presented: no frame callback came in time
 MAX_EMPTY_STEPS = 40  # seeking past the last frame of a file of unknown length: this many steps without one is its end
 MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file cannot be read on
-# _probe_by_seeking: first and last distance past the first frame (4 ms: below the step of a 240 fps clip, and twice
-# _check_own_times' tolerance, so a VideoFrame stamped with the playback position (Safari) fails that check)
+# _next_by_seeking: first and last distance past a frame (4 ms: below the step of a 240 fps clip)
 PROBE_SEEK_S = 0.004, 16.0
+PROBE_INTERVALS = 4  # steps between frames _probe_by_seeking measures (as many as _probe_step's 5 frames give)
+MAX_PROBE_REFINE = 6  # _next_by_seeking: frames found between a frame and the one a seek showed, at the most
 
 
 class ClipError(RuntimeError):
@@ -171,11 +172,15 @@ class ClipReader:
         duration = float(self.video.duration or 0.0)
         # 0.0 = unknown: a browser-recorded WebM may say Infinity until it has been read to the end
         self.duration = duration if math.isfinite(duration) and duration > 0 else 0.0
-        if js.document.hidden:  # behind another tab no frame callback comes
-            await self._probe(self._probe_by_seeking)
-        if not self._can_step():
-            await self._until_shown()  # frames by frame callbacks: they come only while the page is shown
+        while True:
+            if js.document.hidden:  # behind another tab no frame callback comes
+                await self._probe(self._probe_by_seeking)
+                if self._can_step():
+                    break
+                await self._until_shown()  # frames by frame callbacks: they come only while the page is shown
             await self._probe(self._probe_step)
+            if self.step is not None or not js.document.hidden:
+                break  # else hidden before the probe saw two frames: again, by seeking
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
@@ -232,28 +237,51 @@ class ClipReader:
             await self._seeked_at(self._probe_times[-1])  # where the probe left it: frames() then seeks to the start
 
     async def _probe_by_seeking(self):
-        """The frame step (s) without frame callbacks: seek past the first frame, twice as far each time, until another
-        frame shows. While that distance is below the step the first frame shows, so the other one is the second
-        frame; a VideoFrame without the frame's own time fails here (whole seconds) or in _check_own_times."""
+        """The frame step (s) without frame callbacks: the smallest of the first PROBE_INTERVALS steps between frames,
+        each found by seeking (_next_by_seeking). A VideoFrame without the frame's own time fails here (whole seconds:
+        no later frame; the playback position: no end to the frames before a sought one) or in _check_own_times."""
         if not (hasattr(js, "VideoFrame") and await self._seeked_at(0.0)):
             return None, False
-        first, ahead = self._shown_time(), PROBE_SEEK_S[0]
-        while ahead <= PROBE_SEEK_S[1] and await self._seeked_at(first + ahead):
-            if await self._shows_soon(lambda t: abs(t - first) > 1e-6):
-                second = self._shown_time()
-                self._probe_times = [first, second]
-                self._stop_clock()
-                return (second - first, True) if first + ahead / 2 < second <= first + ahead + 1e-6 else (None, False)
+        times = [self._shown_time()]
+        try:
+            for _ in range(PROBE_INTERVALS):
+                later = await self._next_by_seeking(times[-1], times[-1] - times[-2] if len(times) > 1 else None)
+                if later is None:
+                    break
+                times.append(later)
+        finally:
+            self._stop_clock()
+        self._probe_times = times
+        steps = [b - a for a, b in zip(times, times[1:])]
+        return (min(steps), True) if steps else (None, False)
+
+    async def _next_by_seeking(self, t: float, last_step: float | None):
+        """The time of the first frame after the frame at `t`, None when none is found. A seek shows the last frame at
+        or before its target: seek ahead of `t` (STEP_FACTOR times the last step, else PROBE_SEEK_S[0]), twice as far
+        each time until a later frame shows; then just before that frame until the frame before it is the one at `t`
+        (two frames may lie between `t` and the target: uneven steps, a variable frame rate)."""
+        ahead = STEP_FACTOR * last_step if last_step else PROBE_SEEK_S[0]
+        while True:
+            if ahead > PROBE_SEEK_S[1] or not await self._seeked_at(t + ahead):
+                return None
+            if await self._shows_soon(lambda shown: shown > t + 1e-6):
+                break
             ahead *= 2
-        self._stop_clock()
-        return None, False
+        found = self._shown_time()
+        for _ in range(MAX_PROBE_REFINE):
+            if not (await self._seeked_at(found - 1e-4) and await self._shows_soon(lambda shown: shown < found - 1e-6)):
+                return None
+            before = self._shown_time()
+            if before <= t + 1e-6:
+                return found
+            found = before  # a frame between: the next one is earlier still
+        return None  # stamps that follow every seek (the playback position), not frames
 
     async def _until_shown(self) -> None:
         if not js.document.hidden:
             return
-        js.console.log("clip: opened behind another tab; frames by frame callbacks: waiting for the page to be shown")
-        js.document.getElementById("clip-summary").textContent = (
-            "Waiting for this tab to be shown: this browser reads the video only while its tab is in front")
+        js.console.log("clip: behind another tab and its frames cannot be read by seeking: waiting to be shown")
+        js.document.getElementById("clip-summary").textContent = "Waiting for this tab to be shown to read the video"
         shown = asyncio.get_event_loop().create_future()
         listener = create_proxy(lambda _e: js.document.hidden or shown.done() or shown.set_result(None))
         js.document.addEventListener("visibilitychange", listener)
@@ -335,6 +363,7 @@ class ClipReader:
             self._ahead = asyncio.get_event_loop().create_future()
             self._ahead.set_result(NOT_RENDERED)
         else:
+            await self._until_shown()  # hidden, and frames come only by frame callbacks
             first = await self._seek(0.0)
             if first is None:
                 raise ClipError("no frame could be decoded from this file")

@@ -53,6 +53,7 @@ function offlinePages() {
       if (await forgetClosed(pages)) await storePages(pages);
       return pages;
     } catch (error) {
+      servedOffline = null;  // not kept: the next request reads the list again
       return new Map();
     }
   })();
@@ -81,7 +82,7 @@ self.addEventListener("install", (event) => {
     .then(() => self.skipWaiting())
     .catch(async (error) => {
       await caches.delete(CACHE);  // this version's own copy: the worker still in charge keeps its own
-      const older = (await caches.keys()).some((key) => key.startsWith(PREFIX));
+      const older = (await caches.keys()).some((key) => key.startsWith(PREFIX) && !key.endsWith(":pages"));
       await tellPages({ type: "offline-failed", reason: String(error && error.message || error), older });
       throw error;
     }));
