@@ -226,7 +226,7 @@ class ClipReader:
         """Whether, after a seek to the middle of the first frame, a VideoFrame of the element says that frame's time
         (Chromium), not the time sought (Safari: the playback position), within SEEKED_GRACE_S (right after "seeked"
         Chromium may still show the frame before)."""
-        if self.step is None:
+        if self.step is None or self.step < 1e-3:  # no clip has 1,000 frames a second: not frame times
             return False
         first = self._probe_times[0]
         try:
@@ -259,23 +259,31 @@ class ClipReader:
         """The time of the first frame after the frame at `t`, None when none is found. A seek shows the last frame at
         or before its target: seek ahead of `t` (STEP_FACTOR times the last step, else PROBE_SEEK_S[0]), twice as far
         each time until a later frame shows; then just before that frame until the frame before it is the one at `t`
-        (two frames may lie between `t` and the target: uneven steps, a variable frame rate)."""
-        ahead = STEP_FACTOR * last_step if last_step else PROBE_SEEK_S[0]
+        (two frames may lie between `t` and the target: uneven steps, a variable frame rate). A time that is not where
+        the seeks put it is no frame's own time (whole seconds, the playback position): None."""
+        ahead, still = (STEP_FACTOR * last_step if last_step else PROBE_SEEK_S[0]), t  # `still`: a target showing t
         while True:
-            if ahead > PROBE_SEEK_S[1] or not await self._seeked_at(t + ahead):
+            if ahead > PROBE_SEEK_S[1] or (self.duration and t + ahead / 2 > self.duration) \
+                    or not await self._seeked_at(t + ahead):
                 return None
             if await self._shows_soon(lambda shown: shown > t + 1e-6):
                 break
-            ahead *= 2
+            still, ahead = t + ahead, ahead * 2
         found = self._shown_time()
+        if not still < found <= t + ahead + 1e-6:
+            return None
         for _ in range(MAX_PROBE_REFINE):
-            if not (await self._seeked_at(found - 1e-4) and await self._shows_soon(lambda shown: shown < found - 1e-6)):
+            back = found - 1e-4
+            if not (await self._seeked_at(back) and await self._shows_soon(lambda shown: shown < found - 1e-6)):
                 return None
             before = self._shown_time()
             if before <= t + 1e-6:
                 return found
+            if before > back + 1e-6:
+                return None
             found = before  # a frame between: the next one is earlier still
-        return None  # stamps that follow every seek (the playback position), not frames
+        # many frames between (a slow start, then a faster rate): look again from close by
+        return await self._next_by_seeking(t, None) if last_step else None
 
     async def _until_shown(self) -> None:
         if not js.document.hidden:
