@@ -130,13 +130,29 @@ LOCKS = "window.wakeLocks.map(lock => lock.released)"
 
 # Real Chrome renders nothing for a tab behind another one: document.hidden is true and a video's frame callbacks stop.
 # Headless Chromium with another page in front keeps document.hidden false and still gives about one callback a
-# second. window.behindTab(true) imitates real Chrome: hidden, a visibilitychange event, and no frame callbacks.
+# second. window.behindTab(true) imitates real Chrome: hidden, a visibilitychange event, no frame callbacks, and the
+# page's screen wake locks released (new ones refused until it is shown again).
 BEHIND_TAB_HOOK = """(() => {
     let behind = false;
     Object.defineProperty(Document.prototype, "hidden", {get: () => behind, configurable: true});
     Object.defineProperty(Document.prototype, "visibilityState", {get: () => behind ? "hidden" : "visible",
                                                                   configurable: true});
-    window.behindTab = (value) => { behind = value; document.dispatchEvent(new Event("visibilitychange")); };
+    const locks = new Set();
+    window.behindTab = (value) => {
+        behind = value;
+        if (behind) { for (const lock of locks) lock.release(); locks.clear(); }
+        document.dispatchEvent(new Event("visibilitychange"));
+    };
+    const wake = navigator.wakeLock;
+    if (wake) {
+        const requestLock = wake.request.bind(wake);
+        wake.request = async (type) => {
+            if (behind) throw new DOMException("The requesting page is not visible", "NotAllowedError");
+            const lock = await requestLock(type);
+            locks.add(lock);
+            return lock;
+        };
+    }
     const request = HTMLVideoElement.prototype.requestVideoFrameCallback;
     const cancel = HTMLVideoElement.prototype.cancelVideoFrameCallback;
     if (!request) return;
@@ -505,6 +521,29 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
 
 
 @pytest.mark.shared
+def test_the_screen_wake_lock_is_taken_again_when_the_page_is_shown_again(site, playwright, tmp_path):
+    """Chrome lets go of a page's screen wake lock when another tab comes to the front and refuses a new one until the
+    page is shown again (BEHIND_TAB_HOOK does the same). The page must say the screen may sleep meanwhile, not ask
+    while hidden, and hold the screen on again once it is back in front."""
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=4))
+    try:
+        page, requests, _ = open_page(browser, site, init_script=BEHIND_TAB_HOOK + WAKE_HOOK)
+        page.click("#start")
+        page.wait_for_function("document.getElementById('wake').dataset.state === 'on'", timeout=60_000)
+        page.evaluate("window.behindTab(true)")
+        page.wait_for_function("document.getElementById('wake').dataset.state === 'off'", polling=100, timeout=5_000)
+        time.sleep(1)
+        hidden = page.evaluate(LOCKS)
+        page.evaluate("window.behindTab(false)")
+        page.wait_for_function("document.getElementById('wake').dataset.state === 'on'", timeout=5_000)
+        shown = page.evaluate(LOCKS)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert hidden == [True]  # released, and none asked for while hidden
+    assert shown == [True, False]  # a new one once shown
+
+
 @pytest.mark.parametrize("hidden", [False, True], ids=["not-rendered", "hidden"])
 def test_the_page_keeps_watching_and_alarms_when_another_tab_is_in_front(site, playwright, tmp_path, hidden):
     """With another tab in front the page is not rendered, so its camera frame callbacks stop (measured in this
