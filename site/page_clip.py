@@ -76,6 +76,7 @@ class ClipReader:
         self._seeked = asyncio.get_event_loop().create_future()
         self.stepping = False  # reading frames by seeking while the page is not rendered (_step)
         self.stepped = 0  # frames read that way
+        self.shorter_step = None  # _first_since: a step shorter than the one known, seen while seeking
         self._at_end = False  # seeking found no frame after the last one
         self._callbacks = 0  # frame callbacks while stepping (the page is rendered again when they come)
         self._clock = None  # ticker.js worker, while seeking needs to look again (_clock_tick)
@@ -473,6 +474,9 @@ class ClipReader:
                 self._ahead = None
                 if got is None:
                     return
+                if self.shorter_step:  # a frame that seeking one step ahead would have skipped
+                    js.console.log(f"clip: frame step {step:.4f} -> {self.shorter_step:.4f} s at {got[0]:.3f} s")
+                    step, self.shorter_step = min(step, self.shorter_step), None
                 rendered, seen = (rendered + 1 if self._callbacks > seen else 0), self._callbacks
                 back = until_rendered and rendered >= FRONT_AGAIN and not js.document.hidden
                 if not back:
@@ -528,7 +532,7 @@ class ClipReader:
             if await self._shows_soon(sought):
                 t, canvas = self._copy_shown()  # paused: the frame just seen
                 if sought(t):
-                    return t, canvas
+                    return await self._first_since(after, t, canvas)
                 self.recycle(canvas)
             if before < math.inf:
                 return None  # no frame there (variable frame rate): the gap was not a drop
@@ -544,6 +548,22 @@ class ClipReader:
                 return None
             target += step  # no frame up to here (a longer step): at most one frame lies in each step
         return None
+
+    async def _first_since(self, after: float, t: float, canvas):
+        """(time, canvas) of the first frame after `after`, given the frame at `t` that a seek showed. A seek shows the
+        last frame at or before its target: with steps shorter than the one known (a variable frame rate; a phone
+        whose rate rises as the light gets better) two frames lie there. One seek just before `t` shows the frame
+        before it: `after`'s, or one that was about to be skipped (then the step known is made shorter)."""
+        for _ in range(MAX_PROBE_REFINE):
+            if not (await self._seeked_at(t - 1e-4) and await self._shows_soon(lambda shown: shown < t - 1e-6)):
+                break  # nothing before it shows (the first frame), or not known: keep it
+            earlier = self._shown_time()
+            if earlier <= after + 1e-6:
+                break
+            self.shorter_step = min(self.shorter_step or math.inf, t - earlier)
+            self.recycle(canvas)
+            t, canvas = self._copy_shown()  # paused: the earlier frame
+        return t, canvas
 
     async def _frame_after(self, after: float) -> bool:
         """Whether the file's last frame comes after `after`: one seek to its end (a file whose audio outlasts its

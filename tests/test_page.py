@@ -1039,6 +1039,36 @@ def test_a_clip_opened_behind_another_tab_is_read_by_seeking_and_gives_the_same_
 
 
 @pytest.mark.shared
+def test_a_clip_whose_frame_rate_rises_is_read_whole_behind_another_tab(site, playwright, tmp_path):
+    """A phone raises its frame rate as the light gets better: here 15 frames a second for 10 frames, then 30. Read by
+    seeking behind another tab, each seek one known step ahead would show the second of two frames and skip the
+    first (31 of 50 frames, "done" with 0 dropped, before page_clip.ClipReader._first_since); every frame must come."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = tmp_path / "rising.mp4"
+    ffmpeg("-i", str(source), "-frames:v", "50", "-vf", "settb=1/1000,setpts='if(lt(N,10),N/15,10/15+(N-10)/30)/TB'",
+           "-fps_mode", "vfr", "-enc_time_base", "1/1000", "-video_track_timescale", "1000", "-an", "-c:v", "libx264",
+           "-crf", "10", "-pix_fmt", "yuv420p", str(clip))
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site, init_script=BEHIND_TAB_HOOK)
+        page.evaluate("window.behindTab(true)")
+        page.set_input_files("#clip-file", str(clip))
+        page.wait_for_function("document.getElementById('status').dataset.state === 'processing-clip'", polling=50,
+                               timeout=30_000)
+        page.wait_for_function("['clip-done', 'clip-failed', 'model-failed'].includes("
+                               "document.getElementById('status').dataset.state)", polling=100, timeout=120_000)
+        assert page.get_attribute("#status", "data-state") == "clip-done", page.text_content("#status")
+        rows = read_csv(page.input_value("#clip-csv"))
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
+    assert any("frame step 0.06" in line and "-> 0.03" in line for line in console)
+
+
+@pytest.mark.shared
 @pytest.mark.parametrize("stamps", ["playback-position-timestamps", "whole-second-timestamps"])
 def test_a_clip_opened_behind_another_tab_waits_to_be_shown_where_frames_come_by_frame_callbacks(
         site, playwright, tmp_path, stamps):
