@@ -567,8 +567,9 @@ class App:
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
                     # only its reads are compared, each with the clock's read before it
                     changed = self._picture_changed(frame) if background else True
-                    if not changed and self._is_black():
-                        self._show_black(started / 1000.0)
+                    luma = None if changed else mean_luma(self._last_thumb)
+                    if luma is not None and luma < S.DARK_LUMA:
+                        self._show_black(started / 1000.0, luma)
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
                         self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
@@ -595,18 +596,14 @@ class App:
         changed, self._last_thumb = pixels != self._last_thumb, pixels
         return changed
 
-    def _is_black(self) -> bool:
-        """Whether the last picture the clock compared (_picture_changed) is far too dark to show a face."""
-        return mean_luma(self._last_thumb) < S.DARK_LUMA
-
-    def _show_black(self, t: float) -> None:
-        """The same black picture again: some privacy shutters send exact black, every picture the same. Too dark,
+    def _show_black(self, t: float, luma: float) -> None:
+        """The same black picture again (mean luma below the dark line): some privacy shutters send exact black, every
+        picture the same. Too dark,
         not frozen (a frozen picture is reported as such only while it could show a face); like a frozen one it is not
         processed again: nothing is seen."""
         self.machine.on_camera_picture(True, t)  # leaves camera-stalled
         self._show_nothing_seen(t)
-        self.machine.on_frame_result(face_found=False, eyes_known=False, confidence_ok=False, t=t,
-                                     luma=mean_luma(self._last_thumb))
+        self.machine.on_frame_result(face_found=False, eyes_known=False, confidence_ok=False, t=t, luma=luma)
 
     def _thumbnail(self, frame) -> bytes:
         """RGBA bytes of the picture area-averaged to 64x48 (every camera pixel counts)."""

@@ -50,7 +50,7 @@ MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file c
 # _next_by_seeking: first and last distance past a frame (4 ms: below the step of a 240 fps clip)
 PROBE_SEEK_S = 0.004, 16.0
 PROBE_INTERVALS = 4  # steps between frames _probe_by_seeking measures (as many as _probe_step's 5 frames give)
-MAX_PROBE_REFINE = 6  # _next_by_seeking: frames found between a frame and the one a seek showed, at the most
+MAX_PROBE_REFINE = 6  # _next_by_seeking, _first_since: frames walked back past, at the most
 
 
 class ClipError(RuntimeError):
@@ -274,14 +274,11 @@ class ClipReader:
         if not still < found <= t + ahead + 1e-6:
             return None
         for _ in range(MAX_PROBE_REFINE):
-            back = found - 1e-4
-            if not (await self._seeked_at(back) and await self._shows_soon(lambda shown: shown < found - 1e-6)):
+            before = await self._frame_before(found)
+            if before is None or before > found - 1e-4 + 1e-6:
                 return None
-            before = self._shown_time()
             if before <= t + 1e-6:
                 return found
-            if before > back + 1e-6:
-                return None
             found = before  # a frame between: the next one is earlier still
         # many frames between (a slow start, then a faster rate): look again from close by
         return await self._next_by_seeking(t, None) if last_step else None
@@ -555,15 +552,20 @@ class ClipReader:
         whose rate rises as the light gets better) two frames lie there. One seek just before `t` shows the frame
         before it: `after`'s, or one that was about to be skipped (then the step known is made shorter)."""
         for _ in range(MAX_PROBE_REFINE):
-            if not (await self._seeked_at(t - 1e-4) and await self._shows_soon(lambda shown: shown < t - 1e-6)):
-                break  # nothing before it shows (the first frame), or not known: keep it
-            earlier = self._shown_time()
-            if earlier <= after + 1e-6:
-                break
+            earlier = await self._frame_before(t)
+            if earlier is None or earlier <= after + 1e-6:
+                break  # `after`'s frame, or none shows (the first frame), or not known: keep it
             self.shorter_step = min(self.shorter_step or math.inf, t - earlier)
             self.recycle(canvas)
             t, canvas = self._copy_shown()  # paused: the earlier frame
         return t, canvas
+
+    async def _frame_before(self, t: float):
+        """The time of the frame before the one at `t` (one seek just before it; right after "seeked" the element may
+        still show the frame at `t`), None when none shows in time (the first frame, or a seek that did not finish)."""
+        if await self._seeked_at(t - 1e-4) and await self._shows_soon(lambda shown: shown < t - 1e-6):
+            return self._shown_time()
+        return None
 
     async def _frame_after(self, after: float) -> bool:
         """Whether the file's last frame comes after `after`: one seek to its end (a file whose audio outlasts its
