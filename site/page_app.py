@@ -261,23 +261,23 @@ class App:
     # -- per frame -------------------------------------------------------------------------------
 
     async def process(self, frame, width: int, height: int, t: float, media_time: float | None = None,
-                      started: float | None = None, background: bool = False):
-        """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view.
+                      started: float | None = None, background: bool = False, thumb: bytes | None = None):
+        """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view. `background`: read while the
+        page is out of sight; `thumb`: this frame's thumbnail when the caller has already drawn it (the live clock).
         Returns (FrameResult, TemporalState)."""
         async with self._frame_lock:
-            return await self._process(frame, width, height, t, media_time, started, background)
+            return await self._process(frame, width, height, t, media_time, started, background, thumb)
 
-    async def _process(self, frame, width, height, t, media_time, started, background=False):
+    async def _process(self, frame, width, height, t, media_time, started, background=False, thumb=None):
         started = js.performance.now() if started is None else started
         result = await self.pipeline.process_async(frame, t)
         left, right = result.left, result.right
         state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
         face_found = result.status == "face"
-        # how dark the picture is matters only without a face: frames with one never pay for the thumbnail (a live
-        # frame the clock read has one already, from _picture_changed)
+        # how dark the picture is matters only without a face: frames with one never pay for the thumbnail
         luma = None
         if not face_found and self.machine.state in S.LIVE_STATES:
-            luma = mean_luma(self._last_thumb if background and self._last_thumb else self._thumbnail(frame))
+            luma = mean_luma(thumb or self._thumbnail(frame))
         self.machine.on_frame_result(face_found=face_found,
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
@@ -575,7 +575,8 @@ class App:
                         self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
                     elif changed:  # the same picture again shows nothing new (fed, a frozen closed eye would alarm)
                         result, state = await self.process(frame, width, height, started / 1000.0, media_time,
-                                                           started, background)
+                                                           started, background,
+                                                           self._last_thumb if background else None)
                         if self.live:  # not a frame that finished after Stop or after a clip took over
                             self._record_live(started / 1000.0, result, state)
                     if not background:

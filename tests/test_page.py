@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -833,22 +834,32 @@ def decoded_times(path) -> list:
     return times
 
 
-def read_clip(site, playwright, clip) -> tuple:
-    """(CSV rows, playback rate, dropped count, frames read by seeking as if behind another tab) of the page's clip
-    mode on `clip`."""
+class ClipRead(NamedTuple):
+    rows: list  # the clip CSV's rows
+    rate: float  # playback rate
+    dropped: str  # frames that could not be read
+    stepped: int  # frames read by seeking as if behind another tab
+    size: list  # the video element's [width, height]
+
+
+def read_clip(site, playwright, clip) -> ClipRead:
+    """The page's clip mode on `clip`, in a browser of its own; it must finish and ask no other origin."""
     browser = launch(playwright)
     try:
         page, requests, console = open_page(browser, site)
         page.set_input_files("#clip-file", str(clip))
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
-        rows = read_csv(page.input_value("#clip-csv"))
-        rate = float(page.get_attribute("#clip-summary", "data-rate"))
-        dropped = page.get_attribute("#clip-summary", "data-dropped")
-        stepped = page.evaluate("Array.from(window.eyestateLog).filter(e => e.background).length")
+        read = ClipRead(rows=read_csv(page.input_value("#clip-csv")),
+                        rate=float(page.get_attribute("#clip-summary", "data-rate")),
+                        dropped=page.get_attribute("#clip-summary", "data-dropped"),
+                        stepped=page.evaluate("Array.from(window.eyestateLog).filter(e => e.background).length"),
+                        size=page.evaluate("['videoWidth', 'videoHeight'].map((k) => "
+                                           "document.getElementById('clip-video')[k])"))
+        assert_same_origin_only(requests, site)
     finally:
         browser.close()
-    return rows, rate, dropped, stepped
+    return read
 
 
 @pytest.mark.shared
@@ -859,7 +870,7 @@ def test_a_low_frame_rate_clip_plays_faster_and_still_gives_every_frame_once(sit
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     clip = video_to_webm(source, tmp_path / "slow.webm", 0, 60)
-    rows, rate, dropped, _ = read_clip(site, playwright, clip)
+    rows, rate, dropped, *_ = read_clip(site, playwright, clip)
     assert 4 <= rate <= 6, rate  # 30 presentations a second at ~0.163 s per frame
     assert dropped == "0" and len(rows) == 60
     assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
@@ -880,7 +891,7 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
     times = decoded_times(clip)
     steps = {round(1000 * (b - a)) for a, b in zip(times, times[1:])}
     assert steps >= {16, 17} and max(steps) >= 33, steps  # the uneven steps this test is about
-    rows, rate, dropped, _ = read_clip(site, playwright, clip)
+    rows, rate, dropped, *_ = read_clip(site, playwright, clip)
     assert 0.4 <= rate <= 0.6, rate
     assert dropped == "0" and len(rows) == len(times)
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
@@ -904,7 +915,7 @@ def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_
            "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libvpx-vp9", "-lossless", "1", str(clip))
     times = decoded_times(clip)
     assert max(b - a for a, b in zip(times, times[1:])) > 2.0  # the still this test is about
-    rows, rate, dropped, stepped = read_clip(site, playwright, clip)
+    rows, rate, dropped, stepped, _ = read_clip(site, playwright, clip)
     assert dropped == "0" and len(rows) == len(times) and stepped == 0
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
 
@@ -1327,18 +1338,7 @@ def test_a_phone_video_stored_sideways_is_read_upright_by_the_page_and_by_replay
            "-crf", "10", "-pix_fmt", "yuv420p", str(sideways))
     clip = tmp_path / "phone.mp4"
     ffmpeg("-i", str(sideways), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(clip))  # turn it back to show it
-    browser = launch(playwright)
-    try:
-        page, requests, console = open_page(browser, site)
-        page.set_input_files("#clip-file", str(clip))
-        state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
-        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
-        size = page.evaluate("[document.getElementById('clip-video').videoWidth, "
-                             "document.getElementById('clip-video').videoHeight]")
-        page_rows = read_csv(page.input_value("#clip-csv"))
-        assert_same_origin_only(requests, site)
-    finally:
-        browser.close()
+    page_rows, *_, size = read_clip(site, playwright, clip)
     assert size == [640, 480]  # upright, as the source (the face pipeline follows a tilted face, so this is the check)
     import cv2
 
