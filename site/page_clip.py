@@ -42,6 +42,9 @@ STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
 SEEKED_GRACE_S = 0.25  # after "seeked", how long a new frame may take to be presented
 NOT_RENDERED_AFTER_S = 0.5  # no frame callback this long while playing: the page is not rendered (another tab in front)
+# A wait that ended this much after its time: the main thread was held (a slow or busy device), and the frame callback
+# due meanwhile has not had its turn yet; waited for once more instead of taken for another tab in front
+LATE_TIMER_S = 0.1
 FRONT_AGAIN = 3  # frame callbacks after this many seeks in a row: rendered again, playback resumes
 CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame that was not shown at "seeked")
 NOT_RENDERED = object()  # _next_presented: no frame callback came in time
@@ -320,14 +323,18 @@ class ClipReader:
                 return None
             self.video.playbackRate = self.rate
             await self.video.play()
+        waited_since, late_before = js.performance.now(), False
         while True:
             try:
                 result = await asyncio.wait_for(asyncio.shield(waiter), timeout) if timeout else await waiter
                 break
             except asyncio.TimeoutError:
-                if (after is not None and not js.document.hidden and not self._error
-                        and self._shown_time() <= after + 1e-6):
-                    continue  # nothing new was presented: a still frame, not another tab in front
+                now = js.performance.now()
+                late = (now - waited_since) / 1000 > timeout + LATE_TIMER_S and not late_before
+                waited_since, late_before = now, late
+                if after is not None and not js.document.hidden and not self._error and (
+                        late or self._shown_time() <= after + 1e-6):
+                    continue  # held up, or nothing new was presented (a still frame): not another tab in front
                 self._frame_waiter = None
                 self._cancel_frame_callback()  # else it pauses the element whenever the page is rendered again
                 result = NOT_RENDERED

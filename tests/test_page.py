@@ -921,6 +921,39 @@ def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_
 
 
 @pytest.mark.shared
+def test_a_clip_in_front_on_a_device_that_holds_the_main_thread_is_not_taken_for_another_tab(site, playwright,
+                                                                                            tmp_path):
+    """A slow or busy device may hold the page's main thread for a second (here a busy loop, six times while the clip
+    plays). The wait for the next frame then ends late, before the frame callback that came meanwhile has had its
+    turn: the reader waits once more (page_clip.LATE_TIMER_S) instead of reading on by seeking as if another tab were
+    in front (3 frames were, before). Every frame is still read once, in order."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    frames = 150
+    clip = video_to_webm(source, tmp_path / "clip.webm", 0, frames)
+    count = "Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length"
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(browser, site)
+        page.set_input_files("#clip-file", str(clip))
+        page.wait_for_function(f"{count} >= 10", timeout=120_000)
+        for _ in range(6):
+            page.evaluate("(() => { const t = performance.now(); while (performance.now() - t < 1000) {} })()")
+            page.wait_for_timeout(700)
+        during = page.evaluate(count)
+        assert wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000) == "clip-done"
+        rows = read_csv(page.input_value("#clip-csv"))
+        stepped = page.evaluate("Array.from(window.eyestateLog).filter(e => e.background).length")
+    finally:
+        browser.close()
+    assert during < frames  # the busy loops fell inside the clip
+    assert len(rows) == frames
+    assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
+    assert stepped == 0, [line for line in console if "clip" in line]
+
+
+@pytest.mark.shared
 @pytest.mark.parametrize("hidden", [False, True], ids=["not-rendered", "hidden"])
 def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, tmp_path, hidden):
     """Behind another tab the page is not rendered and frame callbacks nearly stop (headless Chromium: about one a
