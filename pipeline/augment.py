@@ -261,14 +261,15 @@ def main(argv: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pipeline.cli import output_file, positive_int
     from pipeline.data import load_any
 
     ap = argparse.ArgumentParser(description="Write a PNG grid of augmented eye crops.")
     ap.add_argument("--data", default=None, help="MRL zip/folder or open/closed folder (default: the shared MRL zip)")
     ap.add_argument("--augmentations", default="default")
-    ap.add_argument("--out", default="docs/img/augment_grid.png")
-    ap.add_argument("--rows", type=int, default=6)
-    ap.add_argument("--img-size", type=int, default=48)
+    ap.add_argument("--out", type=output_file, default="docs/img/augment_grid.png")
+    ap.add_argument("--rows", type=positive_int, default=6)
+    ap.add_argument("--img-size", type=positive_int, default=48)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.cli import non_negative_int, output_file, positive_int
 from pipeline.export import INPUT_NAME, export_checkpoint, onnx_session, read_metadata, spec_from_onnx
 from pipeline.quantize import CALIB_METHODS, DEFAULT_SPLIT, EvalSets, load_eval_sets, quantize, score
 
@@ -227,16 +228,17 @@ def main(argv=None) -> int:
     p.add_argument("--note", action="append", default=[], help="NAME=TEXT for the note column, repeatable")
     p.add_argument("--data", default=None, help="MRL zip/folder (default ../shared/data/mrl/mrlEyes_2018_01_dev.zip)")
     p.add_argument("--split", default=str(DEFAULT_SPLIT))
-    p.add_argument("--calib-images", type=int, default=1000)
+    p.add_argument("--calib-images", type=positive_int, default=1000)
     p.add_argument("--calib-method", default="auto", choices=("auto", *CALIB_METHODS))
-    p.add_argument("--max-val", type=int, default=2000, help="validation images ranking the calibrations (0 = all)")
-    p.add_argument("--max-test", type=int, default=0, help="cap the test images (class-balanced; 0 = all)")
-    p.add_argument("--runs", type=int, default=300, help="timed runs per latency (>= 200)")
-    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--max-val", type=non_negative_int, default=2000,
+                   help="validation images ranking the calibrations (0 = all)")
+    p.add_argument("--max-test", type=non_negative_int, default=0, help="cap the test images (class-balanced; 0 = all)")
+    p.add_argument("--runs", type=positive_int, default=300, help="timed runs per latency (>= 200)")
+    p.add_argument("--warmup", type=non_negative_int, default=50)
     p.add_argument("--no-ortweb", action="store_true", help="skip the browser latency")
     p.add_argument("--workdir", default=None, help="keep the exported models here (default: a temp dir)")
-    p.add_argument("--out", default="docs/benchmark.json")
-    p.add_argument("--md", default="docs/BENCHMARKS_table.md")
+    p.add_argument("--out", type=output_file, default="docs/benchmark.json")
+    p.add_argument("--md", type=output_file, default="docs/BENCHMARKS_table.md")
     args = p.parse_args(argv)
 
     import torch

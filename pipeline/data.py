@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import warnings
 import zipfile
 from collections import defaultdict
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.cli import positive_int
 from pipeline.preprocess import color_to_gray_u8
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +95,7 @@ class LoadReport:
     unparsed: list[str] = field(default_factory=list)
     conflicting_duplicates: list[str] = field(default_factory=list)
     n_same_label_duplicates: int = 0
+    unlabelled: list[str] = field(default_factory=list)  # open/closed layout: images in folders named neither
 
     def summary(self) -> str:
         return (
@@ -100,7 +103,30 @@ class LoadReport:
             f"{len(self.conflicting_duplicates)} dropped as identical pixels with conflicting labels; "
             f"{self.n_same_label_duplicates} identical-pixel copies with the same label kept"
             + (f"; {len(self.unparsed)} image names not in the MRL format skipped" if self.unparsed else "")
+            + (f"; {len(self.unlabelled)} images in folders without an open/closed name skipped"
+               if self.unlabelled else "")
         )
+
+    def notes(self, source: str) -> list[str]:
+        """One line per kind of image left out without an error (the layout explains it, but the user may not
+        expect it)."""
+        lines = []
+        if self.unparsed:
+            lines.append(f"note: {len(self.unparsed)} images skipped: {source} holds MRL-named images, so it is read "
+                         f"as MRL data, and these names are not MRL names (sXXXX_IIIII_G_GL_E_R_L_SS): "
+                         f"{_few(self.unparsed)}; in a folder of their own, their open/closed folders would label them")
+        if self.unlabelled:
+            folders = defaultdict(int)
+            for name in self.unlabelled:
+                folders[name.rpartition("/")[0] or "."] += 1
+            shown = _few([f"{folder}/ ({n})" for folder, n in folders.items()], 5)
+            lines.append(f"note: {len(self.unlabelled)} images in {len(folders)} folder(s) named neither open nor "
+                         f"closed carry no label and are left out: {shown}")
+        return lines
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
 
 
 @dataclass
@@ -357,15 +383,17 @@ def load_folder(path, size: int = 48, *, workers: int = 2, cache: bool = True) -
         return cached
     source = _Source(path)
     try:
-        names, labels = [], []
-        for name in source.names:
+        names, labels, unlabelled = [], [], []
+        for name in filter(_is_image, source.names):
             label = _folder_label(name)
-            if label is not None and _is_image(name):
+            if label is None:
+                unlabelled.append(name)
+            else:
                 names.append(name)
                 labels.append(label)
         if not names:
             raise DataLayoutError(_layout_message(path, source.names, expected=FOLDER_LAYOUT))
-        report = LoadReport(n_files=len(names))
+        report = LoadReport(n_files=len(names), unlabelled=unlabelled)
         images, ok, hashes = _decode_all(source, names, size, workers, desc=f"images {path.name}")
     finally:
         source.close()
@@ -385,11 +413,14 @@ def load_any(path=None, size: int = 48, **kwargs) -> EyeData:
         has_folders = any(_folder_label(n) is not None for n in images)
     finally:
         source.close()
-    if is_mrl:
-        return load_mrl(path, size, **kwargs)
-    if has_folders:
-        kwargs = {k: v for k, v in kwargs.items() if k in ("workers", "cache")}
-        return load_folder(path, size, **kwargs)
+    if is_mrl or has_folders:
+        if is_mrl:
+            data = load_mrl(path, size, **kwargs)
+        else:
+            data = load_folder(path, size, **{k: v for k, v in kwargs.items() if k in ("workers", "cache")})
+        for line in data.report.notes(str(path)):
+            print(line, file=sys.stderr)
+        return data
     raise DataLayoutError(_layout_message(path, source.names, expected=f"either {MRL_LAYOUT} or {FOLDER_LAYOUT}"))
 
 
@@ -484,7 +515,7 @@ def describe(data: EyeData) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Load eye images (MRL or open/closed folders) and report what was found.")
     ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
-    ap.add_argument("--size", type=int, default=48)
+    ap.add_argument("--size", type=positive_int, default=48)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-cache", action="store_true")
     args = ap.parse_args(argv)

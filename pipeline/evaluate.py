@@ -18,6 +18,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from pipeline.cli import output_file, positive_int
 from pipeline.data import DEFAULT_MRL_ZIP, EyeData, load_any, subject_name
 from pipeline.metrics import classification_metrics, softmax_p_open
 from pipeline.preprocess import CLASSES, DEFAULT_SPEC, PreprocessSpec, gray_to_input, spec_from_dict
@@ -63,6 +64,9 @@ def onnx_predictor(path) -> tuple[PredictFn, PreprocessSpec, dict]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # not ONNX at all, or a broken file
         raise ValueError(f"{path} is not a readable ONNX model ({type(error).__name__}: {str(error)[:200]})") from None
+    from pipeline.export import check_gray_input
+
+    check_gray_input(path, "evaluate models/eye_state.onnx (or the .int8.onnx)")
     meta = session.get_modelmeta().custom_metadata_map
     if ONNX_PREPROCESS_KEY not in meta:
         raise ValueError(f"{path} has no '{ONNX_PREPROCESS_KEY}' metadata; export it with pipeline.export "
@@ -167,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="Evaluate a .pth or .onnx eye-state model.")
     ap.add_argument("--weights", required=True, help=".pth checkpoint (pipeline.train) or .onnx (pipeline.export)")
     ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--json", default=None, help="write the metrics here (and a confusion-matrix PNG beside it)")
+    ap.add_argument("--batch-size", type=positive_int, default=64)
+    ap.add_argument("--json", type=output_file, default=None,
+                    help="write the metrics here (and a confusion-matrix PNG beside it)")
     ap.add_argument("--split", default=None, help=f"split JSON (default {DEFAULT_SPLIT} for MRL data)")
     ap.add_argument("--part", default=None, choices=["all", "train", "val", "test"],
                     help="MRL default: test; folder data default: all")
@@ -199,8 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {error}") from None
     subjects = [subject_name(s) for s in np.unique(data.subjects)] if data.kind == "mrl" else None
     report = data.report
-    skipped = {"corrupt": report.corrupt, "conflicting_duplicates": report.conflicting_duplicates,
-               "not_mrl_names": report.unparsed}  # files in the data that are not in n, and why
+    skipped = {"corrupt": report.corrupt, "conflicting_duplicates": report.conflicting_duplicates,  # files in the
+               "not_mrl_names": report.unparsed, "no_label_folder": report.unlabelled}  # data not in n, and why
     result = {**metrics, "skipped": skipped, "weights": str(args.weights), "model": info.get("model"),
               "data": data.source, "part": part,
               "subjects": subjects,

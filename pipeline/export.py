@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.cli import output_file, positive_int
 from pipeline.preprocess import CLASSES, PreprocessSpec, gray_to_input, spec_from_dict
 
 INPUT_NAME = "input"
@@ -167,6 +168,19 @@ def spec_from_onnx(path: str | os.PathLike) -> PreprocessSpec:
     return PreprocessSpec.from_json(props["eyestate.preprocess"])
 
 
+def check_gray_input(path: str | os.PathLike, advice: str = "give models/eye_state.onnx (or the .int8.onnx)") -> None:
+    """Refuse the page's `*.rgba.onnx` (build.py's front end takes canvas RGBA bytes, uint8 [N,H,W,4]) where the
+    pipeline's gray float input [N,1,S,S] is expected."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    if inputs and inputs[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+        raise ValueError(f"{path} is the page's RGBA build (uint8 RGBA input, made by build.py for the browser); "
+                         f"{advice} instead")
+
+
 def parity_images(size: int, n: int = 300, data_path: str | os.PathLike | None = None, seed: int = 0):
     """A few hundred real eye crops [n,S,S] uint8 (any subjects); random pixels with a warning if absent."""
     if data_path and not Path(data_path).exists():
@@ -282,10 +296,10 @@ def export_checkpoint(weights, out_path, **kwargs) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="checkpoint .pth (docs/DESIGN.md format)")
-    p.add_argument("--out", default="models/eye_state.onnx")
+    p.add_argument("--out", type=output_file, default="models/eye_state.onnx")
     p.add_argument("--with-cam", action="store_true", help="add output 'cam' (GAP+linear heads only)")
     p.add_argument("--parity-data", default=None, help=f"real eye images for the parity check (default {DEFAULT_MRL})")
-    p.add_argument("--parity-images", type=int, default=300)
+    p.add_argument("--parity-images", type=positive_int, default=300, help="real eye images compared (at least 1)")
     p.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE, help="max |onnxruntime - torch| allowed")
     p.add_argument("--relative-tolerance", action="store_true",
                    help="scale the tolerance by max(1, largest |logit|), for models with very large logits")

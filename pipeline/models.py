@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.preprocess import CLASSES, DEFAULT_SPEC
+from pipeline.preprocess import CLASSES, DEFAULT_SPEC, spec_from_dict
 
 BASELINE = "baseline_cnn"
 # VGG-style twins of the baseline with two convs per block. Plain 3x3 convs at full resolution kept more of the small
@@ -206,8 +206,22 @@ def read_torch_file(path, map_location="cpu"):
             raise ValueError(f"{path} holds Python objects other than tensors and plain data ({', '.join(unsafe)}); "
                              "pipeline checkpoints never do, and loading it could run code from the file, so it is "
                              "not loaded") from None
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}: {first})") from None
+        if _is_onnx(path):
+            raise ValueError(f"{path} is an ONNX model, not a torch checkpoint; give it a .onnx name where an ONNX "
+                             "model is taken, or the .pth written by pipeline.train") from None
+        # torch's own text advises weights_only=False, i.e. running the file's code: not shown
+        first = "" if isinstance(error, pickle.UnpicklingError) else str(error).strip()[:200].partition("\n")[0]
+        raise ValueError(f"{path} is not a readable torch checkpoint ({type(error).__name__}"
+                         f"{': ' + first if first else ''}); expected a .pth written by pipeline.train") from None
+
+
+def _is_onnx(path) -> bool:
+    try:
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # not ONNX either
+        return False
 
 
 def _unsafe_objects(path) -> list:
@@ -226,6 +240,10 @@ def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a pipeline checkpoint: expected a dict with 'model' and 'state_dict' "
                          "(see docs/DESIGN.md)")
+    try:
+        spec_from_dict(ckpt.get("preprocess"))
+    except ValueError as error:
+        raise ValueError(f"checkpoint {path}: {error}") from None
     model = create_model(ckpt["model"], num_classes=ckpt.get("num_classes", 2), in_chans=ckpt.get("in_chans", 1))
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -1,6 +1,7 @@
 """Vectorised numpy/torch twin of `eyecore.preprocess` (the one preprocessing definition, docs/DESIGN.md)."""
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -19,7 +20,30 @@ __all__ = [
 
 
 def spec_from_dict(d: dict | None) -> PreprocessSpec:
-    return DEFAULT_SPEC if not d else PreprocessSpec.from_dict(d)
+    """A checkpoint's `preprocess` block -> spec (None or empty: the default); a malformed block is a ValueError
+    that names the bad values, not a TypeError or ZeroDivisionError on the first image."""
+    if not d:
+        return DEFAULT_SPEC
+    if not isinstance(d, dict):
+        raise ValueError(f"preprocess block {d!r} is not a dict like {DEFAULT_SPEC.to_json()}")
+    spec = PreprocessSpec.from_dict(d)
+    problems = [f"{name} {getattr(spec, name)!r} ({expected})" for name, expected, ok in (
+        ("size", "a whole number of pixels >= 1", _is_int(spec.size) and spec.size >= 1),
+        ("channels", "1: gray input", spec.channels == 1 and _is_int(spec.channels)),
+        ("mean", "a finite number", _is_number(spec.mean)),
+        ("std", "a number > 0", _is_number(spec.std) and spec.std > 0),
+        ("crop_scale", "a number > 0", _is_number(spec.crop_scale) and spec.crop_scale > 0)) if not ok]
+    if problems:
+        raise ValueError(f"malformed preprocess block: {'; '.join(problems)}")
+    return spec
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def color_to_gray_u8(img: np.ndarray, order: str = "bgr") -> np.ndarray:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.export import INPUT_NAME, copy_metadata, onnx_session, sha256_file, spec_from_onnx
+from pipeline.cli import non_negative_int, output_file, positive_int
+from pipeline.export import INPUT_NAME, check_gray_input, copy_metadata, onnx_session, sha256_file, spec_from_onnx
 from pipeline.preprocess import PreprocessSpec, gray_to_input
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ CALIBRATIONS = {
 }
 CALIB_METHODS = tuple(CALIBRATIONS)
 ACTIVATION_TYPES = ("uint8", "int8")
+# ops that only a quantized model holds (QDQ pairs, dynamic quantization's integer convolutions / matmuls)
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
 
 
 class QuantizeError(RuntimeError):
@@ -117,6 +120,18 @@ def load_eval_sets(data_path, size: int, split_path=DEFAULT_SPLIT, n_calib: int 
     note = (f"calibration: {len(calib)} images of {len(split['train'])} training subjects; "
             f"val {len(val)} images; test {len(test)} images of {len(split['test'])} subjects")
     return EvalSets(calib, val, test, note)
+
+
+def check_fp32_model(path) -> None:
+    """Quantizing a quantized model fails only after calibration, inside onnxruntime: refuse it up front."""
+    import onnx
+
+    check_gray_input(path, "quantize models/eye_state.onnx")
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    found = sorted(op for op in ops if op in QUANTIZED_OPS or op.startswith("QLinear"))
+    if found:
+        raise QuantizeError(f"{path} is already quantized (it has {', '.join(found)} nodes); give the fp32 .onnx "
+                            "written by pipeline.export (e.g. models/eye_state.onnx)")
 
 
 # ---------------------------------------------------------------- inference + metrics
@@ -285,18 +300,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="fp32 ONNX from pipeline.export")
     p.add_argument("--calib", required=True, help="MRL zip/folder (split by --split) or an open/closed folder")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", type=output_file, required=True)
     p.add_argument("--mode", choices=("static", "dynamic"), default="static")
     p.add_argument("--split", default=str(DEFAULT_SPLIT), help="subject split JSON (train/val/test)")
-    p.add_argument("--calib-images", type=int, default=1000, help="class-balanced training-subject images")
+    p.add_argument("--calib-images", type=positive_int, default=1000, help="class-balanced training-subject images")
     p.add_argument("--calib-method", choices=("auto", *CALIB_METHODS), default="auto",
                    help="auto = the one closest to fp32 on validation subjects")
     p.add_argument("--activations", choices=ACTIVATION_TYPES, default="uint8")
-    p.add_argument("--max-val", type=int, default=2000, help="validation images ranking the calibrations "
+    p.add_argument("--max-val", type=non_negative_int, default=2000, help="validation images ranking the calibrations "
                    "(class-balanced sample; 0 = all)")
-    p.add_argument("--max-test", type=int, default=0, help="cap the test images (class-balanced; 0 = all)")
+    p.add_argument("--max-test", type=non_negative_int, default=0, help="cap the test images (class-balanced; 0 = all)")
     p.add_argument("--force", action="store_true", help=f"write even if accuracy drops > {MAX_DROP_POINTS} pt")
-    p.add_argument("--report", default=None, help="write the comparison as JSON here")
+    p.add_argument("--report", type=output_file, default=None, help="write the comparison as JSON here")
     args = p.parse_args(argv)
 
     if not Path(args.model).is_file():
@@ -311,6 +326,7 @@ def main(argv=None) -> int:
             raise
         except Exception as error:  # not ONNX at all
             raise ValueError(f"{args.model} is not a readable ONNX model ({type(error).__name__})") from None
+        check_fp32_model(args.model)
         sets = load_eval_sets(args.calib, spec.size, args.split, args.calib_images, args.max_val or None,
                               args.max_test or None)
         report = quantize(args.model, args.out, sets, mode=args.mode, method=args.calib_method,
@@ -319,7 +335,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KB, fp32 "
           f"{report['fp32_size_bytes'] / 1024:.1f} KB, sha256 {sha256_file(report['path'])})")
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.cli import non_negative_int, output_file
 from pipeline.data import VALUE_NAMES, EyeData, load_any, subject_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -181,7 +182,14 @@ def load_split(path=DEFAULT_SPLIT) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"split file {path} not found; create it with `python -m pipeline.split --out {path}`")
-    split = json.loads(path.read_text())
+    try:
+        split = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SplitError(f"split file {path} is not JSON ({error}); expected the split JSON written by "
+                         "pipeline.split (subject lists 'train', 'val', 'test')") from None
+    if not isinstance(split, dict):
+        raise SplitError(f"split file {path} holds a JSON {type(split).__name__}; expected the object written by "
+                         "pipeline.split (subject lists 'train', 'val', 'test')")
     missing = [p for p in PARTS if p not in split]
     if missing:
         raise SplitError(f"{path} lacks {missing}; expected JSON with subject lists 'train', 'val', 'test'")
@@ -247,12 +255,13 @@ def make_image_split(labels, seed: int = 0, val_frac: float = 0.15, test_frac: f
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Write a deterministic subject-disjoint split of MRL data to JSON.")
     ap.add_argument("--data", default=None, help="MRL zip or folder (default: ../shared/data/mrl/mrlEyes_2018_01_dev.zip)")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=output_file, default=None,
                     help=f"default: {DEFAULT_SPLIT} for MRL data, splits/<data name>_images.json for other folders")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-subjects", type=int, default=4)
     ap.add_argument("--test-subjects", type=int, default=6)
-    ap.add_argument("--kfold", type=int, default=0, help="also write K folds by subject over train+val (model selection)")
+    ap.add_argument("--kfold", type=non_negative_int, default=0,
+                    help="also write K folds by subject over train+val (model selection)")
     args = ap.parse_args(argv)
     try:
         data = load_any(args.data, 48)

@@ -34,6 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pipeline.augment import BatchAugment, parse_augmentations  # noqa: E402
+from pipeline.cli import non_negative_int, positive_int  # noqa: E402
 from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any, subject_name  # noqa: E402
 from pipeline.metrics import classification_metrics, softmax_p_open  # noqa: E402
 from pipeline.models import (BASELINE, check_pretrained_available, count_parameters, create_model,  # noqa: E402
@@ -54,14 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
     ap.add_argument("--split", default=str(DEFAULT_SPLIT), help="split JSON; generated into --out-dir if absent")
     ap.add_argument("--fold", type=int, default=None, help="train/val from the split's k-fold entry i (model selection)")
-    ap.add_argument("--img-size", type=int, default=DEFAULT_SPEC.size)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--img-size", type=positive_int, default=DEFAULT_SPEC.size)
+    ap.add_argument("--epochs", type=positive_int, default=30)
+    ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup-epochs", type=float, default=1.0)
     ap.add_argument("--min-lr-ratio", type=float, default=0.01, help="final LR = lr * this (cosine floor)")
-    ap.add_argument("--freeze-epochs", type=int, default=0,
+    ap.add_argument("--freeze-epochs", type=non_negative_int, default=0,
                     help="with --pretrained: train only the classifier for this many epochs, then all layers")
     ap.add_argument("--finetune-lr-scale", type=float, default=0.1, help="LR factor of the all-layers phase after freezing")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
@@ -81,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "reflections) groups more often; 'condition' balances the classes within each (glasses, "
                          "reflections) condition; 'subject' gives every person an equal share, classes balanced "
                          "within each (the last three MRL only); by loss weights; or not at all")
-    ap.add_argument("--epoch-size", type=int, default=None, help="samples drawn per epoch (default: train set size)")
+    ap.add_argument("--epoch-size", type=positive_int, default=None,
+                    help="samples drawn per epoch (default: train set size)")
     ap.add_argument("--augmentations", default="default", help="comma list of pipeline.augment names, 'seed', 'none'")
-    ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val macro-F1 gain (0 = off)")
+    ap.add_argument("--patience", type=non_negative_int, default=8,
+                    help="early stopping: epochs without val macro-F1 gain (0 = off)")
     ap.add_argument("--final-fit", action="store_true",
                     help="train on train+val subjects for exactly --epochs and keep the last epoch (a recipe chosen "
                          "on validation before, refitted on more people); the val numbers printed are then in-sample")
@@ -91,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default 2 on CPU)")
     ap.add_argument("--workers", type=int, default=2, help="threads decoding images while loading")
-    ap.add_argument("--max-train-images", type=int, default=None, help="random class-stratified subset (smoke tests)")
-    ap.add_argument("--max-val-images", type=int, default=None)
+    ap.add_argument("--max-train-images", type=positive_int, default=None,
+                    help="random class-stratified subset (smoke tests)")
+    ap.add_argument("--max-val-images", type=positive_int, default=None)
     ap.add_argument("--out-dir", default="weights/")
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
                     help="continue from OUT_DIR/last.pth (or the given file): model, optimizer, schedule, RNG, history")
-    ap.add_argument("--stop-after", type=int, default=None,
+    ap.add_argument("--stop-after", type=positive_int, default=None,
                     help="stop after this many epochs in this run (time-boxing); continue later with --resume")
     ap.add_argument("--no-cache", action="store_true", help="do not use the .cache/ copy of the decoded data")
     return ap

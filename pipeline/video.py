@@ -8,6 +8,8 @@ wall-clock times) beside a video are used automatically; without timestamps, tim
 Eyeblink8-style annotations (`<name>.tag`, with `<name>.txt` frame times) are read too, beside the video
 or given with --labels.
 With labels, frame-level and blink-level scores per video and pooled (pipeline.video_metrics).
+A video that cannot be used (unreadable, labels of the wrong length) is reported and the others are still replayed,
+scored and written; the exit status is then 1.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from eyecore.frame import FramePipeline, PipelineConfig
 from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, alarm_onsets, label_blink_frames
 from pipeline import video_metrics
+from pipeline.cli import output_file, positive_int
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
 
@@ -148,36 +151,43 @@ def count_frames(path: Path) -> int:
 
 
 def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[tuple]:
-    """(video, label path, labels or None, timestamps or None, frames expected) per video, after checking that
-    every video exists and that every label / timestamp file holds one entry per frame."""
+    """check_input of every video; the first bad one raises VideoError."""
+    _check_label_count(videos, labels)
+    return [check_input(path, Path(labels[i]) if labels else None, max_frames) for i, path in enumerate(videos)]
+
+
+def _check_label_count(videos: list, labels) -> None:
     if labels and len(labels) != len(videos):
         raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
-    inputs = []
-    for i, path in enumerate(videos):
-        next(read_frames(path, max_frames=1))  # raises a clear VideoError for a missing or unreadable video
-        label_path = Path(labels[i]) if labels else label_file_beside(path)
-        is_tag = label_path is not None and label_path.suffix.lower() == ".tag"
-        truth = _load_optional(label_path, video_metrics.load_tag if is_tag else video_metrics.load_labels,
-                               "label file")
-        times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps, "timestamp file")
-        if labels and truth is None:
-            raise VideoError(f"label file {label_path} does not exist")
-        _, count = video_info(path)
-        if is_tag:
-            truth, times, count = _fit_tag(path, label_path, truth, times, count, max_frames)
-        given = [(what, values) for what, values in (("label file", truth), ("timestamp file", times))
-                 if values is not None]
-        if max_frames is None and given and (count <= 0 or any(len(values) != count for _, values in given)):
-            count = count_frames(path)  # the header's count can be missing or an estimate: count what decodes
-        for what, values in given:
-            if max_frames is None and count > 0 and len(values) != count:
-                raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
-                                 f"{count} frames (one entry per frame expected)")
-            if max_frames is not None and len(values) < min(max_frames, count if count > 0 else max_frames):
-                raise VideoError(f"{what} for {path.name} has {len(values)} entries, fewer than the "
-                                 f"{min(max_frames, count) if count > 0 else max_frames} frames to replay")
-        inputs.append((path, label_path, truth, times, count if max_frames is None else min(count, max_frames)))
-    return inputs
+
+
+def check_input(path: Path, label_path: Path | None, max_frames: int | None) -> tuple:
+    """(video, label path, labels or None, timestamps or None, frames expected) of one video, after checking that
+    it exists and decodes and that its label / timestamp files hold one entry per frame. `label_path` None: the
+    label file beside the video, if any."""
+    next(read_frames(path, max_frames=1))  # raises a clear VideoError for a missing or unreadable video
+    given_labels = label_path is not None
+    label_path = label_path if given_labels else label_file_beside(path)
+    is_tag = label_path is not None and label_path.suffix.lower() == ".tag"
+    truth = _load_optional(label_path, video_metrics.load_tag if is_tag else video_metrics.load_labels, "label file")
+    times = _load_optional(companion(path, "_timestamps.txt"), video_metrics.load_timestamps, "timestamp file")
+    if given_labels and truth is None:
+        raise VideoError(f"label file {label_path} does not exist")
+    _, count = video_info(path)
+    if is_tag:
+        truth, times, count = _fit_tag(path, label_path, truth, times, count, max_frames)
+    given = [(what, values) for what, values in (("label file", truth), ("timestamp file", times))
+             if values is not None]
+    if max_frames is None and given and (count <= 0 or any(len(values) != count for _, values in given)):
+        count = count_frames(path)  # the header's count can be missing or an estimate: count what decodes
+    for what, values in given:
+        if max_frames is None and count > 0 and len(values) != count:
+            raise VideoError(f"{what} for {path.name} has {len(values)} entries but the video has "
+                             f"{count} frames (one entry per frame expected)")
+        if max_frames is not None and len(values) < min(max_frames, count if count > 0 else max_frames):
+            raise VideoError(f"{what} for {path.name} has {len(values)} entries, fewer than the "
+                             f"{min(max_frames, count) if count > 0 else max_frames} frames to replay")
+    return path, label_path, truth, times, count if max_frames is None else min(count, max_frames)
 
 
 def label_file_beside(video: Path) -> Path | None:
@@ -246,6 +256,12 @@ def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock
 
 def _check_classifier_input(session, path, spec) -> None:
     """The eye classifier must take [N, 1, S, S] crops and give two logits, or the replay fails on its first face."""
+    from pipeline.export import check_gray_input
+
+    try:
+        check_gray_input(path, "give --model models/eye_state.onnx (or the .int8.onnx)")
+    except ValueError as error:
+        raise VideoError(f"--model {error}") from None
     shape = session.get_inputs()[0].shape
     fixed = [d if isinstance(d, int) else None for d in shape]
     if len(shape) != 4 or fixed[1] not in (1, None) or any(d not in (spec.size, None) for d in fixed[2:]):
@@ -256,15 +272,37 @@ def _check_classifier_input(session, path, spec) -> None:
 def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye_model=None,
         use_iris=True, threads=1, temporal=None, progress=True, clock=time.thread_time, transform=None,
         landmark_hold_s: float = 0.0) -> dict:
-    """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}."""
+    """Replay every video; returns {"videos": {...}, "pooled": {...} (with labels), "per_frame": {...}}, and
+    "errors" {video path: message} when some videos could not be used: those are left out (a video whose labels
+    turn out not to fit its decoded frames keeps its rows, unscored), the others replayed and pooled. VideoError when
+    no video could be replayed."""
     videos = [Path(v) for v in videos]
-    inputs = checked_inputs(videos, labels, max_frames)  # every file checked before any replay: nothing lost
+    _check_label_count(videos, labels)
+    errors = {}
+
+    def failed(path: Path, error: VideoError) -> None:
+        errors[str(path)] = str(error)
+        if len(videos) > 1:  # said at once, so the user need not wait for the other videos to learn of it
+            print(f"error: {error} (going on with the other videos)", file=sys.stderr, flush=True)
+
+    inputs = []
+    for i, path in enumerate(videos):  # every file checked before any replay: a bad one is known at once
+        try:
+            inputs.append(check_input(path, Path(labels[i]) if labels else None, max_frames))
+        except VideoError as error:
+            failed(path, error)
+    if not inputs:
+        raise _nothing_replayed(errors)
     ensure_face_models(models_dir, quiet=not progress)
     pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock, landmark_hold_s)
     per_frame, scored, counters, info = {}, {}, {}, {}
     for i, (path, label_path, truth, times, expected) in enumerate(inputs):
-        out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress,
-                     transform)
+        try:
+            out = replay(path, pipeline, EyeStateTracker(temporal or TemporalConfig()), times, max_frames, progress,
+                         transform)
+        except VideoError as error:  # a frame that does not decode, more frames than timestamps
+            failed(path, error)
+            continue
         name = path.stem
         if name in per_frame:
             name = f"{name}#{i}"
@@ -272,13 +310,22 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
                       "timings": out["timings"],
                       "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected}
+        truncated = 0 < out["frames"] < 0.9 * expected
+        if truth is None and truncated:
+            print(f"note: {path}: {out['frames']} frames decoded of the {expected} its header announces "
+                  "(a truncated file?)", file=sys.stderr)
         if truth is not None:
             truth = truth[:out["frames"]] if max_frames is not None else truth
             if len(truth) != out["frames"]:
-                raise VideoError(f"label file {label_path} has {len(truth)} labels but {out['frames']} frames "
-                                 f"were decoded from {path.name}")
+                failed(path, VideoError(
+                    f"label file {label_path} has {len(truth)} labels but {out['frames']} frames were decoded from "
+                    f"{path.name}" + (f" (its header announces {expected}: a truncated file?)" if truncated else "")
+                    + "; its frames are written, unscored"))
+                continue
             scored[name] = ([r["both_closed"] for r in out["rows"]], truth)
             counters[name] = ([r["blink_id"] for r in out["rows"]], truth, [r["time"] for r in out["rows"]])
+    if not per_frame:
+        raise _nothing_replayed(errors)
     report = {"videos": {n: dict(v) for n, v in info.items()}, "per_frame": per_frame,
               "config": {"pipeline": {k: v for k, v in asdict(pipeline.config).items() if k != "preprocess"},
                          "temporal": asdict(temporal or TemporalConfig()),
@@ -294,7 +341,15 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         report["pooled"] = summary["pooled"]
         report["pooled"]["blink_counter"] = video_metrics.pool_counters(
             [report["videos"][name]["blink_counter"] for name in summary["videos"]])
+    if errors:
+        report["errors"] = errors
     return report
+
+
+def _nothing_replayed(errors: dict) -> VideoError:
+    if len(errors) == 1:
+        return VideoError(next(iter(errors.values())))
+    return VideoError(f"none of the {len(errors)} videos could be replayed (errors above)")
 
 
 def _shown(path) -> str:
@@ -342,15 +397,15 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", nargs="+",
                         help="label files, one per video: per-frame 0/1 closed (.csv) or an Eyeblink8 .tag "
                              "(default: <name>_ideal.csv, else <name>.tag, beside each video)")
-    parser.add_argument("--csv", type=Path, help="write per-frame rows here")
-    parser.add_argument("--json", type=Path, help="write metrics (videos, pooled) and timings here")
+    parser.add_argument("--csv", type=output_file, help="write per-frame rows here")
+    parser.add_argument("--json", type=output_file, help="write metrics (videos, pooled) and timings here")
     parser.add_argument("--model", type=Path, default=None,
                         help=f"eye classifier ONNX (default {DEFAULT_EYE_MODEL} if it exists)")
     parser.add_argument("--no-iris", action="store_true", help="skip the iris model (eyelid opening from FaceMesh)")
     parser.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
                         help="FaceMesh may skip frames of a still face, keeping landmarks up to S seconds "
                              "(PipelineConfig.landmark_hold_s; the live page uses 0.2, clip mode 0)")
-    parser.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="only the first N frames of each video")
     parser.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR), help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
     parser.add_argument("--wall-clock", action="store_true",
@@ -372,11 +427,9 @@ def main(argv=None) -> int:
     if model is None:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)
-    for out in (args.csv, args.json):  # a wrong output path fails now, not after minutes of replay
-        if out is not None and not out.parent.is_dir():
-            if out.parent.exists():
-                parser.error(f"{out}: {out.parent} is not a folder")
-            out.parent.mkdir(parents=True)
+    for out in (args.csv, args.json):  # checked by output_file; its folder made now, not after minutes of replay
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
     try:
         temporal = TemporalConfig(alarm_after_s=args.alarm_after,
                                   **({"eye_rule": args.eye_rule} if args.eye_rule else {}))
@@ -392,6 +445,13 @@ def main(argv=None) -> int:
         write_csv(report, args.csv)
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "per_frame"}, indent=2))
+    errors = report.get("errors", {})
+    for message in errors.values():
+        print(f"error: {message}", file=sys.stderr)
+    if errors:
+        print(f"error: {len(errors)} of {len(args.videos)} videos failed (above); what was replayed is "
+              f"{'written' if args.csv or args.json else 'shown'}", file=sys.stderr)
+        return 1
     return 0
 
 

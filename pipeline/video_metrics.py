@@ -15,6 +15,7 @@ recall and F1 are 1.0; otherwise an empty denominator gives 0.0.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -272,17 +273,22 @@ def load_timestamps(path) -> list:
             raw = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: expected a JSON list of frame times ({error})") from None
+        where = [f"{path}[{index}]" for index in range(len(raw) if isinstance(raw, list) else 0)]
     else:  # one time per line, or `frame time` pairs
-        lines = [line.split() for line in text.splitlines() if line.strip()]
-        if lines and all(len(parts) == 2 and all(map(_is_number, parts)) for parts in lines):
-            raw = [float(t) for _, t in sorted(lines, key=lambda parts: float(parts[0]))]
+        lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if lines and all(len(v.split()) == 2 and all(map(_is_number, v.split())) for _, v in lines):
+            lines.sort(key=lambda line: float(line[1].split()[0]))
+            raw = [float(v.split()[1]) for _, v in lines]
         else:
-            raw = [float(v) if _is_number(v) else v for v in (line.strip() for line in text.splitlines()) if v]
+            raw = [float(v) if _is_number(v) else v for _, v in lines]
+        where = [f"{path}:{number}" for number, _ in lines]  # the line, for a time that is not finite
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{path}: expected frame times (a JSON list, or one per line)")
     seconds = []
     for index, value in enumerate(raw):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{where[index]}: frame time {value!r} is not a finite number of seconds")
             seconds.append(float(value))
             continue
         try:

@@ -79,3 +79,18 @@ def pretrained_stand_in(name: str, num_classes: int = 1000):
             if tensor.is_floating_point():
                 tensor.add_(0.01 * torch.randn_like(tensor))
     return model
+
+
+@pytest.fixture(scope="session")
+def rgba_eye_model(tmp_path_factory) -> Path:
+    """The page's RGBA build of the shipped eye model (build.py's fuse_rgba_input, as in dist/models/), in tmp."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_for_tests", REPO_ROOT / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    pre = json.loads((REPO_ROOT / "models" / "eye_state.json").read_text())["preprocess"]
+    out = tmp_path_factory.mktemp("rgba") / "eye_state.rgba.onnx"
+    build.fuse_rgba_input(REPO_ROOT / "models" / "eye_state.onnx", out,
+                          build.input_spec("gray", "NCHW", 1 / (255 * pre["std"]), -pre["mean"] / pre["std"]))
+    return out

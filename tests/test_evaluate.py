@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -163,3 +166,69 @@ def test_a_folder_of_one_class_says_which_scores_mean_nothing(tmp_path, capsys):
     res = evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d"), "--no-cache"])
     assert res["n"] == 4
     assert "all 4 images are open: the scores of 'closed'" in capsys.readouterr().out
+
+
+SHIPPED_ONNX = Path(__file__).resolve().parents[1] / "models" / "eye_state.onnx"
+
+
+def _write_images(folder, names, seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (30, 30), np.uint8))
+
+
+def test_images_left_out_by_the_layout_are_named_on_the_console(tmp_path, capsys):
+    """open/ closed/ holding MRL-named files and others is read as MRL data: the others are skipped, and said so;
+    in an open/closed layout, a folder named neither (a Kaggle set's yawn/) is said to carry no label."""
+    mixed = tmp_path / "mixed"
+    _write_images(mixed / "open", ["s0001_00001_0_0_1_0_0_01.png", "s0001_00002_0_0_1_0_0_01.png", "a.png", "b.png"])
+    _write_images(mixed / "closed", ["s0001_00003_0_0_0_0_0_01.png", "c.jpg"], seed=1)
+    res = evaluate_main(["--weights", str(SHIPPED_ONNX), "--data", str(mixed), "--part", "all", "--no-cache"])
+    err = capsys.readouterr().err
+    assert res["n"] == 3 and sorted(res["skipped"]["not_mrl_names"]) == ["closed/c.jpg", "open/a.png", "open/b.png"]
+    assert "3 images skipped" in err and "not MRL names" in err and "open/a.png" in err
+
+    kaggle = tmp_path / "kaggle"
+    _write_images(kaggle / "train" / "Open", ["1.png", "2.png"])
+    _write_images(kaggle / "train" / "Closed", ["1.png", "2.png"], seed=1)
+    _write_images(kaggle / "train" / "yawn", ["1.png", "2.png", "3.png"], seed=2)
+    res = evaluate_main(["--weights", str(SHIPPED_ONNX), "--data", str(kaggle), "--no-cache"])
+    err = capsys.readouterr().err
+    assert res["n"] == 4 and len(res["skipped"]["no_label_folder"]) == 3
+    assert len([line for line in err.splitlines() if "train/yawn/ (3)" in line]) == 1
+
+
+def test_the_pages_rgba_build_is_refused_with_the_model_to_use(rgba_eye_model, tmp_path):
+    with pytest.raises(SystemExit, match=r"RGBA build.*evaluate models/eye_state\.onnx \(or the \.int8\.onnx\)"):
+        evaluate_main(["--weights", str(rgba_eye_model), "--data", str(tmp_path)])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "{tmp}"], "--json: .* is an existing folder"),
+    (["--batch-size", "0"], "--batch-size: 0: expected a whole number of at least 1"),
+    (["--batch-size", "-5"], "--batch-size: -5: expected a whole number of at least 1")])
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit):
+        evaluate_main(["--weights", str(tmp_path / "never_read.pth"), *(a.format(tmp=tmp_path) for a in args)])
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_wrong_files_given_as_weights_or_split_get_our_own_message(tmp_path):
+    _write_images(tmp_path / "d" / "open", ["1.png"])
+    _write_images(tmp_path / "d" / "closed", ["1.png"], seed=1)
+    renamed = tmp_path / "model.pth"
+    shutil.copy(SHIPPED_ONNX, renamed)
+    with pytest.raises(SystemExit, match="model.pth is an ONNX model, not a torch checkpoint") as raised:
+        evaluate_main(["--weights", str(renamed), "--data", str(tmp_path / "d")])
+    assert "weights_only" not in str(raised.value)
+    for block, bad in (({"size": "48"}, "size '48'"), ({"size": 48, "std": 0.0}, "std 0.0")):
+        ckpt = tmp_path / "bad_preprocess.pth"
+        torch.save(make_checkpoint(create_model("baseline_cnn"), "baseline_cnn", preprocess=block), ckpt)
+        with pytest.raises(SystemExit, match=f"checkpoint .*bad_preprocess.pth: malformed preprocess block: {bad}"):
+            evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d")])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("train: s0001\n")
+    with pytest.raises(SystemExit, match="notes.txt is not JSON .*expected the split JSON written by pipeline.split"):
+        evaluate_main(["--weights", str(SHIPPED_ONNX), "--data", str(tmp_path / "d"), "--split", str(notes),
+                       "--part", "test", "--no-cache"])

@@ -184,3 +184,14 @@ def test_shipped_models_carry_the_contract_and_see_open_eyes_as_open(name):
     logits = ort.InferenceSession(str(path)).run(["logits"], {"input": gray_to_input(sample.images, spec)})[0]
     pred = logits.argmax(1)
     assert (pred[sample.labels == 1] == 1).mean() > 0.9 and (pred[sample.labels == 0] == 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--parity-images", "0"], "argument --parity-images: 0: expected a whole number of at least 1"),
+    (["--out", "{tmp}"], "argument --out: {tmp} is an existing folder")])
+def test_no_parity_check_or_a_folder_as_output_is_refused_before_export(tmp_path, capsys, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    with pytest.raises(SystemExit):
+        export.main(["--weights", str(REPO / "models" / "eye_state.pth"), "--out", str(tmp_path / "m.onnx"), *args])
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,10 @@
 """pipeline.quantize: static QDQ / dynamic int8 on real MRL data, the accuracy gate, metadata, bad inputs;
-every exported file runs end to end through `python -m pipeline.evaluate`."""
+every exported file runs end to end through `python -m pipeline.evaluate`. Bad models and output paths are refused
+before any data is read (no ../shared needed)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,8 +16,8 @@ from pipeline import export, quantize
 from pipeline.data import load_mrl
 from trained_model import MRL_ZIP, REPO, SPLIT, trained_checkpoint
 
-pytestmark = [pytest.mark.shared,
-              pytest.mark.skipif(not MRL_ZIP.exists(), reason=f"needs the MRL zip at {MRL_ZIP} (../shared)")]
+needs_mrl = pytest.mark.skipif(not MRL_ZIP.exists(), reason=f"needs the MRL zip at {MRL_ZIP} (../shared)")
+SHIPPED = REPO / "models"
 
 
 def _run(*args, timeout=900):
@@ -44,6 +46,8 @@ def small_sets(split):
     return quantize.EvalSets(calib, val, test, "test sample")
 
 
+@pytest.mark.shared
+@needs_mrl
 def test_static_int8_matches_fp32_on_real_images(fp32, small_sets, tmp_path):
     settings = quantize.quantize_static_model(fp32, tmp_path / "s.onnx", small_sets.calib.images, method="minmax")
     assert settings["format"] == "QDQ" and settings["per_channel"]
@@ -55,6 +59,8 @@ def test_static_int8_matches_fp32_on_real_images(fp32, small_sets, tmp_path):
     assert (tmp_path / "s.onnx").stat().st_size < 0.6 * fp32.stat().st_size
 
 
+@pytest.mark.shared
+@needs_mrl
 def test_calibration_uses_balanced_training_subjects_only(fp32, split):
     sets = quantize.load_eval_sets(MRL_ZIP, 48, SPLIT, n_calib=600, max_val=500, max_test=500)
     train_ids = {int(s.lstrip("s")) for s in split["train"]}
@@ -65,6 +71,8 @@ def test_calibration_uses_balanced_training_subjects_only(fp32, split):
     assert len(sets.val) == len(sets.test) == 500
 
 
+@pytest.mark.shared
+@needs_mrl
 def test_accuracy_gate_refuses_a_broken_calibration(fp32, small_sets, tmp_path):
     """Calibrating on white (overexposed) frames gives useless activation ranges: accuracy collapses, nothing
     is written unless forced."""
@@ -86,6 +94,8 @@ def _metrics_via_evaluate_cli(model, tmp_path):
     return json.loads(js.read_text())
 
 
+@pytest.mark.shared
+@needs_mrl
 @pytest.mark.slow
 def test_cli_static_and_dynamic_then_evaluate_every_file(fp32, tmp_path):
     static, dynamic = tmp_path / "eye_state.int8.onnx", tmp_path / "eye_state.dyn.onnx"
@@ -119,6 +129,8 @@ def test_cli_static_and_dynamic_then_evaluate_every_file(fp32, tmp_path):
     assert abs(results[dynamic.name]["accuracy"] - base) < 0.01
 
 
+@pytest.mark.shared
+@needs_mrl
 @pytest.mark.parametrize("layout", ["missing", "empty", "wrong"])
 def test_cli_refuses_a_bad_calibration_folder(fp32, tmp_path, layout):
     calib = tmp_path / "calib"
@@ -134,3 +146,27 @@ def test_cli_refuses_a_bad_calibration_folder(fp32, tmp_path, layout):
     assert "calibration data" in res.stderr and "expected" in res.stderr and "open/" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
     assert not out.exists()
+
+
+def test_quantized_models_and_the_pages_rgba_build_are_refused_up_front(rgba_eye_model, tmp_path, capsys):
+    """Quantizing an int8 model again failed inside onnxruntime after the whole calibration; the RGBA build takes
+    canvas bytes. Both are refused before the calibration data is read (here: an empty folder)."""
+    dynamic = tmp_path / "dynamic.onnx"
+    quantize.quantize_dynamic_model(SHIPPED / "eye_state.onnx", dynamic)
+    out = tmp_path / "out.onnx"
+    for model, message in ((SHIPPED / "eye_state.int8.onnx", r"already quantized \(it has DequantizeLinear, Quantize"),
+                           (dynamic, r"already quantized \(it has ConvInteger.*give the fp32 \.onnx"),
+                           (rgba_eye_model, r"RGBA build .*quantize models/eye_state\.onnx instead")):
+        assert quantize.main(["--model", str(model), "--calib", str(tmp_path / "empty"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "calibration" not in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--report"])
+def test_an_output_path_that_is_a_folder_is_refused_before_any_work(tmp_path, capsys, option):
+    args = {"--model": str(SHIPPED / "eye_state.onnx"), "--calib": str(tmp_path / "nothing"),
+            "--out": str(tmp_path / "out.onnx"), option: str(tmp_path)}
+    with pytest.raises(SystemExit):
+        quantize.main([x for pair in args.items() for x in pair])
+    assert f"argument {option}: {tmp_path} is an existing folder" in capsys.readouterr().err

@@ -246,6 +246,19 @@ def test_frame_times_that_go_backwards_are_rejected_before_any_replay(tmp_path):
     assert load_timestamps(times) == pytest.approx([0.0, 0.0, 0.1])
 
 
+def test_frame_times_that_are_not_finite_name_the_file_and_line(tmp_path):
+    times = tmp_path / "v_timestamps.txt"
+    times.write_text("0.0\n0.1\n\nnan\n0.3\n")
+    with pytest.raises(ValueError, match=r"v_timestamps.txt:4: frame time nan is not a finite number of seconds"):
+        load_timestamps(times)
+    times.write_text("0 10.0\n1 inf\n")
+    with pytest.raises(ValueError, match=r"v_timestamps.txt:2: frame time inf is not"):
+        load_timestamps(times)
+    times.write_text("[0.0, 0.1, Infinity]")
+    with pytest.raises(ValueError, match=r"v_timestamps.txt\[2\]: frame time inf is not"):
+        load_timestamps(times)
+
+
 def test_blink_counter_is_scored_against_labelled_closures_that_can_be_blinks():
     """Two labelled blinks and a 2 s closure at 10 fps; the counter found the first blink, missed the second, left
     the long closure out (right) and counted one blink the labels lack."""

@@ -63,20 +63,35 @@ def test_label_file_of_the_wrong_length_is_rejected(tmp_path, capsys):
     assert "3 entries" in out.err and "1790 frames" in out.err
 
 
+def _fake_replay(replayed: list):
+    """pipeline.video.replay standing in for the real one: records the video, gives `max_frames` open-eye rows."""
+    def fake(path, pipeline, tracker, times, max_frames, *args, **kwargs):
+        replayed.append(path)
+        rows = [{"frame": i, "time": i / 30, "both_closed": 0, "blink_id": 0, "face": 1} for i in range(max_frames)]
+        return {"rows": rows, "blinks": [], "alarms": 0, "timings": {}, "frames": max_frames}
+    return fake
+
+
 def test_every_input_is_checked_before_any_replay(tmp_path, capsys, monkeypatch):
-    """A wrong label file on the last video must not cost the replay of the videos before it."""
+    """A wrong label file or a missing video is reported before any replay; the other videos are still replayed,
+    scored and written, and the exit status says that something failed. A single bad video stops at once."""
     from pipeline import video as V
 
     replayed = []
-    monkeypatch.setattr(V, "replay", lambda path, *a, **k: replayed.append(path))
+    monkeypatch.setattr(V, "replay", _fake_replay(replayed))
     bad = tmp_path / "clip.avi"
     bad.symlink_to(MAHIE_1)
     (tmp_path / "clip_ideal.csv").write_text("0\n" * 1789)
-    code, out = replay([MAHIE_1, bad], capsys)
-    assert code == 2 and "1789 entries" in out.err and "1790 frames" in out.err
-    assert replayed == []
-    code, out = replay([MAHIE_1, tmp_path / "nope.avi"], capsys)
-    assert code == 2 and "no such video file" in out.err and replayed == []
+    code, out = replay([bad], capsys)
+    assert code == 2 and "1789 entries" in out.err and "1790 frames" in out.err and replayed == []
+    (tmp_path / "clip_ideal.csv").write_text("0\n" * 3)
+    out_json = tmp_path / "report.json"
+    code, out = replay([bad, MAHIE_1, tmp_path / "nope.avi", "--max-frames", 5, "--json", out_json], capsys)
+    assert code == 1 and replayed == [MAHIE_1]
+    assert "3 entries, fewer than the 5 frames" in out.err and "no such video file" in out.err
+    report = json.loads(out_json.read_text())
+    assert list(report["videos"]) == ["mahie_test_1"] and report["pooled"]["n_videos"] == 1
+    assert sorted(report["errors"]) == sorted([str(bad), str(tmp_path / "nope.avi")])
 
 
 def test_labels_are_checked_against_decoded_frames_when_the_header_count_is_wrong(tmp_path, monkeypatch):
@@ -200,11 +215,10 @@ def test_outputs_and_short_labels_are_checked_before_any_replay(tmp_path, capsys
     from pipeline import video as V
 
     replayed = []
-    monkeypatch.setattr(V, "replay", lambda path, *a, **k: replayed.append(path))
+    monkeypatch.setattr(V, "replay", _fake_replay(replayed))
     short = tmp_path / "short.csv"
     short.write_text("0\n" * 50)
-    code, out = replay([MAHIE_1, MAHIE_1, "--labels", FOCUS / "mahie_test_1_ideal.csv", short,
-                        "--max-frames", 100], capsys)
+    code, out = replay([MAHIE_1, "--labels", short, "--max-frames", 100], capsys)
     assert code == 2 and "50 entries, fewer than the 100 frames to replay" in out.err and replayed == []
     monkeypatch.undo()
     target = tmp_path / "new" / "folder" / "frames.csv"
@@ -221,3 +235,52 @@ def test_a_model_file_that_is_not_an_eye_classifier_is_refused_up_front(tmp_path
     face_mesh = face_models_dir() / "face_landmark.onnx"  # a real ONNX model, but not for eye crops
     code, out = replay([MAHIE_1, "--model", face_mesh, "--max-frames", 3], capsys)
     assert code == 2 and "its input is [1, 192, 192, 3], expected [N, 1, 48, 48]" in out.err
+
+
+def _write_video(path: Path, frames: int, keep: float = 1.0) -> None:
+    """A small MJPG clip of noise; keep < 1 cuts the file, so its header promises more frames than decode."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def test_labels_that_do_not_fit_the_decoded_frames_cost_no_other_video(tmp_path, capsys):
+    """B's header announces as many frames as its labels, but the file is cut: found only after its replay. A's
+    result is still scored and written, B's rows too (unscored), and the exit status is 1."""
+    good, cut = tmp_path / "a.avi", tmp_path / "b.avi"
+    _write_video(good, 12)
+    _write_video(cut, 40, keep=0.25)
+    for video, n in ((good, 12), (cut, 40)):
+        video.with_name(video.stem + "_ideal.csv").write_text("0\n" * n)
+    out_csv, out_json = tmp_path / "frames.csv", tmp_path / "report.json"
+    code, out = replay([good, cut, "--no-iris", "--csv", out_csv, "--json", out_json], capsys)
+    assert code == 1
+    assert "label file" in out.err and "b_ideal.csv has 40 labels but" in out.err and "truncated file?" in out.err
+    report = json.loads(out_json.read_text())
+    assert report["pooled"]["n_videos"] == 1
+    assert "frame" in report["videos"]["a"] and "frame" not in report["videos"]["b"]
+    assert list(report["errors"]) == [str(cut)]
+    rows = list(csv.DictReader(open(out_csv)))
+    assert sum(r["video"] == "a" for r in rows) == 12 and 0 < sum(r["video"] == "b" for r in rows) < 40
+
+    (tmp_path / "b_ideal.csv").unlink()
+    code, out = replay([cut, "--no-iris"], capsys)  # without labels: a note, not an error
+    assert code == 0 and "frames decoded of the 40 its header announces (a truncated file?)" in out.err
+
+
+def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba_eye_model, tmp_path, capsys):
+    code, out = replay([MAHIE_1, "--model", rgba_eye_model, "--max-frames", 3], capsys)
+    assert code == 2 and "RGBA build" in out.err and "give --model models/eye_state.onnx" in out.err
+    for args, message in ((["--csv", tmp_path], f"argument --csv: {tmp_path} is an existing folder"),
+                          (["--json", tmp_path], f"argument --json: {tmp_path} is an existing folder"),
+                          (["--max-frames", 0], "argument --max-frames: 0: expected a whole number of at least 1")):
+        with pytest.raises(SystemExit):
+            replay([MAHIE_1, *args], capsys)
+        assert message in capsys.readouterr().err
