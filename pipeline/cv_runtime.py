@@ -15,13 +15,14 @@ import onnxruntime as ort
 
 from eyecore.geometry import RotatedRect
 from eyecore.preprocess import PreprocessSpec
-from eyecore.runtime import TensorSpec
+from eyecore.runtime import BLACK_LUMA, TensorSpec
 from pipeline.face_models import MODEL_IO
 
 # Downscaling by more than this factor first shrinks with INTER_AREA, then warps ~1:1.
 PRESHRINK_ABOVE = 2.0
 # BGR channel weights for BT.601 luma.
 _GRAY_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
+_GRAY_RGB = _GRAY_BGR[::-1].copy()
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -120,6 +121,12 @@ class CvRuntime:
 
     def stack(self, tensors: list) -> np.ndarray:
         return np.concatenate(tensors, axis=0)
+
+    def black_share(self, crops: np.ndarray, spec: TensorSpec) -> list:
+        pixels = (crops - np.float32(spec.offset)) / np.float32(spec.scale)  # back to 0..255
+        axis = 1 if spec.layout == "NCHW" else -1
+        luma = pixels[:, 0] if spec.channels == "gray" else np.moveaxis(pixels, axis, -1) @ _GRAY_RGB
+        return (luma.reshape(len(crops), -1) < BLACK_LUMA).mean(axis=1).tolist()
 
     def now(self) -> float:
         return self.clock()

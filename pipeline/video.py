@@ -38,7 +38,7 @@ DEFAULT_EYE_MODEL = REPO_ROOT / "models" / "eye_state.onnx"  # not relative to t
 DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "face_models"
 CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
                "state_left", "state_right", "both_closed", "blink_id", "alarm", "p_cnn_left", "p_cnn_right",
-               "face", "face_score"]
+               "face", "face_score", "black_left", "black_right", "eyes_dark"]
 STAGES = ("detect", "landmarks", "classify", "iris", "total")
 
 
@@ -123,6 +123,8 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
             "alarm": int(state.alarm),
             "p_cnn_left": _round(left and left.p_cnn), "p_cnn_right": _round(right and right.p_cnn),
             "face": int(result.status == "face"), "face_score": _round(result.face_score),
+            "black_left": _round(left and left.black), "black_right": _round(right and right.black),
+            "eyes_dark": int(result.eyes_dark),
         })
         bar.update(1)
     bar.close()
@@ -309,7 +311,8 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         per_frame[name] = out["rows"]
         info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
                       "timings": out["timings"],
-                      "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected}
+                      "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected,
+                      "dark_eye_frames": sum(r["eyes_dark"] for r in out["rows"])}
         truncated = 0 < out["frames"] < 0.9 * expected
         if truth is None and truncated:
             print(f"note: {path}: {out['frames']} frames decoded of the {expected} its header announces "
@@ -376,8 +379,10 @@ def _print_summary(report: dict) -> None:
         stages = ", ".join(f"{s} {t['mean_ms']:.1f} ms"
                            + (f" ({t['frames']}x)" if s == "detect" or t["frames"] < v["frames"] else "")
                            for s, t in v["timings"].items())
-        line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}, {v['blinks']} blinks, {v['alarms']} "
-                f"microsleep alarm(s) | {stages}")
+        dark = (f", eyes too dark to judge well on {v['dark_eye_frames']} (closures may be missed there)"
+                if v["dark_eye_frames"] else "")
+        line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}{dark}, {v['blinks']} blinks, "
+                f"{v['alarms']} microsleep alarm(s) | {stages}")
         if "frame" in v:
             line += (f"\n  frame F1 {v['frame']['f1']:.3f} (shifted {v['frame_shifted']['f1']:.3f}), "
                      f"blink F1 {v['blink']['f1']:.3f} ({v['blink']['tp']}/{v['blink']['labelled']} found, "

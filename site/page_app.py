@@ -98,6 +98,21 @@ class Stats:
         return (len(self.done) - 1) / max(1e-6, self.done[-1] - self.done[0])
 
 
+
+def _focused() -> str:
+    """The id of the element with the keyboard focus ("" for the page itself)."""
+    element = js.document.activeElement
+    return "" if element is None or element == js.document.body else (element.id or "?")
+
+
+def _swap_buttons(hide: str, show: str) -> None:
+    """Show one button in another's place; the focus goes with it (a hidden button drops it to the page)."""
+    shown = js.document.getElementById(show)
+    shown.hidden = False
+    if _focused() == hide:
+        shown.focus()
+    js.document.getElementById(hide).hidden = True
+
 class App:
     def __init__(self, runtime, pipeline_config, machine, view, timings):
         self.runtime = runtime
@@ -281,7 +296,7 @@ class App:
         self.machine.on_frame_result(face_found=face_found,
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
-                                     t=t, luma=luma)
+                                     t=t, luma=luma, eyes_dark=result.eyes_dark)
         live_state = self.machine.state in S.LIVE_STATES or self.machine.state == S.PROCESSING_CLIP
         shown = state if live_state else None
         self.view.overlay.size_to(width, height)
@@ -313,6 +328,8 @@ class App:
             "stages": {k: round(v, 2) for k, v in timings.items()}}
         if background:
             entry["background"] = True
+        if result.eyes_dark:
+            entry["eyesDark"] = True
         if luma is not None:
             entry["luma"] = round(luma, 1)
         if self.probe:
@@ -411,8 +428,7 @@ class App:
             self._camera_ended(stream)
             return
         js.document.getElementById("placeholder").hidden = True
-        js.document.getElementById("start").hidden = True
-        js.document.getElementById("stop").hidden = False
+        _swap_buttons(hide="start", show="stop")
         self.view.set_source(live=True)
         self.view.reset_live()
         self.stats.reset()
@@ -470,11 +486,12 @@ class App:
                 track.stop()
             self.video.srcObject = None
             js.document.getElementById("placeholder").hidden = False  # not a black box where the picture was
-        js.document.getElementById("start").hidden = False
-        js.document.getElementById("stop").hidden = True
+        _swap_buttons(hide="stop", show="start")
         if summary:
             self._show_session_summary()
         self.view.reset_live()
+        self.view.show_light_mode(False)  # a note and a rate about a camera that is off no longer hold
+        self.view.show_fps(0.0)
         if to_ready and self.machine.can_go(S.READY):
             self.machine.go(S.READY)
 
@@ -640,7 +657,7 @@ class App:
         element.textContent = (f"Camera session {clock_text(summary['seconds'])}: {blinks} "
                                f"({summary['blinks_per_min']:g} a minute), {alarms}, "
                                f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
-                               f"(seen {summary['seen_share'] * 100:.0f} % of the session).")
+                               f"(seen {summary['seen_share'] * 100:.0f} % of the session){self.session.dark_text()}.")
         element.hidden = False
 
     def download_session(self) -> None:
@@ -652,7 +669,7 @@ class App:
         url = js.URL.createObjectURL(blob)
         link = js.document.createElement("a")
         link.href = url
-        link.download = "eye_state_camera_" + js.Date.new().toISOString()[:19].replace(":", "-") + ".csv"
+        link.download = "camera_" + js.Date.new().toISOString()[:19].replace(":", "-") + "_eye_state.csv"
         js.document.body.append(link)
         link.click()
         link.remove()
@@ -702,6 +719,8 @@ class App:
         self.stats.reset()
         stop_button = js.document.getElementById("clip-stop")
         stop_button.hidden = False
+        if _focused() in ("clip-file", "start"):  # now disabled: a keyboard user keeps a place on the page
+            stop_button.focus()
         try:
             self.wake.hold()  # a long file takes minutes: a locked screen would pause it
             record, dropped, rate, stopped_at, duration = await self._clip_frames(video, url)
@@ -728,6 +747,8 @@ class App:
         download.href = js.URL.createObjectURL(js.Blob.new(js_obj([csv_text]), js_obj({"type": "text/csv"})))
         download.download = (file.name.rsplit(".", 1)[0] or "video") + "_eye_state.csv"
         download.hidden = False
+        if _focused() in ("", "clip-stop"):  # focus fell to the page when Stop processing was hidden
+            download.focus()
         frames, blinks, alarms = len(record), record.blink_count, record.alarms
         summary = js.document.getElementById("clip-summary")
         summary.setAttribute("data-frames", str(frames))
@@ -742,7 +763,9 @@ class App:
                                + f"{count_text(frames, 'frame')}, {count_text(blinks, 'blink')}, "
                                + count_text(alarms, "microsleep alarm")
                                + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
-                               + (f"; {dropped} frames could not be read" if dropped else ""))
+                               + (f"; {dropped} frames could not be read" if dropped else "")
+                               + record.dark_text())
+        summary.setAttribute("data-dark-frames", str(record.dark_frames))
         if stopped_at is None:
             self.machine.go(S.CLIP_DONE, detail=file.name)
         else:

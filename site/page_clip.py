@@ -148,8 +148,8 @@ class ClipReader:
 
         def on_error(_e):
             err = self.video.error
-            self._error = ClipError(f"the browser cannot decode this file ({err.message if err else 'error'}); "
-                                    "try an MP4 (H.264) or WebM file")
+            js.console.warn(f"clip: media error {err.code if err else '?'}: {err.message if err else ''}")  # the jargon
+            self._error = ClipError("this browser cannot decode this file; try an MP4 (H.264) or WebM file")
             if not ready.done():
                 ready.set_result(False)
             self._wake(None)

@@ -329,6 +329,37 @@ def test_face_half_out_of_frame_makes_the_cut_eye_unknown(runtime):
 
 
 @needs_shared
+@pytest.mark.shared
+def test_eyes_crushed_to_black_are_flagged_dark_and_lit_or_darkened_ones_not(runtime):
+    """A dark room whose camera crushes shadows to black (here: 96 of 255 and below -> 0, the rest x0.3) still gives
+    a face, but the eyes read open whatever they do (docs/BENCHMARKS.md, "Eyes crushed to black"): flagged. A
+    picture merely darkened (x0.05) keeps its eyes' detail and is not; nor is the black fill of an eye crop that
+    reaches past the frame's edge."""
+    frame = video_frame()
+    lit = FramePipeline(runtime, PipelineConfig()).process(frame, 0.0)
+    crushed = np.clip((frame.astype(np.float32) - 96) * 0.3, 0, 255).round().astype(np.uint8)
+    dark = FramePipeline(runtime, PipelineConfig()).process(crushed, 0.0)
+    dim = FramePipeline(runtime, PipelineConfig()).process((frame * 0.05).round().astype(np.uint8), 0.0)
+    assert lit.status == dark.status == dim.status == "face"
+    assert not lit.eyes_dark and max(lit.left.black, lit.right.black) < 0.01
+    assert dark.eyes_dark and (dark.left.black + dark.right.black) / 2 > PipelineConfig().dark_eye_share
+    assert not dim.eyes_dark
+    assert dark.to_dict()["eyes_dark"] is True and dark.to_dict()["left"]["black"] == dark.left.black
+    shifted = np.zeros_like(frame)
+    shifted[:, :640 - 275] = frame[:, 275:]  # the image-left eye's crop now reaches past the frame's left edge
+    edge = FramePipeline(runtime, PipelineConfig()).process(shifted, 0.0)
+    rect = runtime.crop(shifted, replace_rect(edge.right), 48, 48, FramePipeline(runtime).eye_spec)
+    assert edge.right is not None and runtime.black_share(rect, FramePipeline(runtime).eye_spec)[0] > 0.05
+    assert edge.right.black < 0.01 and not edge.eyes_dark
+
+
+def replace_rect(eye):
+    from eyecore.geometry import eye_crop_rect
+
+    return eye_crop_rect(*eye.corners, PipelineConfig().preprocess.crop_scale)
+
+
+@needs_shared
 def test_replay_crops_as_the_model_metadata_says(tmp_path):
     """pipeline.video takes crop scale and input size from the classifier's metadata, as the page does from
     eye_state.json, so a model exported with another framing is replayed with that framing."""

@@ -26,7 +26,7 @@ from browser_utils import (DEMO_VIDEOS, FOCUS_VIDEOS, ROOT, RequestLog, browser_
 # page: such a test runs once more; any other failure fails at once.
 pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=1, only_rerun=["Target crashed"])]
 
-LIVE_STATES = ["running", "no-face", "uncertain", "camera-dark"]
+LIVE_STATES = ["running", "no-face", "uncertain", "camera-dark", "eyes-dark"]
 BOOT_TIMEOUT_MS = 120_000  # Pyodide + models on a busy 2-core machine
 
 
@@ -509,7 +509,7 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
     finally:
         browser.close()
 
-    assert name.startswith("eye_state_camera_") and name.endswith(".csv")
+    assert name.startswith("camera_") and name.endswith("_eye_state.csv")  # as a clip's: <name>_eye_state.csv
     assert len(log) - 1 <= len(rows) <= len(log)  # every live frame (one may have been in flight at Stop)
     assert list(rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
                              "state", "blink_id", "alarm"]
@@ -1161,6 +1161,7 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         assert wait_state(page, ["clip-done", "clip-failed", "model-failed"], 60_000) == "clip-failed"
         message = page.text_content("#status")
         assert "could not be read" in message and "decode" in message, message
+        assert "PipelineStatus" not in message and "FFmpeg" not in message  # the decoder's words go to the console
         assert not page.is_disabled("#start") and not page.is_disabled("#clip-file")
         page.set_input_files("#clip-file", str(clip))
         # the state is still "clip-failed" from the first file until the page takes the second one
@@ -1175,6 +1176,38 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
     assert owner == "(the person's)"
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
+
+
+@pytest.mark.shared
+def test_the_keyboard_focus_follows_the_buttons_that_replace_each_other(site, playwright, tmp_path):
+    """Start camera and Stop take each other's place, as the file input (disabled while a file is processed) and
+    Stop processing do: a keyboard or screen-reader user keeps a place on the page instead of falling back to its
+    top. After Stop, no rate or light-mode note of a camera that is off is left on show."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    focused = "document.activeElement && document.activeElement.id"
+    browser = launch(playwright, video_to_y4m(source, tmp_path / "camera.y4m", 0, 90))
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.focus("#start")
+        page.keyboard.press("Enter")
+        assert wait_state(page, LIVE_STATES, 30_000) in LIVE_STATES
+        assert page.evaluate(focused) == "stop"
+        page.wait_for_function("window.eyestateLog.length >= 5", timeout=30_000)
+        page.keyboard.press("Space")
+        page.wait_for_selector("#start:not([hidden])", timeout=10_000)
+        assert page.evaluate(focused) == "start"
+        assert page.text_content("#fps") == "0 fps" and page.is_hidden("#light-note")
+        page.focus("#clip-file")
+        page.set_input_files("#clip-file", str(video_to_webm(source, tmp_path / "clip.webm", 0, 30)))
+        page.wait_for_function(f"{focused} === 'clip-stop'", timeout=30_000)
+        assert wait_state(page, ["clip-done", "clip-failed"], 120_000) == "clip-done"
+        assert page.evaluate(focused) == "clip-download"
+        assert page.text_content("#clip-download") != page.text_content("#session-csv")  # whose CSV is whose
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
 
 
 def test_a_video_file_picked_while_the_camera_starts_wins_over_the_camera(site, playwright, tmp_path):
@@ -1305,6 +1338,40 @@ def test_a_covered_camera_says_it_is_too_dark_and_watching_resumes_when_a_face_i
     assert dark and max(dark) < 12, dark[:20]
     seen = [e for e in log if e["pLeft"] is not None or e["pRight"] is not None]
     assert seen and not any("luma" in e for e in seen)  # frames with a face never pay for the measurement
+
+
+@pytest.mark.shared
+def test_a_face_whose_eyes_are_crushed_to_black_says_so_and_watching_resumes_in_light(site, playwright, tmp_path):
+    """A dark room whose camera crushes its shadows to black: the face is still found, but the eyes are black and read
+    "open" whatever they do (a review saw "Watching your eyes" and no blink for 25 s). The page must say it is too
+    dark to see the eyes (eyes-dark, measured in the page by web_runtime.black_share) and go back to running in
+    light."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "crushed.y4m"
+    crush = "clip((val-96)*0.3\\,0\\,255)"
+    ffmpeg("-i", str(source), "-filter_complex",
+           f"[0:v]fps=30,trim=duration=5,setpts=PTS-STARTPTS,lutrgb=r='{crush}':g='{crush}':b='{crush}'[dark];"
+           "[0:v]fps=30,trim=start=5:duration=5,setpts=PTS-STARTPTS[lit];[dark][lit]concat=n=2:v=1[v]",
+           "-map", "[v]", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    browser = launch(playwright, camera)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        assert wait_state(page, ["eyes-dark"], 30_000) == "eyes-dark"
+        assert "too dark to see your eyes" in page.text_content("#status-message").lower()
+        assert page.get_attribute("#eye-left", "data-state") in ("open", "closed")  # still judged, with a warning
+        assert wait_state(page, ["running"], 30_000) == "running"
+        page.wait_for_timeout(1000)
+        log = frame_log(page)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    dark = [e for e in log if e.get("eyesDark")]
+    assert dark and all(e["pLeft"] is not None for e in dark)
+    lit = log[-10:]  # the last frames, in light
+    assert all(e["app"] == "running" and not e.get("eyesDark") for e in lit), lit
 
 
 def test_an_exactly_black_camera_behind_another_tab_stays_too_dark_not_frozen(site, playwright, tmp_path):

@@ -6,7 +6,7 @@ from eyecore.preprocess import mean_luma
 from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
 
 DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera", "camera-stalled",
-              "camera-ended", "no-face", "camera-dark", "uncertain", "model-failed"}
+              "camera-ended", "no-face", "camera-dark", "eyes-dark", "uncertain", "model-failed"}
 
 
 def started(**kwargs):
@@ -213,6 +213,25 @@ def test_a_face_found_in_a_dark_picture_is_watched():
     assert machine.state == S.CAMERA_DARK
     for i in range(15):  # the page measures luma only without a face; a face wins whatever the picture's light
         machine.on_frame_result(True, True, True, t=0.5 + i / 30, luma=1.0)
+    assert machine.state == S.RUNNING
+
+
+def test_a_face_whose_eyes_are_crushed_to_black_is_eyes_dark_and_the_eyes_are_still_watched():
+    """FrameResult.eyes_dark: a face found, its eyes too dark to judge well. The page must not say "Watching your
+    eyes" there (closed eyes read as open), and it takes precedence over "uncertain", whose likely cause it is."""
+    machine = started(debounce_s=0.4)
+    for i in range(15):
+        machine.on_frame_result(True, True, True, t=i / 30, eyes_dark=True)
+    assert machine.state == S.EYES_DARK and "too dark to see your eyes" in machine.message.lower()
+    assert S.EYES_DARK in S.LIVE_STATES  # the eyes' labels, blinks and alarm go on
+    for i in range(15):
+        machine.on_frame_result(True, True, False, t=1 + i / 30, eyes_dark=True)
+    assert machine.state == S.EYES_DARK
+    for i in range(15):  # light again
+        machine.on_frame_result(True, True, True, t=2 + i / 30)
+    assert machine.state == S.RUNNING
+    machine.on_frame_result(True, True, True, t=3.0, eyes_dark=True)  # one dark frame: debounced
+    machine.on_frame_result(True, True, True, t=3.1)
     assert machine.state == S.RUNNING
 
 

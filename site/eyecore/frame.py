@@ -79,6 +79,12 @@ class PipelineConfig:
     detection_min_score: float = 0.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
+    # Eyes whose classifier crops are black (crushed) on more than this share of their pixels inside the frame, on
+    # average over the eyes, are too dark to judge well (FrameResult.eyes_dark; the page says so, the eyes are still
+    # judged). scripts/dark_study.py on the focus videos: merely darkened pictures have 0-0.12 black (even at 5 % of
+    # their light), and crushed ones start to lose blinks around 0.4 (blink F1 0.82 at a median of 0.39, 0.65 at
+    # 0.47); a camera that crushed them at 0.52 read every eye "open" (docs/BENCHMARKS.md, "Eyes crushed to black").
+    dark_eye_share: float = 0.4
     max_yaw_degrees: float = 50.0     # beyond it the far eye is unknown
     min_eye_width_px: float = 4.0     # corner distance below which an eye is unknown
     preprocess: PreprocessSpec = field(default_factory=lambda: DEFAULT_SPEC)
@@ -97,11 +103,13 @@ class EyeResult:
     opening_baseline: float | None  # this eye's usual opening (see PipelineConfig)
     corners: tuple                # ((x, y), (x, y)) image-left then image-right corner, frame pixels
     crop: list                    # classifier crop corners TL, TR, BR, BL in frame pixels (overlay)
+    black: float | None = None    # share of the classifier crop's pixels in the frame that are black
 
     def to_dict(self) -> dict:
         return {"p_open": self.p_open, "p_cnn": self.p_cnn, "eyelid_opening": self.eyelid_opening,
                 "p_iris": self.p_iris, "opening_baseline": self.opening_baseline,
-                "corners": [list(c) for c in self.corners], "crop": [list(c) for c in self.crop]}
+                "corners": [list(c) for c in self.corners], "crop": [list(c) for c in self.crop],
+                "black": self.black}
 
 
 @dataclass
@@ -117,6 +125,7 @@ class FrameResult:
     detected: bool = False            # BlazeFace ran on this frame
     timings: dict = field(default_factory=dict)  # ms per stage
     landmarks: list | None = field(default=None, repr=False)
+    eyes_dark: bool = False           # the eyes are too dark to judge well (PipelineConfig.dark_eye_share)
 
     @property
     def eyes(self) -> dict:
@@ -129,7 +138,7 @@ class FrameResult:
                 "face_box": list(self.face_box) if self.face_box else None,
                 "face_roi": [list(c) for c in self.face_roi] if self.face_roi else None,
                 "face_score": self.face_score, "yaw_degrees": self.yaw_degrees,
-                "detected": self.detected, "timings": dict(self.timings)}
+                "detected": self.detected, "eyes_dark": self.eyes_dark, "timings": dict(self.timings)}
 
 
 def _sigmoid(x: float) -> float:
@@ -330,14 +339,19 @@ class FramePipeline:
                 openings[eye] = opening
         return openings
 
-    def _classify(self, frame, rects: dict) -> dict:
+    def _classify(self, frame, rects: dict, width: int, height: int):
+        """({eye: p_open of the classifier}, {eye: share of its crop's pixels in the frame that are black})."""
         names = list(rects)
         size = self.config.preprocess.size
-        crops = [self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names]
-        out = yield "eye_state", {"input": self.runtime.stack(crops)}
+        batch = self.runtime.stack([self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names])
+        black = {}
+        for name, share in zip(names, self.runtime.black_share(batch, self.eye_spec)):
+            inside = fraction_inside(rects[name], width, height)  # the rest of the crop is black fill
+            black[name] = max(0.0, share - (1.0 - inside)) / inside
+        out = yield "eye_state", {"input": batch}
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
         probabilities = {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
-        return {n: p for n, p in probabilities.items() if math.isfinite(p)}  # NaN logits: no reading, not "closed"
+        return {n: p for n, p in probabilities.items() if math.isfinite(p)}, black  # NaN: no reading, not "closed"
 
     def _face_landmarks(self, frame, t: float, width, height, held, result):
         """FaceMesh points of this frame (held ones when `held`), detecting the face first when the track is lost;
@@ -430,10 +444,11 @@ class FramePipeline:
                 return result
             yaw = lm.yaw_degrees(points)
             visible = self._visible_eyes(points, width, height, yaw)
-            p_cnn = {}
+            p_cnn, black = {}, {}
             if self.config.use_classifier and visible:
                 t0 = clock()
-                p_cnn = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()})
+                p_cnn, black = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()},
+                                                         width, height)
                 timings["classify"] = timings.get("classify", 0.0) + (clock() - t0) * 1000
             # Held landmarks and an eye in doubt, by the classifier or after the eyelid reading: the head may have
             # moved since FaceMesh last ran (a crop beside the eye looks closed), so FaceMesh looks again.
@@ -478,6 +493,8 @@ class FramePipeline:
             opening, baseline, p_iris = readings[eye]
             fused = fuse(p, p_iris, self.config)
             self._last_p[eye] = fused
-            setattr(result, eye, EyeResult(fused, p, opening, p_iris, baseline, corners, rect.corners()))
+            setattr(result, eye, EyeResult(fused, p, opening, p_iris, baseline, corners, rect.corners(),
+                                           black.get(eye)))
+        result.eyes_dark = bool(black) and sum(black.values()) / len(black) > self.config.dark_eye_share
         timings["total"] = (clock() - start) * 1000
         return result

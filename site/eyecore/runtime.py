@@ -12,6 +12,7 @@ from .geometry import RotatedRect
 from .preprocess import PreprocessSpec
 
 MODEL_NAMES = ("face_detection", "face_landmark", "iris_landmark", "eye_state")
+BLACK_LUMA = 1.5  # of 255: a pixel that rounds to luma 0 or 1 (what a camera crushes to black)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Runtime(Protocol):
 
     def stack(self, tensors: list) -> Any:
         """Concatenate [1, ...] tensors along axis 0."""
+
+    def black_share(self, crops, spec: TensorSpec) -> list:
+        """For each crop of a batch (`crop` or `stack`, made with `spec`): the share of its pixels that are black,
+        BT.601 luma below BLACK_LUMA (a picture crushed to black there)."""
 
     def now(self) -> float:
         """Monotonic clock in seconds (for per-stage timings)."""
