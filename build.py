@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import html
 import http.server
 import json
 import re
@@ -189,6 +190,40 @@ def copy_site(out: Path) -> list[str]:
                       if not SITE_SKIP.intersection(p.relative_to(SITE).parts) and p.name != "main.py")
     step(f"site: {sum(1 for _ in SITE.rglob('*') if _.is_file())} files ({len(py_files)} Python modules)")
     return py_files
+
+
+def write_licences_page(out: Path) -> None:
+    """licences.html: NOTICE.md (the licences and credits, kept as the plain-text notice too) as a page of the site;
+    a file it names that the site holds (`licenses/MIT-onnxruntime.txt`, `vendor/pyodide/`) becomes a link to it."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render((out / "NOTICE.md").read_text(encoding="utf-8"))
+
+    def link(match: re.Match) -> str:
+        path = html.unescape(match.group(1))
+        return f'<a href="{match.group(1)}">{match.group(0)}</a>' if (out / path).exists() else match.group(0)
+
+    body = re.sub(r"<code>([\w./-]+)</code>", link, body)
+    (out / "licences.html").write_text(LICENCES_PAGE.format(body=body), encoding="utf-8")
+
+
+LICENCES_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Licences and credits — Eye state</title>
+  <link rel="icon" href="favicon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="style.css">
+</head>
+<body>
+  <main class="notice">
+    <p><a href="./">← Back to the page</a></p>
+{body}
+  </main>
+</body>
+</html>
+"""
 
 
 def copy_models(out: Path, models_dir: Path = MODELS) -> dict:
@@ -435,6 +470,7 @@ def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool =
     copy_runtimes(out)
     py_files = copy_site(out)
     shipped = copy_models(out, models_dir)
+    write_licences_page(out)  # after the models: it links the licence files they bring
     write_page_config(out, shipped)
     write_pyscript_config(out, py_files)
     write_service_worker(out, write_manifest(out))

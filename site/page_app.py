@@ -799,7 +799,8 @@ class App:
                     shown = now
                     fps = len(record) / max(1e-3, (now - started) / 1000)
                     total = clock_text(reader.duration or math.inf)
-                    summary.textContent = f"{clock_text(media_time)} of {total} processed, {fps:.0f} frames a second"
+                    summary.textContent = (f"{clock_text(media_time)} of {total} processed, {fps:.0f} frames a second "
+                                           "on average")  # the Processed card shows the latest rate
                 if self._clip_stop:
                     stopped_at = media_time
                     break

@@ -162,6 +162,19 @@ def test_page_config_points_at_shipped_models(built):
                                        "iris_landmark": [1, 64, 64, 4], "eye_state": [2, 48, 48, 4]}
 
 
+def test_the_licences_page_is_the_notice_as_html_with_its_files_linked(built):
+    """index.html links licences.html, rendered from NOTICE.md: a readable table (not Markdown source) whose licence
+    files on this site are links, loading nothing from another origin."""
+    out, _, _ = built
+    assert 'href="licences.html"' in (out / "index.html").read_text()
+    page = (out / "licences.html").read_text()
+    assert "<table>" in page and "| --- |" not in page and "<h1>Licences and credits</h1>" in page
+    linked = re.findall(r'<a href="([^"]+)"><code>', page)
+    assert "licenses/MIT-onnxruntime.txt" in linked and "licenses/NOTICE-mediapipe-models.txt" in linked
+    assert all((out / path).exists() for path in linked)
+    assert not re.search(r'<(link|script|img)[^>]+(src|href)="https?://', page)  # only links out, no loads
+
+
 def test_gray_front_end_equals_rgba_to_input(tmp_path):
     """The page's eye-classifier input (RGBA -> fused graph) is the one preprocessing definition."""
     identity_model(tmp_path / "id.onnx", ["batch", 1, 48, 48])
