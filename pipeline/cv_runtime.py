@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from eyecore.geometry import RotatedRect
 from eyecore.preprocess import PreprocessSpec
-from eyecore.runtime import BLACK_LUMA, TensorSpec
+from eyecore.runtime import BLACK_LUMA, WHITE_LUMA, TensorSpec
 from pipeline.face_models import MODEL_IO
 
 # Downscaling by more than this factor first shrinks with INTER_AREA, then warps ~1:1.
@@ -122,11 +122,12 @@ class CvRuntime:
     def stack(self, tensors: list) -> np.ndarray:
         return np.concatenate(tensors, axis=0)
 
-    def black_share(self, crops: np.ndarray, spec: TensorSpec) -> list:
+    def clipped_share(self, crops: np.ndarray, spec: TensorSpec) -> list:
         pixels = (crops - np.float32(spec.offset)) / np.float32(spec.scale)  # back to 0..255
         axis = 1 if spec.layout == "NCHW" else -1
-        luma = pixels[:, 0] if spec.channels == "gray" else np.moveaxis(pixels, axis, -1) @ _GRAY_RGB
-        return (luma.reshape(len(crops), -1) < BLACK_LUMA).mean(axis=1).tolist()
+        luma = (pixels[:, 0] if spec.channels == "gray" else np.moveaxis(pixels, axis, -1) @ _GRAY_RGB)
+        luma = luma.reshape(len(crops), -1)
+        return list(zip((luma < BLACK_LUMA).mean(axis=1).tolist(), (luma > WHITE_LUMA).mean(axis=1).tolist()))
 
     def now(self) -> float:
         return self.clock()

@@ -38,7 +38,8 @@ DEFAULT_EYE_MODEL = REPO_ROOT / "models" / "eye_state.onnx"  # not relative to t
 DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "face_models"
 CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
                "state_left", "state_right", "both_closed", "blink_id", "alarm", "p_cnn_left", "p_cnn_right",
-               "face", "face_score", "black_left", "black_right", "eyes_dark"]
+               "face", "face_score", "black_left", "black_right", "white_left", "white_right", "eyes_dark",
+               "eyes_bright"]
 STAGES = ("detect", "landmarks", "classify", "iris", "total")
 
 
@@ -124,7 +125,8 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
             "p_cnn_left": _round(left and left.p_cnn), "p_cnn_right": _round(right and right.p_cnn),
             "face": int(result.status == "face"), "face_score": _round(result.face_score),
             "black_left": _round(left and left.black), "black_right": _round(right and right.black),
-            "eyes_dark": int(result.eyes_dark),
+            "white_left": _round(left and left.white), "white_right": _round(right and right.white),
+            "eyes_dark": int(result.eyes_dark), "eyes_bright": int(result.eyes_bright),
         })
         bar.update(1)
     bar.close()
@@ -312,7 +314,8 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
                       "timings": out["timings"],
                       "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected,
-                      "dark_eye_frames": sum(r["eyes_dark"] for r in out["rows"])}
+                      "dark_eye_frames": sum(r["eyes_dark"] for r in out["rows"]),
+                      "bright_eye_frames": sum(r["eyes_bright"] for r in out["rows"])}
         truncated = 0 < out["frames"] < 0.9 * expected
         if truth is None and truncated:
             print(f"note: {path}: {out['frames']} frames decoded of the {expected} its header announces "
@@ -381,6 +384,8 @@ def _print_summary(report: dict) -> None:
                            for s, t in v["timings"].items())
         dark = (f", eyes too dark to judge well on {v['dark_eye_frames']} (closures may be missed there)"
                 if v["dark_eye_frames"] else "")
+        dark += (f", eyes washed out by light on {v['bright_eye_frames']} (blinks may be miscounted there)"
+                 if v["bright_eye_frames"] else "")
         line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}{dark}, {v['blinks']} blinks, "
                 f"{v['alarms']} microsleep alarm(s) | {stages}")
         if "frame" in v:

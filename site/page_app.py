@@ -296,7 +296,8 @@ class App:
         self.machine.on_frame_result(face_found=face_found,
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
-                                     t=t, luma=luma, eyes_dark=result.eyes_dark)
+                                     t=t, luma=luma, eyes_dark=result.eyes_dark,
+                                     eyes_bright=result.eyes_bright)
         live_state = self.machine.state in S.LIVE_STATES or self.machine.state == S.PROCESSING_CLIP
         shown = state if live_state else None
         self.view.overlay.size_to(width, height)
@@ -330,6 +331,8 @@ class App:
             entry["background"] = True
         if result.eyes_dark:
             entry["eyesDark"] = True
+        if result.eyes_bright:
+            entry["eyesBright"] = True
         if luma is not None:
             entry["luma"] = round(luma, 1)
         if self.probe:
@@ -657,7 +660,7 @@ class App:
         element.textContent = (f"Camera session {clock_text(summary['seconds'])}: {blinks} "
                                f"({summary['blinks_per_min']:g} a minute), {alarms}, "
                                f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
-                               f"(seen {summary['seen_share'] * 100:.0f} % of the session){self.session.dark_text()}.")
+                               f"(seen {summary['seen_share'] * 100:.0f} % of the session){self.session.light_text()}.")
         element.hidden = False
 
     def download_session(self) -> None:
@@ -764,8 +767,9 @@ class App:
                                + count_text(alarms, "microsleep alarm")
                                + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
                                + (f"; {dropped} frames could not be read" if dropped else "")
-                               + record.dark_text())
+                               + record.light_text())
         summary.setAttribute("data-dark-frames", str(record.dark_frames))
+        summary.setAttribute("data-bright-frames", str(record.bright_frames))
         if stopped_at is None:
             self.machine.go(S.CLIP_DONE, detail=file.name)
         else:

@@ -44,7 +44,8 @@ class Recording:
         self.frames = 0
         self.alarms = 0  # times the microsleep alarm went on (a closure held past the delay counts once)
         self.total_blinks = 0  # also those whose rows were dropped by `limit`
-        self.dark_frames = 0  # frames whose eyes were too dark to judge well (FrameResult.eyes_dark)
+        self.dark_frames = 0  # frames whose eyes were too dark to judge well (FrameResult.eyes_dark) ...
+        self.bright_frames = 0  # ... or too bright (FrameResult.eyes_bright)
         self.seen_s = 0.0  # time with the eyes' state known (open or closed) ...
         self.closed_s = 0.0  # ... and closed, each frame holding until the next (at most MAX_HOLD_S)
         self._alarm_on = False
@@ -68,6 +69,7 @@ class Recording:
         self._alarm_on = state.alarm
         self.frames += 1
         self.dark_frames += bool(getattr(result, "eyes_dark", False))
+        self.bright_frames += bool(getattr(result, "eyes_bright", False))
         if self._last is not None and self._last[1] in (OPEN, CLOSED):
             held = min(max(0.0, t - self._last[0]), MAX_HOLD_S)
             self.seen_s += held
@@ -95,14 +97,19 @@ class Recording:
                 "blinks_per_min": round(self.total_blinks / minutes, 1) if minutes > 0 else 0.0,
                 "alarms": self.alarms, "closed_share": round(self.closed_s / self.seen_s, 4) if self.seen_s else 0.0,
                 "seen_share": round(self.seen_s / self.duration_s, 4) if self.duration_s > 0 else 0.0,
-                "dark_share": round(self.dark_frames / self.frames, 4) if self.frames else 0.0}
+                "dark_share": round(self.dark_frames / self.frames, 4) if self.frames else 0.0,
+                "bright_share": round(self.bright_frames / self.frames, 4) if self.frames else 0.0}
 
-    def dark_text(self) -> str:
-        """A sentence's end when some frames' eyes were too dark to judge well, else ""."""
-        if not self.dark_frames:
-            return ""
-        return (f"; too dark to see the eyes well on {self.dark_frames / self.frames * 100:.0f} % of the frames "
-                "(closed eyes may have been missed there)")
+    def light_text(self) -> str:
+        """A sentence's end when some frames' eyes were too dark or too bright to judge well, else ""."""
+        text = ""
+        if self.dark_frames:
+            text += (f"; too dark to see the eyes well on {self.dark_frames / self.frames * 100:.0f} % of the frames "
+                     "(closed eyes may have been missed there)")
+        if self.bright_frames:
+            text += (f"; eyes washed out by light on {self.bright_frames / self.frames * 100:.0f} % of the frames "
+                     "(blinks may have been miscounted there)")
+        return text
 
     def csv_text(self) -> str:
         rows = list(self.rows)

@@ -16,19 +16,21 @@ from __future__ import annotations
 import js
 from pyodide.ffi import to_js
 
-from eyecore.runtime import BLACK_LUMA
+from eyecore.runtime import BLACK_LUMA, WHITE_LUMA
 
 REQUIRED_MODELS = ("face_detection", "face_landmark", "eye_state")  # iris_landmark: only if used
-# (rgba, pixels per crop, crops) -> black pixels per crop; in JS, as a Python loop over every pixel costs milliseconds.
-# Integer BT.601 weights (x1000): luma < BLACK_LUMA.
-_COUNT_BLACK = js.Function.new("rgba", "perCrop", "crops", f"""
+# (rgba, pixels per crop, crops) -> [black, white] pixels per crop; in JS, as a Python loop over every pixel costs
+# milliseconds. Integer BT.601 weights (x1000): luma < BLACK_LUMA, luma > WHITE_LUMA.
+_COUNT_CLIPPED = js.Function.new("rgba", "perCrop", "crops", f"""
     const counts = [];
     for (let c = 0; c < crops; c++) {{
-        let black = 0;
+        let black = 0, white = 0;
         for (let i = c * perCrop * 4, end = i + perCrop * 4; i < end; i += 4) {{
-            if (299 * rgba[i] + 587 * rgba[i + 1] + 114 * rgba[i + 2] < {round(BLACK_LUMA * 1000)}) black++;
+            const luma = 299 * rgba[i] + 587 * rgba[i + 1] + 114 * rgba[i + 2];
+            if (luma < {round(BLACK_LUMA * 1000)}) black++;
+            else if (luma > {round(WHITE_LUMA * 1000)}) white++;
         }}
-        counts.push(black);
+        counts.push([black, white]);
     }}
     return counts;""")
 
@@ -156,9 +158,10 @@ class WebRuntime:
             offset += per_crop * t.n
         return PixelBatch(out, sum(t.n for t in tensors), first.height, first.width, first.spec)
 
-    def black_share(self, crops: PixelBatch, spec=None) -> list:
+    def clipped_share(self, crops: PixelBatch, spec=None) -> list:
         per_crop = crops.height * crops.width
-        return [count / per_crop for count in _COUNT_BLACK(crops.rgba, per_crop, crops.n).to_py()]
+        return [(black / per_crop, white / per_crop)
+                for black, white in _COUNT_CLIPPED(crops.rgba, per_crop, crops.n).to_py()]
 
     # -- models ----------------------------------------------------------------------------------
 

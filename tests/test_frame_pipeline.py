@@ -341,7 +341,7 @@ def test_eyes_crushed_to_black_are_flagged_dark_and_lit_or_darkened_ones_not(run
     dark = FramePipeline(runtime, PipelineConfig()).process(crushed, 0.0)
     dim = FramePipeline(runtime, PipelineConfig()).process((frame * 0.05).round().astype(np.uint8), 0.0)
     assert lit.status == dark.status == dim.status == "face"
-    assert not lit.eyes_dark and max(lit.left.black, lit.right.black) < 0.01
+    assert not lit.eyes_dark and max(lit.left.black, lit.right.black) < 0.01 and not lit.eyes_bright
     assert dark.eyes_dark and (dark.left.black + dark.right.black) / 2 > PipelineConfig().dark_eye_share
     assert not dim.eyes_dark
     assert dark.to_dict()["eyes_dark"] is True and dark.to_dict()["left"]["black"] == dark.left.black
@@ -349,8 +349,22 @@ def test_eyes_crushed_to_black_are_flagged_dark_and_lit_or_darkened_ones_not(run
     shifted[:, :640 - 275] = frame[:, 275:]  # the image-left eye's crop now reaches past the frame's left edge
     edge = FramePipeline(runtime, PipelineConfig()).process(shifted, 0.0)
     rect = runtime.crop(shifted, replace_rect(edge.right), 48, 48, FramePipeline(runtime).eye_spec)
-    assert edge.right is not None and runtime.black_share(rect, FramePipeline(runtime).eye_spec)[0] > 0.05
+    assert edge.right is not None and runtime.clipped_share(rect, FramePipeline(runtime).eye_spec)[0][0] > 0.05
     assert edge.right.black < 0.01 and not edge.eyes_dark
+
+
+@needs_shared
+@pytest.mark.shared
+def test_eyes_blown_out_to_white_are_flagged_bright_and_a_lit_face_not(runtime):
+    """Too much light: the skin round the eyes saturates to white (here the frame times 4) and open eyes read
+    closed (docs/BENCHMARKS.md, "Eyes blown out to white"): flagged. Twice the light is not."""
+    frame = video_frame()
+    brighter = FramePipeline(runtime, PipelineConfig()).process(np.clip(frame * 2.0, 0, 255).astype(np.uint8), 0.0)
+    blown = FramePipeline(runtime, PipelineConfig()).process(np.clip(frame * 4.0, 0, 255).astype(np.uint8), 0.0)
+    assert brighter.status == blown.status == "face"
+    assert not brighter.eyes_bright and not brighter.eyes_dark
+    assert blown.eyes_bright and (blown.left.white + blown.right.white) / 2 > PipelineConfig().bright_eye_share
+    assert not blown.eyes_dark and blown.to_dict()["eyes_bright"] is True
 
 
 def replace_rect(eye):

@@ -26,7 +26,7 @@ from browser_utils import (DEMO_VIDEOS, FOCUS_VIDEOS, ROOT, RequestLog, browser_
 # page: such a test runs once more; any other failure fails at once.
 pytestmark = [pytest.mark.browser, pytest.mark.flaky(reruns=1, only_rerun=["Target crashed"])]
 
-LIVE_STATES = ["running", "no-face", "uncertain", "camera-dark", "eyes-dark"]
+LIVE_STATES = ["running", "no-face", "uncertain", "camera-dark", "eyes-dark", "eyes-bright"]
 BOOT_TIMEOUT_MS = 120_000  # Pyodide + models on a busy 2-core machine
 
 
@@ -1341,26 +1341,30 @@ def test_a_covered_camera_says_it_is_too_dark_and_watching_resumes_when_a_face_i
 
 
 @pytest.mark.shared
-def test_a_face_whose_eyes_are_crushed_to_black_says_so_and_watching_resumes_in_light(site, playwright, tmp_path):
+@pytest.mark.parametrize("light", ["crushed", "blown"])
+def test_eyes_crushed_to_black_or_blown_out_say_so_and_watching_resumes_in_good_light(site, playwright, tmp_path,
+                                                                                    light):
     """A dark room whose camera crushes its shadows to black: the face is still found, but the eyes are black and read
-    "open" whatever they do (a review saw "Watching your eyes" and no blink for 25 s). The page must say it is too
-    dark to see the eyes (eyes-dark, measured in the page by web_runtime.black_share) and go back to running in
-    light."""
+    "open" whatever they do (a review saw "Watching your eyes" and no blink for 25 s). Too much light blows the skin
+    round the eyes out to white, and open eyes read closed. The page must say which (eyes-dark / eyes-bright,
+    measured in the page by web_runtime.clipped_share), still judge the eyes, and go back to running in good light."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
-    camera = tmp_path / "crushed.y4m"
-    crush = "clip((val-96)*0.3\\,0\\,255)"
+    camera = tmp_path / f"{light}.y4m"
+    curve = "clip((val-96)*0.3\\,0\\,255)" if light == "crushed" else "clip(val*4\\,0\\,255)"
     ffmpeg("-i", str(source), "-filter_complex",
-           f"[0:v]fps=30,trim=duration=5,setpts=PTS-STARTPTS,lutrgb=r='{crush}':g='{crush}':b='{crush}'[dark];"
-           "[0:v]fps=30,trim=start=5:duration=5,setpts=PTS-STARTPTS[lit];[dark][lit]concat=n=2:v=1[v]",
+           f"[0:v]fps=30,trim=duration=5,setpts=PTS-STARTPTS,lutrgb=r='{curve}':g='{curve}':b='{curve}'[bad];"
+           "[0:v]fps=30,trim=start=5:duration=5,setpts=PTS-STARTPTS[lit];[bad][lit]concat=n=2:v=1[v]",
            "-map", "[v]", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    state, flag, words = {"crushed": ("eyes-dark", "eyesDark", "too dark to see your eyes"),
+                          "blown": ("eyes-bright", "eyesBright", "too much light on your eyes")}[light]
     browser = launch(playwright, camera)
     try:
         page, requests, _ = open_page(browser, site)
         page.click("#start")
-        assert wait_state(page, ["eyes-dark"], 30_000) == "eyes-dark"
-        assert "too dark to see your eyes" in page.text_content("#status-message").lower()
+        assert wait_state(page, [state], 30_000) == state
+        assert words in page.text_content("#status-message").lower()
         assert page.get_attribute("#eye-left", "data-state") in ("open", "closed")  # still judged, with a warning
         assert wait_state(page, ["running"], 30_000) == "running"
         page.wait_for_timeout(1000)
@@ -1368,10 +1372,10 @@ def test_a_face_whose_eyes_are_crushed_to_black_says_so_and_watching_resumes_in_
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
-    dark = [e for e in log if e.get("eyesDark")]
-    assert dark and all(e["pLeft"] is not None for e in dark)
-    lit = log[-10:]  # the last frames, in light
-    assert all(e["app"] == "running" and not e.get("eyesDark") for e in lit), lit
+    flagged = [e for e in log if e.get(flag)]
+    assert flagged and all(e["pLeft"] is not None for e in flagged)
+    lit = log[-10:]  # the last frames, in good light
+    assert all(e["app"] == "running" and not e.get("eyesDark") and not e.get("eyesBright") for e in lit), lit
 
 
 def test_an_exactly_black_camera_behind_another_tab_stays_too_dark_not_frozen(site, playwright, tmp_path):

@@ -95,15 +95,17 @@ def test_session_summary_counts_the_whole_session_even_past_the_row_limit():
     assert Recording().summary()["blinks_per_min"] == 0.0
 
 
-def test_frames_whose_eyes_were_too_dark_are_counted_and_said():
+def test_frames_whose_eyes_were_too_dark_or_too_bright_are_counted_and_said():
     recording, tracker = Recording(), EyeStateTracker()
-    assert recording.dark_text() == "" and recording.summary()["dark_share"] == 0.0
+    assert recording.light_text() == "" and recording.summary()["dark_share"] == 0.0
     eye = SimpleNamespace(p_open=0.95)
     for i in range(40):
-        result = SimpleNamespace(left=eye, right=eye, eyes_dark=i < 10)
+        result = SimpleNamespace(left=eye, right=eye, eyes_dark=i < 10, eyes_bright=30 <= i < 34)
         recording.add(i / 30, result, tracker.update(i / 30, 0.95, 0.95))
     assert recording.dark_frames == 10 and recording.summary()["dark_share"] == 0.25
-    assert "too dark to see the eyes well on 25 % of the frames" in recording.dark_text()
+    assert recording.bright_frames == 4 and recording.summary()["bright_share"] == 0.1
+    text = recording.light_text()
+    assert "too dark to see the eyes well on 25 % of the frames" in text and "washed out by light on 10 %" in text
 
 
 def test_clip_csv_keeps_media_time_and_the_alarm_delay_setting_counts():

@@ -6,7 +6,7 @@ from eyecore.preprocess import mean_luma
 from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
 
 DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera", "camera-stalled",
-              "camera-ended", "no-face", "camera-dark", "eyes-dark", "uncertain", "model-failed"}
+              "camera-ended", "no-face", "camera-dark", "eyes-dark", "eyes-bright", "uncertain", "model-failed"}
 
 
 def started(**kwargs):
@@ -233,6 +233,10 @@ def test_a_face_whose_eyes_are_crushed_to_black_is_eyes_dark_and_the_eyes_are_st
     machine.on_frame_result(True, True, True, t=3.0, eyes_dark=True)  # one dark frame: debounced
     machine.on_frame_result(True, True, True, t=3.1)
     assert machine.state == S.RUNNING
+    for i in range(15):  # blown out to white by too much light: the same, with its own message
+        machine.on_frame_result(True, True, True, t=4 + i / 30, eyes_bright=True)
+    assert machine.state == S.EYES_BRIGHT and "too much light" in machine.message.lower()
+    assert S.EYES_BRIGHT in S.LIVE_STATES
 
 
 @pytest.mark.parametrize("leave", ["stop", "ended", "stalled", "model", "clip"])

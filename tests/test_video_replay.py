@@ -67,7 +67,8 @@ def _fake_replay(replayed: list):
     """pipeline.video.replay standing in for the real one: records the video, gives `max_frames` open-eye rows."""
     def fake(path, pipeline, tracker, times, max_frames, *args, **kwargs):
         replayed.append(path)
-        rows = [{"frame": i, "time": i / 30, "both_closed": 0, "blink_id": 0, "face": 1, "eyes_dark": 0}
+        rows = [{"frame": i, "time": i / 30, "both_closed": 0, "blink_id": 0, "face": 1, "eyes_dark": 0,
+                 "eyes_bright": 0}
                 for i in range(max_frames)]
         return {"rows": rows, "blinks": [], "alarms": 0, "timings": {}, "frames": max_frames}
     return fake

@@ -81,10 +81,14 @@ class PipelineConfig:
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
     # Eyes whose classifier crops are black (crushed) on more than this share of their pixels inside the frame, on
     # average over the eyes, are too dark to judge well (FrameResult.eyes_dark; the page says so, the eyes are still
-    # judged). scripts/dark_study.py on the focus videos: merely darkened pictures have 0-0.12 black (even at 5 % of
+    # judged). scripts/light_study.py on the focus videos: merely darkened pictures have 0-0.12 black (even at 5 % of
     # their light), and crushed ones start to lose blinks around 0.4 (blink F1 0.82 at a median of 0.39, 0.65 at
     # 0.47); a camera that crushed them at 0.52 read every eye "open" (docs/BENCHMARKS.md, "Eyes crushed to black").
     dark_eye_share: float = 0.4
+    # The same for white (blown out by too much light): the focus videos times 2.5 have 0.33 of their eye crops white
+    # (median) and score as recorded; times 3, 0.52, where false closures start (frame F1 0.65); times 4, 0.73, and
+    # 125 false blinks (scripts/light_study.py).
+    bright_eye_share: float = 0.5
     max_yaw_degrees: float = 50.0     # beyond it the far eye is unknown
     min_eye_width_px: float = 4.0     # corner distance below which an eye is unknown
     preprocess: PreprocessSpec = field(default_factory=lambda: DEFAULT_SPEC)
@@ -103,13 +107,14 @@ class EyeResult:
     opening_baseline: float | None  # this eye's usual opening (see PipelineConfig)
     corners: tuple                # ((x, y), (x, y)) image-left then image-right corner, frame pixels
     crop: list                    # classifier crop corners TL, TR, BR, BL in frame pixels (overlay)
-    black: float | None = None    # share of the classifier crop's pixels in the frame that are black
+    black: float | None = None    # share of the classifier crop's pixels in the frame that are black ...
+    white: float | None = None    # ... and white
 
     def to_dict(self) -> dict:
         return {"p_open": self.p_open, "p_cnn": self.p_cnn, "eyelid_opening": self.eyelid_opening,
                 "p_iris": self.p_iris, "opening_baseline": self.opening_baseline,
                 "corners": [list(c) for c in self.corners], "crop": [list(c) for c in self.crop],
-                "black": self.black}
+                "black": self.black, "white": self.white}
 
 
 @dataclass
@@ -126,6 +131,7 @@ class FrameResult:
     timings: dict = field(default_factory=dict)  # ms per stage
     landmarks: list | None = field(default=None, repr=False)
     eyes_dark: bool = False           # the eyes are too dark to judge well (PipelineConfig.dark_eye_share)
+    eyes_bright: bool = False         # ... or too bright (PipelineConfig.bright_eye_share)
 
     @property
     def eyes(self) -> dict:
@@ -138,7 +144,8 @@ class FrameResult:
                 "face_box": list(self.face_box) if self.face_box else None,
                 "face_roi": [list(c) for c in self.face_roi] if self.face_roi else None,
                 "face_score": self.face_score, "yaw_degrees": self.yaw_degrees,
-                "detected": self.detected, "eyes_dark": self.eyes_dark, "timings": dict(self.timings)}
+                "detected": self.detected, "eyes_dark": self.eyes_dark, "eyes_bright": self.eyes_bright,
+                "timings": dict(self.timings)}
 
 
 def _sigmoid(x: float) -> float:
@@ -340,18 +347,18 @@ class FramePipeline:
         return openings
 
     def _classify(self, frame, rects: dict, width: int, height: int):
-        """({eye: p_open of the classifier}, {eye: share of its crop's pixels in the frame that are black})."""
+        """({eye: p_open of the classifier}, {eye: (black, white) shares of its crop's pixels in the frame})."""
         names = list(rects)
         size = self.config.preprocess.size
         batch = self.runtime.stack([self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names])
-        black = {}
-        for name, share in zip(names, self.runtime.black_share(batch, self.eye_spec)):
+        clipped = {}
+        for name, (black, white) in zip(names, self.runtime.clipped_share(batch, self.eye_spec)):
             inside = fraction_inside(rects[name], width, height)  # the rest of the crop is black fill
-            black[name] = max(0.0, share - (1.0 - inside)) / inside
+            clipped[name] = (max(0.0, black - (1.0 - inside)) / inside, white / inside)
         out = yield "eye_state", {"input": batch}
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
         probabilities = {n: p_open_from_logits(logits[2 * i:2 * i + 2]) for i, n in enumerate(names)}
-        return {n: p for n, p in probabilities.items() if math.isfinite(p)}, black  # NaN: no reading, not "closed"
+        return {n: p for n, p in probabilities.items() if math.isfinite(p)}, clipped  # NaN: no reading, not "closed"
 
     def _face_landmarks(self, frame, t: float, width, height, held, result):
         """FaceMesh points of this frame (held ones when `held`), detecting the face first when the track is lost;
@@ -444,10 +451,10 @@ class FramePipeline:
                 return result
             yaw = lm.yaw_degrees(points)
             visible = self._visible_eyes(points, width, height, yaw)
-            p_cnn, black = {}, {}
+            p_cnn, clipped = {}, {}
             if self.config.use_classifier and visible:
                 t0 = clock()
-                p_cnn, black = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()},
+                p_cnn, clipped = yield from self._classify(frame, {eye: rect for eye, (_, rect) in visible.items()},
                                                          width, height)
                 timings["classify"] = timings.get("classify", 0.0) + (clock() - t0) * 1000
             # Held landmarks and an eye in doubt, by the classifier or after the eyelid reading: the head may have
@@ -494,7 +501,9 @@ class FramePipeline:
             fused = fuse(p, p_iris, self.config)
             self._last_p[eye] = fused
             setattr(result, eye, EyeResult(fused, p, opening, p_iris, baseline, corners, rect.corners(),
-                                           black.get(eye)))
-        result.eyes_dark = bool(black) and sum(black.values()) / len(black) > self.config.dark_eye_share
+                                           *clipped.get(eye, (None, None))))
+        if clipped:  # the mean over the eyes
+            result.eyes_dark = sum(b for b, _ in clipped.values()) / len(clipped) > self.config.dark_eye_share
+            result.eyes_bright = sum(w for _, w in clipped.values()) / len(clipped) > self.config.bright_eye_share
         timings["total"] = (clock() - start) * 1000
         return result

@@ -13,6 +13,7 @@ from .preprocess import PreprocessSpec
 
 MODEL_NAMES = ("face_detection", "face_landmark", "iris_landmark", "eye_state")
 BLACK_LUMA = 1.5  # of 255: a pixel that rounds to luma 0 or 1 (what a camera crushes to black)
+WHITE_LUMA = 253.5  # ... or to 254 or 255 (what a camera blows out to white)
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class Runtime(Protocol):
     def stack(self, tensors: list) -> Any:
         """Concatenate [1, ...] tensors along axis 0."""
 
-    def black_share(self, crops, spec: TensorSpec) -> list:
-        """For each crop of a batch (`crop` or `stack`, made with `spec`): the share of its pixels that are black,
-        BT.601 luma below BLACK_LUMA (a picture crushed to black there)."""
+    def clipped_share(self, crops, spec: TensorSpec) -> list:
+        """For each crop of a batch (`crop` or `stack`, made with `spec`): (black, white), the shares of its pixels
+        whose BT.601 luma is below BLACK_LUMA (crushed to black) and above WHITE_LUMA (blown out to white)."""
 
     def now(self) -> float:
         """Monotonic clock in seconds (for per-stage timings)."""

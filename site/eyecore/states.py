@@ -6,7 +6,8 @@ Standard library only (runs in Pyodide).
 A live picture too dark to find a face in (a privacy shutter, a hand over the lens, a dark room) is "camera-dark",
 not "no-face": `on_frame_result` gets the picture's mean luma when no face was found (`preprocess.mean_luma`). A face
 whose eyes are crushed to black (`FrameResult.eyes_dark`) is "eyes-dark": the eyes are still judged, but closed eyes
-may read as open there, and the user is told so instead of "Watching your eyes".
+may read as open there, and the user is told so instead of "Watching your eyes". Eyes blown out to white by too much
+light (`FrameResult.eyes_bright`) are "eyes-bright" alike: there open eyes may read as closed.
 
 Camera errors (getUserMedia DOMException names) map to states with `error_to_state`. A camera that
 another app or tab holds (NotReadableError, AbortError) is reported as "camera-ended" — the camera
@@ -27,6 +28,7 @@ CAMERA_STALLED = "camera-stalled"
 NO_FACE = "no-face"
 CAMERA_DARK = "camera-dark"
 EYES_DARK = "eyes-dark"
+EYES_BRIGHT = "eyes-bright"
 UNCERTAIN = "uncertain"
 MODEL_FAILED = "model-failed"
 PROCESSING_CLIP = "processing-clip"
@@ -47,6 +49,8 @@ MESSAGES = {
     NO_FACE: "No face in view. Face the camera with your whole face in the picture.",
     CAMERA_DARK: "The camera picture is too dark to see a face. Uncover the camera or add light.",
     EYES_DARK: "Too dark to see your eyes well: closed eyes and blinks may be missed. Add light in front of you.",
+    EYES_BRIGHT: "Too much light on your eyes: the picture is washed out, so blinks may be miscounted. Turn the light "
+                 "down or away from your face.",
     UNCERTAIN: "Your eyes are not clearly visible. Move closer, face the camera, or add light.",
     MODEL_FAILED: "The models could not be loaded or run. Reload the page to try again.",
     PROCESSING_CLIP: "Processing your video file on this device…",
@@ -61,7 +65,7 @@ UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs
                        "localhost). You can still choose a video file.")
 
 # States the per-frame results move between.
-LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN, CAMERA_DARK, EYES_DARK)
+LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN, CAMERA_DARK, EYES_DARK, EYES_BRIGHT)
 _CAMERA_PROBLEMS = (CAMERA_DENIED, NO_CAMERA, CAMERA_ENDED)
 _AFTER_LIVE = {*LIVE_STATES, CAMERA_STALLED, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
 
@@ -74,6 +78,7 @@ TRANSITIONS = {
     UNCERTAIN: _AFTER_LIVE,
     CAMERA_DARK: _AFTER_LIVE,
     EYES_DARK: _AFTER_LIVE,
+    EYES_BRIGHT: _AFTER_LIVE,
     CAMERA_STALLED: _AFTER_LIVE,  # new pictures again: running, then the frame results say what they see
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
@@ -203,10 +208,12 @@ class AppStateMachine:
         return self.state
 
     def on_frame_result(self, face_found: bool, eyes_known: bool, confidence_ok: bool,
-                        t: float | None = None, luma: float | None = None, eyes_dark: bool = False) -> str:
-        """Moves between running / no-face / uncertain / camera-dark / eyes-dark once the new situation has lasted
-        `debounce_s` seconds (t defaults to the clock). `luma`: the picture's mean luma, needed only without a
-        face (None: not measured, never dark); `eyes_dark`: FrameResult.eyes_dark. Ignored in any other state."""
+                        t: float | None = None, luma: float | None = None, eyes_dark: bool = False,
+                        eyes_bright: bool = False) -> str:
+        """Moves between running / no-face / uncertain / camera-dark / eyes-dark / eyes-bright once the new situation
+        has lasted `debounce_s` seconds (t defaults to the clock). `luma`: the picture's mean luma, needed only
+        without a face (None: not measured, never dark); `eyes_dark`, `eyes_bright`: FrameResult's. Ignored in any
+        other state."""
         if self.state not in LIVE_STATES:
             return self.state
         now = self._clock() if t is None else t
@@ -215,6 +222,8 @@ class AppStateMachine:
             target = CAMERA_DARK if luma is not None and luma < dark_below else NO_FACE
         elif eyes_dark:  # the likely cause of any doubt too
             target = EYES_DARK
+        elif eyes_bright:
+            target = EYES_BRIGHT
         elif not (eyes_known and confidence_ok):
             target = UNCERTAIN
         else:
