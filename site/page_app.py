@@ -98,7 +98,6 @@ class Stats:
         return (len(self.done) - 1) / max(1e-6, self.done[-1] - self.done[0])
 
 
-
 def _focused() -> str:
     """The id of the element with the keyboard focus ("" for the page itself)."""
     element = js.document.activeElement
@@ -112,6 +111,7 @@ def _swap_buttons(hide: str, show: str) -> None:
     if _focused() == hide:
         shown.focus()
     js.document.getElementById(hide).hidden = True
+
 
 class App:
     def __init__(self, runtime, pipeline_config, machine, view, timings):
@@ -660,7 +660,8 @@ class App:
         element.textContent = (f"Camera session {clock_text(summary['seconds'])}: {blinks} "
                                f"({summary['blinks_per_min']:g} a minute), {alarms}, "
                                f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
-                               f"(seen {summary['seen_share'] * 100:.0f} % of the session){self.session.light_text()}.")
+                               f"(seen {summary['seen_share'] * 100:.0f} % of the session)"
+                               f"{self.session.light_text()}.")
         element.hidden = False
 
     def download_session(self) -> None:
