@@ -27,6 +27,14 @@ from pipeline import video as V  # noqa: E402
 FOCUS = ROOT.parent / "shared" / "data" / "videos" / "focus"
 
 
+def focus_videos() -> list:
+    """The shared focus videos, sorted; [] (and a message saying where they were looked for) without ../shared."""
+    videos = sorted(FOCUS.glob("*.avi"))
+    if not videos:
+        print(f"needs the shared focus videos in {FOCUS}", file=sys.stderr)
+    return videos
+
+
 def _gain(frame, gain: float) -> np.ndarray:
     return np.clip(frame.astype(np.float32) * gain, 0, 255)
 
@@ -100,9 +108,8 @@ def main(argv=None) -> int:
                     help="PipelineConfig.landmark_hold_s (the live page holds FaceMesh landmarks up to 0.2 s)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    videos = sorted(FOCUS.glob("*.avi"))
+    videos = focus_videos()
     if not videos:
-        print(f"needs the shared focus videos in {FOCUS}", file=sys.stderr)
         return 2
     results = {}
     print("| condition | frames with a face | blink F1 | blinks found / labelled, false | frame F1 +1 | "

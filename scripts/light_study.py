@@ -51,9 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "eye_state.onnx")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    videos = sorted(C.FOCUS.glob("*.avi"))
+    videos = C.focus_videos()
     if not videos:
-        print(f"needs the shared focus videos in {C.FOCUS}", file=sys.stderr)
         return 2
     results = {}
     print("| condition | blink F1 (found / labelled, false) | frame F1 +1 | eye crops black, median / p95 | "

@@ -353,7 +353,8 @@ class FramePipeline:
         batch = self.runtime.stack([self.runtime.crop(frame, rects[n], size, size, self.eye_spec) for n in names])
         clipped = {}
         for name, (black, white) in zip(names, self.runtime.clipped_share(batch, self.eye_spec)):
-            inside = fraction_inside(rects[name], width, height)  # the rest of the crop is black fill
+            # the crop's part outside the frame is black fill; measured only when there is any (a lit face: none)
+            inside = fraction_inside(rects[name], width, height) if black or white else 1.0
             clipped[name] = (max(0.0, black - (1.0 - inside)) / inside, white / inside)
         out = yield "eye_state", {"input": batch}
         logits = out["logits"] if "logits" in out else next(iter(out.values()))  # a CAM export adds "cam"
