@@ -161,6 +161,7 @@ class App:
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
         self._frame_lock = asyncio.Lock()
+        self._source_epoch = 0  # raised by stop_camera: a frame still in flight then belongs to a stopped source
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -279,13 +280,19 @@ class App:
                       started: float | None = None, background: bool = False, thumb: bytes | None = None):
         """Pipeline + tracker on one frame snapshot (runtime.snapshot); updates the view. `background`: read while the
         page is out of sight; `thumb`: this frame's thumbnail when the caller has already drawn it (the live clock).
-        Returns (FrameResult, TemporalState)."""
+        Returns (FrameResult, TemporalState), or None for a frame whose camera was stopped before it was done: nothing
+        of it is shown or counted (a rate or an eye label of a camera that is off)."""
+        epoch = self._source_epoch
         async with self._frame_lock:
-            return await self._process(frame, width, height, t, media_time, started, background, thumb)
+            if epoch != self._source_epoch:
+                return None
+            return await self._process(frame, width, height, t, media_time, started, background, thumb, epoch)
 
-    async def _process(self, frame, width, height, t, media_time, started, background=False, thumb=None):
+    async def _process(self, frame, width, height, t, media_time, started, background=False, thumb=None, epoch=0):
         started = js.performance.now() if started is None else started
         result = await self.pipeline.process_async(frame, t)
+        if epoch != self._source_epoch:
+            return None
         left, right = result.left, result.right
         state = self.tracker.update(t, left.p_open if left else None, right.p_open if right else None)
         face_found = result.status == "face"
@@ -479,6 +486,7 @@ class App:
 
     def stop_camera(self, to_ready: bool = False, summary: bool = True) -> None:
         self.live = False
+        self._source_epoch += 1
         if not self.clip_active:
             self.wake.release()
         self._has_pending = False
@@ -594,11 +602,10 @@ class App:
                             or (not changed and self.tracker.alarm_on):
                         self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
                     elif changed:  # the same picture again shows nothing new (fed, a frozen closed eye would alarm)
-                        result, state = await self.process(frame, width, height, started / 1000.0, media_time,
-                                                           started, background,
-                                                           self._last_thumb if background else None)
-                        if self.live:  # not a frame that finished after Stop or after a clip took over
-                            self._record_live(started / 1000.0, result, state)
+                        done = await self.process(frame, width, height, started / 1000.0, media_time, started,
+                                                  background, self._last_thumb if background else None)
+                        if done is not None and self.live:  # not a frame that finished after Stop
+                            self._record_live(started / 1000.0, *done)
                     if not background:
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
                 if not self._has_pending:
