@@ -604,7 +604,7 @@ class App:
                     elif changed:  # the same picture again shows nothing new (fed, a frozen closed eye would alarm)
                         done = await self.process(frame, width, height, started / 1000.0, media_time, started,
                                                   background, self._last_thumb if background else None)
-                        if done is not None and self.live:  # not a frame that finished after Stop
+                        if done is not None:  # None: a frame that finished after Stop
                             self._record_live(started / 1000.0, *done)
                     if not background:
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
