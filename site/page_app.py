@@ -284,8 +284,6 @@ class App:
         of it is shown or counted (a rate or an eye label of a camera that is off)."""
         epoch = self._source_epoch
         async with self._frame_lock:
-            if epoch != self._source_epoch:
-                return None
             return await self._process(frame, width, height, t, media_time, started, background, thumb, epoch)
 
     async def _process(self, frame, width, height, t, media_time, started, background=False, thumb=None, epoch=0):
