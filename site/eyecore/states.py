@@ -41,11 +41,11 @@ MESSAGES = {
     READY: "Ready. Press Start camera, or process a video file.",
     REQUESTING_CAMERA: "Waiting for camera permission… Allow access in the browser prompt.",
     RUNNING: "Watching your eyes.",
-    CAMERA_DENIED: "Camera access was blocked. Allow it in the address bar and press Start.",
-    NO_CAMERA: "No camera was found. Connect a camera and press Start, or choose a video file.",
-    CAMERA_ENDED: "The camera stopped. Check that it is connected and press Start.",
+    CAMERA_DENIED: "Camera access was blocked. Allow it in the address bar and press Start camera.",
+    NO_CAMERA: "No camera was found. Connect a camera and press Start camera, or choose a video file.",
+    CAMERA_ENDED: "The camera stopped. Check that it is connected and press Start camera.",
     CAMERA_STALLED: "The camera picture is not changing: the camera may be covered or frozen. Your eyes are not "
-                    "being watched. Check the camera, or press Stop and Start.",
+                    "being watched. Check the camera, or press Stop, then Start camera.",
     NO_FACE: "No face in view. Face the camera with your whole face in the picture.",
     CAMERA_DARK: "The camera picture is too dark to see a face. Uncover the camera or add light.",
     EYES_DARK: "Too dark to see your eyes well: closed eyes and blinks may be missed. Add light in front of you.",
@@ -60,7 +60,7 @@ MESSAGES = {
 }
 STATES = tuple(MESSAGES)
 
-CAMERA_BUSY_MESSAGE = ("The camera is in use by another app or tab. Close it there and press Start.")
+CAMERA_BUSY_MESSAGE = ("The camera is in use by another app or tab. Close it there and press Start camera.")
 UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs https:// or "
                        "localhost). You can still choose a video file.")
 
@@ -136,7 +136,7 @@ def error_message(name: str) -> str:
         return _ERROR_MESSAGES[name]
     message = MESSAGES[error_to_state(name)]
     if name not in _ERROR_STATES:
-        message = f"The camera could not start ({name}). Press Start to try again."
+        message = f"The camera could not start ({name}). Press Start camera to try again."
     return message
 
 
