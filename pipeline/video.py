@@ -4,7 +4,8 @@
                              [--model PATH] [--no-iris] [--max-frames N]
 
 `<name>_ideal.csv` (per-frame 0/1 closed labels) and `<name>_timestamps.txt` (JSON list of frame
-wall-clock times) beside a video are used automatically; without timestamps, time = frame / fps.
+wall-clock times) beside a video are used automatically; without them each frame's own presentation time from
+the video file is used (as the page's clip mode does), frame / fps only where the file has none.
 Eyeblink8-style annotations (`<name>.tag`, with `<name>.txt` frame times) are read too, beside the video
 or given with --labels.
 With labels, frame-level and blink-level scores per video and pooled (pipeline.video_metrics).
@@ -53,6 +54,13 @@ def companion(video: Path, suffix: str) -> Path:
 
 def read_frames(path: Path, max_frames: int | None = None):
     """Yield BGR frames; a file OpenCV cannot open or decode raises VideoError."""
+    for frame, _ in read_timed_frames(path, max_frames):
+        yield frame
+
+
+def read_timed_frames(path: Path, max_frames: int | None = None):
+    """Yield (BGR frame, its presentation time in seconds as the decoder gives it, or None where it gives none); a
+    file OpenCV cannot open or decode raises VideoError."""
     if not path.is_file():
         raise VideoError(f"{path}: no such video file")
     cap = cv2.VideoCapture(str(path))
@@ -67,7 +75,8 @@ def read_frames(path: Path, max_frames: int | None = None):
             if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
                 raise VideoError(f"{path}: frame {count} is not a 3-channel colour image")
             count += 1
-            yield frame
+            seconds = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000  # this frame's own time (FFmpeg's best-effort PTS)
+            yield frame, (seconds if math.isfinite(seconds) and seconds >= 0 else None)
         if count == 0:
             raise VideoError(f"{path}: no frame could be decoded (corrupt or unsupported video)")
     finally:
@@ -95,10 +104,11 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
     bar = tqdm(total=limit or None, desc=path.name, unit="frame", disable=not progress, leave=False)
     pipeline.reset()
     cpu_start, decode_ms = time.process_time(), []
-    frames = read_frames(path, max_frames)
+    frames = read_timed_frames(path, max_frames)
+    t = None
     for index in itertools.count():
         t0 = pipeline.runtime.now()
-        frame = next(frames, None)
+        frame, decoded_t = next(frames, (None, None))
         if frame is None:
             break
         decode_ms.append((pipeline.runtime.now() - t0) * 1000)
@@ -107,7 +117,7 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
         if times is not None and index >= len(times):
             raise VideoError(f"{path}: more frames than timestamps ({len(times)}) in "
                              f"{companion(path, '_timestamps.txt').name}")
-        t = times[index] if times is not None else index / fps
+        t = times[index] if times is not None else next_frame_time(decoded_t, t, fps)
         result = pipeline.process(frame, t)
         left, right = result.left, result.right
         state = tracker.update(t, left.p_open if left else None, right.p_open if right else None)
@@ -140,6 +150,17 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
                                     "frames": len(rows)}
     return {"rows": rows, "blinks": [b.to_dict() for b in blinks], "alarms": alarm_onsets(states), "timings": timings,
             "frames": len(rows)}
+
+
+def next_frame_time(decoded: float | None, previous: float | None, fps: float) -> float:
+    """A frame's time without a timestamp file: its own presentation time, as the page's clip mode takes it (video
+    frame callbacks' mediaTime), so that a variable frame rate (phones, browser recordings) keeps real durations;
+    where the decoder gives no time, or one not after the previous frame's, the previous time + 1 / fps."""
+    if previous is None:
+        return decoded if decoded is not None else 0.0
+    if decoded is not None and decoded > previous:
+        return decoded
+    return previous + 1.0 / fps
 
 
 def count_frames(path: Path) -> int:
@@ -205,7 +226,7 @@ def label_file_beside(video: Path) -> Path | None:
 def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: int | None):
     """A .tag has no record for frames past its last one: they count as open (video_metrics.load_tag), so its
     labels are padded to the video's length; a record past the video's end is an error. Its `<name>.txt` frame
-    times are used when they cover every frame, else frame / fps (with a note)."""
+    times are used when they cover every frame, else the video's own frame times (with a note)."""
     if max_frames is None or count <= 0 or len(truth) > count:
         count = count_frames(path)  # the header's count can be an estimate: the labels are padded to it
     if len(truth) > count:
@@ -216,11 +237,11 @@ def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: 
         try:
             times = _load_optional(companion(path, ".txt"), video_metrics.load_timestamps, "timestamp file")
         except VideoError as error:  # any .txt may sit beside a video: only a list of frame times is used
-            print(f"note: {error}; using frame / fps instead", file=sys.stderr)
+            print(f"note: {error}; using the video's own frame times instead", file=sys.stderr)
             times = None
         if times is not None and len(times) != count and max_frames is None:
             print(f"note: {companion(path, '.txt').name} has {len(times)} frame times for {count} frames: "
-                  "using frame / fps instead", file=sys.stderr)
+                  "using the video's own frame times instead", file=sys.stderr)
             times = None
     return truth, times, count
 

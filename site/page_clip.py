@@ -30,13 +30,14 @@ import asyncio
 import math
 
 import js
-from pyodide.ffi import create_once_callable, create_proxy
+from pyodide.ffi import JsException, create_once_callable, create_proxy
 
 # Playback runs at the rate that presents this many frames per second, whatever the clip's own frame rate: at ~30
 # presentations a second the pause after each frame still catches the next one, faster loses frames to seeks,
-# slower waits. A 6 fps clip then plays at about 5x, a 60 fps clip at 0.5x (docs/BENCHMARKS.md section 5, table H).
+# slower waits. A 6 fps clip then plays at about 5x, a 60 fps clip at 0.5x (docs/BENCHMARKS.md section 5, table H),
+# a 240 fps slow-motion clip at 0.125x.
 PRESENTED_PER_S = 30.0
-MIN_RATE, MAX_RATE = 0.25, 8.0
+MIN_RATE, MAX_RATE = 0.125, 8.0
 GAP_FACTOR = 1.5
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
@@ -54,6 +55,11 @@ MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file c
 PROBE_SEEK_S = 0.004, 16.0
 PROBE_INTERVALS = 4  # steps between frames _probe_by_seeking measures (as many as _probe_step's 5 frames give)
 MAX_PROBE_REFINE = 6  # _next_by_seeking, _first_since: frames walked back past, at the most
+
+
+def _rate_for(step: float | None) -> float:
+    """The playback rate that presents PRESENTED_PER_S frames a second of a clip with this frame step (s)."""
+    return min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * step)) if step else 1.0
 
 
 class ClipError(RuntimeError):
@@ -182,23 +188,46 @@ class ClipReader:
                 if self._can_step():
                     break
                 await self._until_shown()  # frames by frame callbacks: they come only while the page is shown
-            await self._probe(self._probe_step)
+            await self._probe(self._probe_in_front)
             if self.step is not None or not js.document.hidden:
                 break  # else hidden before the probe saw two frames: again, by seeking
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
-            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
+            self.rate = _rate_for(self.step)
 
     async def _probe(self, probe) -> None:
         self.step, own = await probe()
         self._own_times = own and await self._check_own_times()
 
+    async def _probe_in_front(self):
+        """_probe_step, then, where VideoFrames carry the frame's own time, the step after the first frame found by
+        seeking. Frame callbacks come at most once per display refresh, fewer on a busy page, so a clip faster than
+        that (slow motion, or a phone's variable frame rate) shows the playing probe only every second to sixth
+        frame: a 240 fps clip was then read at 0.5x with a step of 17 ms, its 4 ms steps went unnoticed as gaps
+        (1.5 x the step) and up to 18 of its 480 frames were lost unreported. The seeks start just past the frame the
+        probe saw next, so a clip whose probe saw every frame costs two. A shorter step found so is kept only if
+        _check_own_times holds with it (a VideoFrame that tells the playback position "finds" a frame at every seek)."""
+        step, own = await self._probe_step()
+        if step is None or not own:
+            return step, own
+        first = self._probe_times[0]
+        try:
+            later = await self._next_by_seeking(first, step)
+        finally:
+            self._stop_clock()
+        if later is None or later - first >= step:
+            return step, own
+        self.step = later - first
+        if await self._check_own_times():
+            return self.step, True
+        return step, own
+
     async def _probe_step(self, frames: int = 5):
-        """The frame step (s): play a few frames with nothing else running (no frame is missed while
-        the main thread is idle), take the smallest mediaTime step, go back to the start. Also whether a VideoFrame of
-        the element, made in each frame callback, has the callback's mediaTime as its timestamp (Firefox: whole
-        seconds of the playback position)."""
+        """The frame step (s): play a few frames with nothing else running (no frame is missed while the main thread
+        is idle, unless they come faster than the display refreshes), take the smallest mediaTime step, pause there.
+        Also whether a VideoFrame of the element, made in each frame callback, has the callback's mediaTime as its
+        timestamp (Firefox: whole seconds of the playback position)."""
         times = []
         same = []
         loop = asyncio.get_event_loop()
@@ -206,8 +235,8 @@ class ClipReader:
 
         def on_frame(_now, meta):
             times.append(float(meta.mediaTime))
-            if hasattr(js, "VideoFrame"):
-                same.append(abs(self._shown_time() - times[-1]) < 1e-3)
+            if hasattr(js, "VideoFrame"):  # this frame, or at a high frame rate a later one already (not earlier)
+                same.append(self._shown_time() > times[-1] - 1e-3)
             if len(times) >= frames or self._ended:
                 done.done() or done.set_result(True)
             else:
@@ -322,7 +351,12 @@ class ClipReader:
             if self.video.ended or self._ended:
                 return None
             self.video.playbackRate = self.rate
-            await self.video.play()
+            try:
+                await self.video.play()
+            except JsException as error:
+                # a frame came before play() settled, and its callback paused the element: that frame is the answer
+                if not (waiter.done() and str(error).startswith("AbortError")):
+                    raise
         waited_since, late_before = js.performance.now(), False
         while True:
             try:

@@ -897,6 +897,49 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
 
 
+def test_a_240_fps_slow_motion_clip_gives_every_frame_once(site, playwright, tmp_path):
+    """Frame callbacks come at most once per display refresh, so the probe that plays a few frames at 1x saw only
+    every fourth or fifth frame of a 240 fps clip: read at 0.5x with a 17 ms step, its 4 ms gaps went unnoticed and
+    up to 18 of its 480 frames were lost, with none reported dropped. The step found by seeking reads it at 0.125x."""
+    clip = tmp_path / "slowmo.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=240", "-t", "2", "-c:v", "libx264", "-preset",
+           "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", str(clip))
+    times = decoded_times(clip)
+    assert len(times) == 480
+    rows, rate, dropped, *_ = read_clip(site, playwright, clip)
+    assert rate == pytest.approx(0.125, abs=0.01)  # 30 presentations a second (MIN_RATE)
+    assert dropped == "0" and len(rows) == len(times)
+    assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+
+
+@pytest.mark.shared
+def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(site, playwright, page_eye_model,
+                                                                             tmp_path):
+    """The no-glasses demo clip's first 200 frames with the 138 before its 2.4 s closure sped up 8 times (5 ms steps,
+    then 42 ms; as tests/test_video_replay.py). The page reads every frame once at its own time, as the replay does
+    since session 17, so both raise the one alarm and count none of the 20 ms closures as a blink."""
+    clip = tmp_path / "vfr.mp4"
+    ffmpeg("-i", str(DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"), "-frames:v", "200",
+           "-vf", r"setpts=if(lt(N\,138)\,N/8\,17.25+N-138)/24/TB", "-fps_mode", "passthrough",
+           "-enc_time_base", "1/1000", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(clip))
+    times = decoded_times(clip)
+    assert len(times) == 200 and times[1] - times[0] < 0.006
+    rows, _, dropped, *_ = read_clip(site, playwright, clip)
+    assert dropped == "0" and len(rows) == len(times)
+    assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+    replay_csv = tmp_path / "replay.csv"
+    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
+                           "--model", str(page_eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    replay_rows = list(csv.DictReader(replay_csv.open()))
+    assert [float(r["time"]) for r in replay_rows] == pytest.approx(times, abs=0.002)
+    for table in (rows, replay_rows):
+        assert {r["blink_id"] for r in table} == {"0"}
+        alarm = [r["alarm"] in ("1", "True", "true") for r in table]
+        assert sum(a and not b for a, b in zip(alarm, [False] + alarm)) == 1  # one alarm, late in the closure
+        assert not any(alarm[:170])  # not before 1.5 s of the closure (frame 174 by the frames' own times)
+
+
 @pytest.mark.shared
 def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_tab(site, playwright, tmp_path):
     """A clip (variable frame rate: a slideshow, a screen recording) whose frame at 1 s stays for 2 s: no frame

@@ -286,3 +286,47 @@ def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba
         with pytest.raises(SystemExit):
             replay([MAHIE_1, *args], capsys)
         assert message in capsys.readouterr().err
+
+
+def test_a_clip_of_varying_frame_rate_is_timed_by_its_own_frame_times(tmp_path, capsys):
+    """Phones and browser recordings change their frame rate as the light changes; the page times each frame of a clip
+    by its own presentation time (mediaTime), so must the replay. The no-glasses demo clip's first 200 frames, the
+    138 before its 2.4 s closure sped up 8 times: the header then says about 60 fps, which would make the closure
+    last under a second (no alarm) and count the sped-up 20 ms closures as 4 blinks. By the frames' own times the
+    closure raises the microsleep alarm and the 20 ms closures are flicker."""
+    import shutil
+
+    import cv2
+
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg not found (apt-get install ffmpeg; scripts/test.sh does it)")
+    from browser_utils import ffmpeg
+
+    clip = tmp_path / "vfr.mp4"
+    ffmpeg("-i", str(DEMO / "repeating_Blink-Detector__video.mp4"), "-frames:v", "200",
+           "-vf", r"setpts=if(lt(N\,138)\,N/8\,17.25+N-138)/24/TB", "-fps_mode", "passthrough",
+           "-enc_time_base", "1/1000", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(clip))
+    capture = cv2.VideoCapture(str(clip))
+    header_fps, decoded = capture.get(cv2.CAP_PROP_FPS), []
+    while capture.grab():
+        decoded.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    capture.release()
+    assert len(decoded) == 200 and header_fps > 50 and decoded[-1] == pytest.approx(3.26, abs=0.01)
+
+    out_json, out_csv = tmp_path / "vfr.json", tmp_path / "vfr.csv"
+    code, out = replay([clip, "--json", out_json, "--csv", out_csv], capsys)
+    assert code == 0, out.err
+    rows = list(csv.DictReader(open(out_csv)))
+    assert [float(r["time"]) for r in rows] == pytest.approx(decoded, abs=1e-3)
+    result = json.loads(out_json.read_text())["videos"]["vfr"]
+    assert result["alarms"] == 1 and result["blinks"] == 0
+
+
+def test_frames_without_their_own_time_are_timed_by_the_frame_rate():
+    from pipeline.video import next_frame_time
+
+    assert next_frame_time(None, None, 25.0) == 0.0 and next_frame_time(0.5, None, 25.0) == 0.5  # the first frame
+    assert next_frame_time(0.54, 0.5, 25.0) == 0.54  # its own time
+    assert next_frame_time(None, 0.5, 25.0) == pytest.approx(0.54)  # none given: one frame step on
+    assert next_frame_time(0.5, 0.5, 25.0) == pytest.approx(0.54)  # not after the previous frame: the same
+    assert next_frame_time(0.3, 0.5, 25.0) == pytest.approx(0.54)
