@@ -7,9 +7,10 @@ levels (`gainK`: every channel times K). One that crushes its shadows sends the 
 black (`crushOxK`: O of 255 and below -> 0, the rest times K), and with it the eye. Too much light blows the skin
 around the eye out to white (`blownK`: times K, clipped at 255). The focus videos go through `pipeline.video.run`
 (the page's Python) under each; reported pooled over the three videos: blink F1, closed-frame F1 with labels shifted
-one frame, the black and white shares of the classifier's eye crops (median / 95th percentile over crops,
-`EyeResult.black` / `.white`) and the share of frames with a face flagged `eyes_dark` / `eyes_bright`. Seeded, fixed
-simulations, not measurements of real cameras.
+one frame, microsleep alarms (all false: no labelled closure of these videos lasts 0.5 s), the black and white
+shares of the classifier's eye crops (median / 95th percentile over crops, `EyeResult.black` / `.white`) and the
+share of frames with a face flagged `eyes_dark` / `eyes_bright`. Seeded, fixed simulations, not measurements of real
+cameras.
 """
 from __future__ import annotations
 
@@ -55,13 +56,14 @@ def main(argv=None) -> int:
     if not videos:
         return 2
     results = {}
-    print("| condition | blink F1 (found / labelled, false) | frame F1 +1 | eye crops black, median / p95 | "
-          "white, median / p95 | frames flagged dark / bright |\n| --- | --- | ---: | --- | --- | --- |")
+    print("| condition | blink F1 (found / labelled, false) | frame F1 +1 | false alarms | eye crops black, median / p95 | "
+          "white, median / p95 | frames flagged dark / bright |\n| --- | --- | ---: | ---: | --- | --- | --- |")
     for name in args.conditions:
         report = V.run(videos, eye_model=args.model, progress=False, transform=made[name])
         rows = [r for per in report["per_frame"].values() for r in per]
         faces = [r for r in rows if r["face"]]
-        result = {"blink": report["pooled"]["blink"], "frame_shifted": report["pooled"]["frame_shifted"]}
+        result = {"blink": report["pooled"]["blink"], "frame_shifted": report["pooled"]["frame_shifted"],
+                  "alarms": sum(v["alarms"] for v in report["videos"].values())}
         for kind, flag in (("black", "eyes_dark"), ("white", "eyes_bright")):
             shares = _shares(rows, kind)
             result[kind] = [float(np.median(shares)), float(np.percentile(shares, 95))]
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
         results[name] = result
         blink, frame = result["blink"], result["frame_shifted"]
         print(f"| {name} | {blink['f1']:.3f} ({blink['tp']} / {blink['labelled']}, {blink['fp']}) | "
-              f"{frame['f1']:.3f} | "
+              f"{frame['f1']:.3f} | {result['alarms']} | "
               f"{result['black'][0]:.2f} / {result['black'][1]:.2f} | {result['white'][0]:.2f} / "
               f"{result['white'][1]:.2f} | {result['eyes_dark']:.1%} / {result['eyes_bright']:.1%} |", flush=True)
     if args.json:
