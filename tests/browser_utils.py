@@ -98,6 +98,15 @@ def video_to_y4m(src: Path, dst: Path, start_s: float = 0.0, duration_s: float |
     return dst
 
 
+def varying_rate_demo_clip(dst: Path) -> Path:
+    """The no-glasses demo clip's first 200 frames, the 138 before its 2.4 s closure (frames 138-194) sped up 8 times:
+    5 ms steps, then 42 ms; MP4 with millisecond timestamps, whose header then says about 60 fps."""
+    ffmpeg("-i", str(DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"), "-frames:v", "200",
+           "-vf", r"setpts=if(lt(N\,138)\,N/8\,17.25+N-138)/24/TB", "-fps_mode", "passthrough",
+           "-enc_time_base", "1/1000", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(dst))
+    return dst
+
+
 def synthetic_y4m(dst: Path, source: str = "testsrc2=size=640x480:rate=30", duration_s: float = 4.0) -> Path:
     """A clip without a face (ffmpeg lavfi source) as .y4m."""
     ffmpeg("-f", "lavfi", "-i", source, "-t", f"{duration_s}", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(dst))

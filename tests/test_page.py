@@ -20,7 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_utils import (DEMO_VIDEOS, FOCUS_VIDEOS, ROOT, RequestLog, browser_missing_reason,  # noqa: E402
                            collect_console, decode_probe, ffmpeg, frames_to_y4m, launch, serve, synthetic_y4m,
-                           video_to_coded_y4m, video_to_webm, video_to_y4m, wait_state)
+                           varying_rate_demo_clip, video_to_coded_y4m, video_to_webm, video_to_y4m,
+                           wait_state)
 
 # A Chromium renderer that dies mid-test (seen once in many local runs, never twice in a row) is the machine, not the
 # page: such a test runs once more; any other failure fails at once.
@@ -918,10 +919,7 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
     """The no-glasses demo clip's first 200 frames with the 138 before its 2.4 s closure sped up 8 times (5 ms steps,
     then 42 ms; as tests/test_video_replay.py). The page reads every frame once at its own time, as the replay does
     since session 17, so both raise the one alarm and count none of the 20 ms closures as a blink."""
-    clip = tmp_path / "vfr.mp4"
-    ffmpeg("-i", str(DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4"), "-frames:v", "200",
-           "-vf", r"setpts=if(lt(N\,138)\,N/8\,17.25+N-138)/24/TB", "-fps_mode", "passthrough",
-           "-enc_time_base", "1/1000", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(clip))
+    clip = varying_rate_demo_clip(tmp_path / "vfr.mp4")
     times = decoded_times(clip)
     assert len(times) == 200 and times[1] - times[0] < 0.006
     rows, _, dropped, *_ = read_clip(site, playwright, clip)

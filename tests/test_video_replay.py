@@ -300,12 +300,9 @@ def test_a_clip_of_varying_frame_rate_is_timed_by_its_own_frame_times(tmp_path, 
 
     if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg not found (apt-get install ffmpeg; scripts/test.sh does it)")
-    from browser_utils import ffmpeg
+    from browser_utils import varying_rate_demo_clip
 
-    clip = tmp_path / "vfr.mp4"
-    ffmpeg("-i", str(DEMO / "repeating_Blink-Detector__video.mp4"), "-frames:v", "200",
-           "-vf", r"setpts=if(lt(N\,138)\,N/8\,17.25+N-138)/24/TB", "-fps_mode", "passthrough",
-           "-enc_time_base", "1/1000", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(clip))
+    clip = varying_rate_demo_clip(tmp_path / "vfr.mp4")
     capture = cv2.VideoCapture(str(clip))
     header_fps, decoded = capture.get(cv2.CAP_PROP_FPS), []
     while capture.grab():
