@@ -57,11 +57,6 @@ PROBE_INTERVALS = 4  # steps between frames _probe_by_seeking measures (as many 
 MAX_PROBE_REFINE = 6  # _next_by_seeking, _first_since: frames walked back past, at the most
 
 
-def _rate_for(step: float | None) -> float:
-    """The playback rate that presents PRESENTED_PER_S frames a second of a clip with this frame step (s)."""
-    return min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * step)) if step else 1.0
-
-
 class ClipError(RuntimeError):
     """The chosen video file cannot be processed (message says why)."""
 
@@ -194,7 +189,7 @@ class ClipReader:
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
-            self.rate = _rate_for(self.step)
+            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
 
     async def _probe(self, probe) -> None:
         self.step, own = await probe()

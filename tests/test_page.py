@@ -919,6 +919,8 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
     """The no-glasses demo clip's first 200 frames with the 138 before its 2.4 s closure sped up 8 times (5 ms steps,
     then 42 ms; as tests/test_video_replay.py). The page reads every frame once at its own time, as the replay does
     since session 17, so both raise the one alarm and count none of the 20 ms closures as a blink."""
+    if not (DEMO_VIDEOS / "repeating_Blink-Detector__video.mp4").exists():
+        pytest.skip(f"needs {DEMO_VIDEOS} (../shared)")
     clip = varying_rate_demo_clip(tmp_path / "vfr.mp4")
     times = decoded_times(clip)
     assert len(times) == 200 and times[1] - times[0] < 0.006
