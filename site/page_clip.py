@@ -199,8 +199,8 @@ class ClipReader:
         """_probe_step, then, where VideoFrames carry the frame's own time, the step after the first frame found by
         seeking. Frame callbacks come at most once per display refresh, fewer on a busy page, so a clip faster than
         that (slow motion, or a phone's variable frame rate) shows the playing probe only every second to sixth
-        frame: a 240 fps clip was then read at 0.5x with a step of 17 ms, its 4 ms steps went unnoticed as gaps
-        (1.5 x the step) and up to 18 of its 480 frames were lost unreported. The seeks start just past the frame the
+        frame: a 240 fps clip was then read at 0.62x with a step of 21 ms, its 4 ms steps went unnoticed as gaps
+        (1.5 x the step) and 17 of its 480 frames were lost unreported. The seeks start just past the frame the
         probe saw next, so a clip whose probe saw every frame costs two. A shorter step found so is kept only if
         _check_own_times holds with it (a VideoFrame that tells the playback position "finds" a frame at every seek)."""
         step, own = await self._probe_step()

@@ -900,8 +900,8 @@ def test_a_60_fps_clip_with_uneven_steps_plays_slower_and_gives_every_frame_once
 
 def test_a_240_fps_slow_motion_clip_gives_every_frame_once(site, playwright, tmp_path):
     """Frame callbacks come at most once per display refresh, so the probe that plays a few frames at 1x saw only
-    every fourth or fifth frame of a 240 fps clip: read at 0.5x with a 17 ms step, its 4 ms gaps went unnoticed and
-    up to 18 of its 480 frames were lost, with none reported dropped. The step found by seeking reads it at 0.125x."""
+    every fifth frame of a 240 fps clip: read at 0.62x with a 21 ms step, its 4 ms gaps went unnoticed and 17
+    of its 480 frames were lost, with none reported dropped. The step found by seeking reads it at 0.125x."""
     clip = tmp_path / "slowmo.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=240", "-t", "2", "-c:v", "libx264", "-preset",
            "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p", str(clip))
