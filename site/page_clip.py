@@ -3,12 +3,14 @@
 Method. The video plays; each requestVideoFrameCallback pauses it at once and copies the presented
 frame into a canvas, so nothing new is presented until playback resumes. It resumes as soon as a frame is handed
 out, so the next frame is on its way while the pipeline works on this one. A browser may still
-present frames the page never sees (its callbacks coalesce when the main thread is busy). A gap is
-noticed by metadata.presentedFrames jumping by more than one, or by a mediaTime step above 1.5× the
-smallest frame step seen; the missing frames are then fetched in order by seeking (paused) to just
-past the last processed frame (+1.25 × that smallest step) until the gap is closed. Frames are
-identified by mediaTime, so a frame presented twice (after a resume or seek) is used once. At the
-end the same stepping looks for frames after the last one seen, until a seek shows no newer frame.
+present frames the page never sees (its callbacks coalesce when the main thread is busy) or, when they come faster
+than the display refreshes, decode frames it never presents. A gap is noticed by metadata.presentedFrames jumping by
+more than one, by the element's count of dropped frames (getVideoPlaybackQuality) rising while it played, or by a
+mediaTime step above 1.5× the smallest frame step seen; the missing frames are then fetched in order by seeking
+(paused) to just past the last processed frame (+1.25 × that smallest step) until the gap is closed. A gap with
+frames unseen makes the step known at most its length over the frames in it, and the playback rate follows the step.
+Frames are identified by mediaTime, so a frame presented twice (after a resume or seek) is used once. At the end the
+same stepping looks for frames after the last one seen, until a seek shows no newer frame.
 
 Where the browser has WebCodecs, a frame is copied as a VideoFrame of the element, whose timestamp is the frame's own
 mediaTime (the microseconds a frame callback gives; the same pixels as drawImage(video)), and seeking needs no frame
@@ -65,7 +67,8 @@ class ClipReader:
     def __init__(self, video, url: str, playback_rate: float | None = None):
         self.video = video
         self.url = url
-        self.rate = playback_rate  # None: chosen from the clip's frame step (PRESENTED_PER_S)
+        self.rate = playback_rate  # None: chosen from the clip's frame step (PRESENTED_PER_S), and follows it
+        self._rate_follows_step = playback_rate is None
         self.width = self.height = 0
         self.duration = 0.0
         self.dropped_then_recovered = 0
@@ -89,6 +92,8 @@ class ClipReader:
         self._frame_callback = None  # id of the pending frame callback of _next_presented
         self._counting = 0  # generation of the _count_callback chain (a new stepping run starts a new one)
         self._seek_failures = 0  # in a row
+        self._dropped_at_play = self._dropped_at_frame = 0  # getVideoPlaybackQuality's count (_dropped)
+        self._callback_frame_unseen = False
         self._closed = False
 
     # -- events ----------------------------------------------------------------------------------
@@ -120,7 +125,10 @@ class ClipReader:
         if self._closed:
             return
         self.video.pause()  # nothing new is presented while this frame is processed
+        self._dropped_at_frame = self._dropped()
         t, canvas = self._copy_shown(float(meta.mediaTime))
+        # the element already shows a later frame (its own time, _copy_shown): the callback's frame went unseen
+        self._callback_frame_unseen = t > float(meta.mediaTime) + 1e-5
         self._wake((t, int(meta.presentedFrames), canvas))
 
     def _copy_shown(self, media_time: float | None = None):
@@ -142,6 +150,19 @@ class ClipReader:
 
     def recycle(self, canvas) -> None:
         self._canvases.append(canvas)
+
+    def _dropped(self) -> int:
+        """Frames the element decoded but never presented, so far (0 where the browser does not say). Chromium counts
+        those a play at a frame rate above the display's refresh skips: a clip that turns from 30 to 240 fps after 1 s
+        lost up to 116 of its 510 frames unreported while this count rose; it does not count frames presented to a
+        page that missed their callbacks (presentedFrames does)."""
+        if not hasattr(self.video, "getVideoPlaybackQuality"):
+            return 0
+        return int(self.video.getVideoPlaybackQuality().droppedVideoFrames)
+
+    def _follow_step(self, step: float) -> None:
+        if self._rate_follows_step:
+            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * step))
 
     async def open(self) -> None:
         loop = asyncio.get_event_loop()
@@ -189,7 +210,9 @@ class ClipReader:
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
         if self.rate is None:
-            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * self.step)) if self.step else 1.0
+            self.rate = 1.0
+            if self.step:
+                self._follow_step(self.step)
 
     async def _probe(self, probe) -> None:
         self.step, own = await probe()
@@ -346,6 +369,7 @@ class ClipReader:
             if self.video.ended or self._ended:
                 return None
             self.video.playbackRate = self.rate
+            self._dropped_at_play = self._dropped()
             try:
                 await self.video.play()
             except JsException as error:
@@ -431,10 +455,13 @@ class ClipReader:
                 self.recycle(canvas)  # the same frame again after a resume or seek
                 last_presented = presented
                 continue
-            jumped = last_presented is not None and presented - last_presented > 1
+            unseen = self._dropped_at_frame - self._dropped_at_play + self._callback_frame_unseen
+            unseen += presented - last_presented - 1 if last_presented is not None else 0
+            jumped = unseen > 0
             gap = step is not None and t - last_t > GAP_FACTOR * step
-            if jumped and step is None:  # before any step is known: assume evenly spaced frames
-                step = (t - last_t) / (presented - last_presented)
+            if jumped:  # assume evenly spaced frames in the gap: at most that step (at 240 fps the count is off by 1)
+                even = (t - last_t) / (unseen + 1)
+                step = even if step is None else min(step, even)
             if jumped or gap:
                 async for missing_t, missing_canvas in self._missing(last_t, t, step):
                     yield missing_t, missing_canvas
@@ -447,6 +474,7 @@ class ClipReader:
                     if again is not None:
                         self.recycle(again[2])
             step = t - last_t if step is None else min(step, t - last_t)
+            self._follow_step(step)
             last_t, last_presented = t, None if (jumped or gap) else presented
             self._fetch_next(last_t)
             yield t, canvas
@@ -549,7 +577,7 @@ class ClipReader:
     async def _seek_after(self, after: float, step: float, before: float = math.inf):
         """(mediaTime, canvas) of the first frame in (after, before), by seeking; None when there is none (also at the
         end of the file: then self._at_end)."""
-        target, empty = after + STEP_FACTOR * step, 0
+        target, empty, gap_checked = after + STEP_FACTOR * step, 0, False
         while target < before:
             if not await self._seeked_at(target):
                 if before < math.inf:
@@ -568,7 +596,17 @@ class ClipReader:
                     return await self._first_since(after, t, canvas)
                 self.recycle(canvas)
             if before < math.inf:
-                return None  # no frame there (variable frame rate): the gap was not a drop
+                # Nothing up to `target`: the step known is too short there (a variable frame rate, or one guessed
+                # from a count of frames unseen), or the gap was not a drop. One seek tells which.
+                if not gap_checked:
+                    gap_checked = True
+                    last = await self._frame_before(before)
+                    if last is None or last <= after + 1e-6:
+                        return None  # no frame there: the gap was not a drop
+                if target >= before - 2e-4:
+                    return None
+                target = min(target + step, before - 1e-4)  # the frame just before `before` at the latest
+                continue
             empty += 1
             if self.video.ended or float(self.video.currentTime) < target - 1e-4:  # a seek past the end was clamped
                 at_end = True
