@@ -218,12 +218,11 @@ class ClipReader:
                 break  # else hidden before the probe saw two frames: again, by seeking
         if hasattr(js, "VideoFrame") and not self._own_times:
             js.console.log("clip: this browser's VideoFrames do not carry the frame's own time; frames by frame callbacks")
+        if self.rate is None:
+            self.rate = 1.0  # until a step is known
         if self.step:
             self._recent_steps.append(self.step)
-        if self.rate is None:
-            self.rate = 1.0
-            if self.step:
-                self._follow_step(self.step)
+            self._follow_step(self.step)
 
     async def _probe(self, probe) -> None:
         self.step, own = await probe()
@@ -361,9 +360,9 @@ class ClipReader:
             listener.destroy()
 
     def _shown_time_if_any(self) -> float:
-        """_shown_time, or NaN (wanted by no test) while the element has no frame to show: a VideoFrame of it then
-        fails with "InvalidStateError: Invalid source state" (once in a full run of tests/test_page.py, a clip opened
-        behind another tab: the clip failed)."""
+        """_shown_time, or NaN (no `wanted` of _shows_soon holds for it) while the element has no frame to show: a
+        VideoFrame of it then fails with "InvalidStateError: Invalid source state" (once in a full run of
+        tests/test_page.py, a clip opened behind another tab: the clip failed)."""
         try:
             return self._shown_time()
         except JsException as error:
@@ -492,8 +491,8 @@ class ClipReader:
                 step = seek_step = min(self._recent_steps)
             elif not gap and step is not None and t - last_t < FASTER * step and self._can_step():
                 # The clip turned faster: a frame between may have been neither presented nor counted dropped
-                # (24 then 60 fps at 1.25x: 1 of 108 frames in about ten runs). The seek for it (and one back) runs
-                # once per new shortest step.
+                # (24 then 60 fps at 1.25x: 1 of 108 frames, once in 24 traced runs). Costs a seek or two each time
+                # the frame rate rises.
                 gap, seek_step = True, (t - last_t) / 2
             if jumped or gap:
                 async for missing_t, missing_canvas in self._missing(last_t, t, seek_step):

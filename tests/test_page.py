@@ -925,7 +925,8 @@ def test_a_clip_whose_frame_rate_changes_gives_every_frame_once(site, playwright
     510 in four runs; 24, 60, 24 fps: 106 and 107 of 108), none reported. The count of frames dropped unseen (and a
     callback whose frame was already replaced, and a step shorter than the one known) marks the gap, filled up to
     its end; the gap's length over the frames in it bounds the step, and the playback rate follows the step of the
-    last 30 frames: also up again after a fast start (it stayed at 0.125x, and the page took twice as long)."""
+    last 30 frames: also up again after a fast start (it stayed at 0.125x; 240 then 30 fps for 3 s took twice as long
+    to read)."""
     clip = tmp_path / "varying.mp4"
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=320x240:rate={source_fps}", "-t", str(seconds), "-vf",
            f"select='{select}'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt",
