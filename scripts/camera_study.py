@@ -4,7 +4,8 @@
 
 Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
 where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
-light from behind, a head that jumps to a new place every half second), then the frames go through
+light from behind, a head that jumps to a new place every half second; a person two to four times as far away, a
+head tilted 15-45 degrees, a mirrored picture, a 1280x720 camera), then the frames go through
 `pipeline.video.run`, the page's Python, unchanged. Reported per
 condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
 frame (../shared/README.md). The conditions are fixed, seeded simulations, not measurements of real cameras.
@@ -81,6 +82,31 @@ def _jumps(rng, every: int = 15, reach: int = 40):
     return move
 
 
+def _farther(frame, factor: float) -> np.ndarray:
+    """The person `1/factor` times as far away: the picture shrunk about its centre, the room around it continued
+    from its edges (the face, the eyes and their pixels all `factor` times as small)."""
+    h, w = frame.shape[:2]
+    small = cv2.resize(frame, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA)
+    top, left = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    return cv2.copyMakeBorder(small, top, h - small.shape[0] - top, left, w - small.shape[1] - left,
+                              cv2.BORDER_REPLICATE)
+
+
+def _tilt(frame, degrees: float) -> np.ndarray:
+    """A head tilted sideways (or a camera mounted crooked): the picture rotated about its centre."""
+    h, w = frame.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _hd(frame, width: int = 1280, height: int = 720) -> np.ndarray:
+    """A 720p camera: the 4:3 picture cropped to 16:9 about its centre and scaled up (more pixels, no more detail)."""
+    h, w = frame.shape[:2]
+    keep = round(w * height / width)
+    top = max(0, (h - keep) // 2)
+    return cv2.resize(frame[top:top + keep], (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def conditions(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -95,6 +121,16 @@ def conditions(seed: int = 0) -> dict:
         "warm_lamp": lambda f: _u8(f.astype(np.float32) * np.array([0.45, 0.85, 1.15], np.float32)),  # BGR
         "backlight": _backlight,
         "jumps": _jumps(rng),                                                    # what landmark holds must survive
+        # geometry: where the person sits and how the head is held
+        "far_x0.5": lambda f: _farther(f, 0.5),                                  # twice as far from the camera
+        "far_x0.33": lambda f: _farther(f, 1 / 3),                               # three times as far
+        "far_x0.25": lambda f: _farther(f, 0.25),                                # four times as far
+        "tilt15": lambda f: _tilt(f, 15),
+        "tilt30": lambda f: _tilt(f, 30),
+        "tilt-30": lambda f: _tilt(f, -30),
+        "tilt45": lambda f: _tilt(f, 45),
+        "mirrored": lambda f: cv2.flip(f, 1),                                    # a selfie camera's mirror image
+        "hd720": _hd,
     }
 
 

@@ -317,6 +317,49 @@ def test_noise_and_black_frames_have_no_face(runtime):
         assert result.status == "no-face" and result.eyes == {"left": None, "right": None}
 
 
+def test_search_windows_start_in_the_middle_and_cover_the_frame():
+    from eyecore.frame import search_windows
+
+    for width, height in ((640, 480), (480, 640), (1280, 720)):
+        windows = search_windows(width, height, 2.0)
+        assert len(windows) == 5 and (windows[0].cx, windows[0].cy) == (width / 2, height / 2)
+        side = max(width, height) / 2
+        for w in windows:
+            assert w.width == w.height == side and w.angle == 0
+            assert -1e-9 <= w.cx - side / 2 and w.cx + side / 2 <= width + 1e-9
+        for x in range(0, width, 16):  # every point of the frame lies in some window
+            for y in range(0, height, 16):
+                assert any(abs(x - w.cx) <= side / 2 and abs(y - w.cy) <= side / 2 for w in windows), (x, y)
+
+
+@needs_shared
+@pytest.mark.shared
+def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtime):
+    """A person four times as far away (eyes ~9 px) in a corner of the picture: BlazeFace misses the face on the
+    whole frame, the search windows find it within their cycle (the corner window is the fourth), and FaceMesh
+    then tracks it without detecting again."""
+    import cv2
+
+    frame = video_frame()
+    small = cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA)
+    far = np.full_like(frame, 128)
+    far[330:450, 440:600] = small
+    found = []
+    zoomed = FramePipeline(runtime, PipelineConfig(use_iris=False))
+    for i in range(6):
+        result = zoomed.process(far, i / 30)
+        found.append(result.status == "face")
+        if result.status == "face":
+            x0, y0, x1, y1 = result.face_box
+            assert 440 <= x0 < x1 <= 600 and 330 <= y0 < y1 <= 450, result.face_box
+            for eye in EYES:
+                assert result.eyes[eye] is not None and result.eyes[eye].p_open is not None
+    assert found == [False, False, False, False, True, True]  # middle, top-left, top-right, bottom-left: no face
+    assert not result.detected  # the last frame was tracked
+    whole_only = FramePipeline(runtime, PipelineConfig(use_iris=False, detection_search_zoom=0))
+    assert all(whole_only.process(far, i / 30).status == "no-face" for i in range(6))
+
+
 @needs_shared
 @pytest.mark.shared
 def test_face_half_out_of_frame_makes_the_cut_eye_unknown(runtime):

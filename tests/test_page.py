@@ -1539,3 +1539,31 @@ def test_a_phone_video_stored_sideways_is_read_upright_by_the_page_and_by_replay
     same = sum(p["state_left"] == r["state_left"] and p["state_right"] == r["state_right"]
                for p, r in zip(page_rows, replay_rows))
     assert same / frames >= 0.97, f"per-frame states agree on {same}/{frames} frames"
+
+
+@pytest.mark.shared
+def test_a_person_far_from_the_camera_is_found_by_the_page_and_by_replay(site, playwright, page_eye_model, tmp_path):
+    """A face four times smaller than the focus video's (eyes ~9 px) in a corner of a 640x480 picture: too small for
+    BlazeFace on the whole frame. Both the page (canvas crops of the search windows) and pipeline.video must find it
+    within the first five frames, read both eyes from then on, and agree frame by frame as on any clip."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    frames = 100  # the first labelled blink is at frame 93
+    clip = tmp_path / "far.webm"
+    ffmpeg("-i", str(source), "-vf", "scale=160:120:flags=area,pad=640:480:440:330:color=gray", "-frames:v",
+           str(frames), "-an", "-c:v", "libvpx-vp9", "-lossless", "1", "-pix_fmt", "yuv420p", "-deadline", "realtime",
+           "-cpu-used", "8", str(clip))
+    page_rows = read_clip(site, playwright, clip).rows
+    replay_csv = tmp_path / "replay.csv"
+    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
+                           "--model", str(page_eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    replay_rows = list(csv.DictReader(replay_csv.open()))
+    assert len(page_rows) == len(replay_rows) == frames
+    for rows in (page_rows, replay_rows):
+        both = [bool(r["p_open_left"]) and bool(r["p_open_right"]) for r in rows]
+        assert all(both[5:]), both.index(False, 5)
+    same = sum(p["state_left"] == r["state_left"] and p["state_right"] == r["state_right"]
+               for p, r in zip(page_rows, replay_rows))
+    assert same / frames >= 0.95, f"per-frame states agree on {same}/{frames} frames"

@@ -101,10 +101,15 @@ def test_camera_conditions_keep_the_frame_format_and_are_repeatable():
         if transform is None:
             continue
         out = transform(frame)
-        assert out.shape == frame.shape and out.dtype == np.uint8, name
+        shape = (720, 1280, 3) if name == "hd720" else frame.shape  # a bigger camera's frames are bigger
+        assert out.shape == shape and out.dtype == np.uint8, name
         assert not np.array_equal(out, frame), f"{name} left the frame unchanged"
         assert np.array_equal(out, again[name](frame)), f"{name} is not repeatable"
     assert study.conditions()["dark"](frame).mean() < 0.35 * frame.mean() + 1
+    bright = np.zeros_like(frame)
+    bright[20:28, 28:36] = 255  # a "face" in the middle: at a third of the distance it covers a ninth of the area
+    assert abs(study.conditions()["far_x0.33"](bright).astype(float).sum() / bright.sum() - 1 / 9) < 0.03
+    assert np.array_equal(study.conditions()["mirrored"](bright)[:, ::-1], bright)
 
 
 @needs_shared

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import blazeface, landmarks as lm
-from .geometry import distance, eye_crop_rect, fraction_inside, is_finite_point, letterbox_rect
+from .geometry import RotatedRect, distance, eye_crop_rect, fraction_inside, is_finite_point, letterbox_rect
 from .preprocess import DEFAULT_SPEC, PreprocessSpec, p_open_from_logits
 from .runtime import Runtime, TensorSpec
 
@@ -77,6 +77,10 @@ class PipelineConfig:
     # FaceMesh after all and is judged again (a head that moved since makes the crop miss the eye).
     landmark_hold_min_p: float = 0.8
     detection_min_score: float = 0.5
+    # A face too small for the detector on the whole frame (a person two or three metres from the camera) is looked
+    # for again, on the same frame, in one window this many times closer; the next frame without a face tries the
+    # next window (the middle, then the four corners, overlapping). 0 or 1 = the whole frame only.
+    detection_search_zoom: float = 2.0
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
     # Eyes whose classifier crops are black (crushed) on more than this share of their pixels inside the frame, on
@@ -210,6 +214,16 @@ def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> f
     return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
+def search_windows(width: float, height: float, zoom: float) -> list:
+    """Squares with `zoom` times less side than the detector's letterbox of the frame: its middle first, then its four
+    corners, each kept inside the frame where it fits (so they overlap on the frame's short side)."""
+    side = max(width, height) / zoom
+    xs = (min(side / 2, width / 2), max(width - side / 2, width / 2))
+    ys = (min(side / 2, height / 2), max(height - side / 2, height / 2))
+    centres = [(width / 2, height / 2), (xs[0], ys[0]), (xs[1], ys[0]), (xs[0], ys[1]), (xs[1], ys[1])]
+    return [RotatedRect(x, y, side, side, 0.0) for x, y in centres]
+
+
 class MeshReading(NamedTuple):
     """One FaceMesh run, kept so that its landmarks may stand for the next frames (landmark_hold_s)."""
     t: float
@@ -237,9 +251,11 @@ class FramePipeline:
         self._gap_t = None  # the frame _dt_avg last counted
         self._mesh = None  # MeshReading of the last FaceMesh run
         self._mesh_speed = None  # eye motion between the last two FaceMesh runs, corner distances per second
+        self._search_next = 0  # which zoomed window the next failed detection tries (detection_search_zoom)
 
     def reset(self) -> None:
         self._roi = None
+        self._search_next = 0
         self._mesh = self._mesh_speed = None
         self._iris_held = {}
         self._last_p = {}
@@ -313,7 +329,17 @@ class FramePipeline:
     # -- stages -------------------------------------------------------------------------------
 
     def _detect(self, frame, width, height):
-        box = letterbox_rect(width, height)
+        """The best face BlazeFace finds on the whole frame or, failing that, in this frame's zoomed window."""
+        whole = letterbox_rect(width, height)
+        det = yield from self._detect_in(frame, whole)
+        zoom = self.config.detection_search_zoom
+        if det is None and zoom > 1:
+            windows = search_windows(width, height, zoom)
+            det = yield from self._detect_in(frame, windows[self._search_next % len(windows)])
+            self._search_next += 1
+        return det
+
+    def _detect_in(self, frame, box):
         size = blazeface.INPUT_SIZE
         tensor = self.runtime.crop(frame, box, size, size, DETECTION_SPEC)
         out = yield "face_detection", {"input": tensor}
