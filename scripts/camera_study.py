@@ -4,7 +4,7 @@
 
 Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
 where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
-light from behind, a head that jumps to a new place every half second; a person two to four times as far away, a
+light from behind, a head that jumps to a new place every half second; a person two to seven times as far away, a
 head tilted 15-45 degrees, a mirrored picture, a 1280x720 camera), then the frames go through
 `pipeline.video.run`, the page's Python, unchanged. Reported per
 condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
@@ -125,6 +125,8 @@ def conditions(seed: int = 0) -> dict:
         "far_x0.5": lambda f: _farther(f, 0.5),                                  # twice as far from the camera
         "far_x0.33": lambda f: _farther(f, 1 / 3),                               # three times as far
         "far_x0.25": lambda f: _farther(f, 0.25),                                # four times as far
+        "far_x0.2": lambda f: _farther(f, 0.2),
+        "far_x0.15": lambda f: _farther(f, 0.15),                                # beyond the limit (BENCHMARKS)
         "tilt15": lambda f: _tilt(f, 15),
         "tilt30": lambda f: _tilt(f, 30),
         "tilt-30": lambda f: _tilt(f, -30),
