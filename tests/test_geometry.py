@@ -71,21 +71,6 @@ def test_eye_crop_rect_is_square_centred_and_turns_with_the_head():
     assert ua == pytest.approx(12) and ub == pytest.approx(36)
 
 
-def test_iris_roi_keeps_its_size_as_the_head_tilts():
-    """The iris model's crop is 2.3 eye widths wide at any tilt (MediaPipe's upright-box rule shrank it by up to 29 %
-    at 45 degrees, so the eyelid opening read larger the more the head tilted), and MediaPipe's when the eye is level."""
-    from eyecore import landmarks as lm
-
-    level = lm.iris_roi((100.0, 80.0), (130.0, 80.0))
-    assert level == square_roi((100, 80, 130, 80), (100.0, 80.0), (130.0, 80.0), lm.IRIS_ROI_SCALE)
-    for tilt in (15, 30, 45, -45, 120):
-        r = math.radians(tilt)
-        a, b = (200 - 15 * math.cos(r), 100 - 15 * math.sin(r)), (200 + 15 * math.cos(r), 100 + 15 * math.sin(r))
-        roi = lm.iris_roi(a, b)
-        assert (roi.cx, roi.cy, roi.width, roi.height) == pytest.approx((200, 100, 69, 69)), tilt
-        assert roi.angle == pytest.approx(rotation_from(a, b)), tilt
-
-
 def test_rotation_from_is_normalised():
     assert rotation_from((0, 0), (1, 0)) == pytest.approx(0)
     assert rotation_from((0, 0), (0, 1)) == pytest.approx(math.pi / 2)  # y points down the image

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .geometry import RotatedRect, bounding_box, distance, rotation_from, square_roi
+from .geometry import RotatedRect, bounding_box, distance, square_roi
 
 NUM_FACE_LANDMARKS = 468
 FACE_INPUT_SIZE = 192
@@ -71,12 +71,9 @@ def eye_corners(points, eye: str):
 
 
 def iris_roi(corner_a, corner_b) -> RotatedRect:
-    """MediaPipe iris_landmark_landmarks_to_roi: a square centred between the two corners, rotated along them, of side
-    2.3 × their distance. (MediaPipe takes 2.3 × the longer side of the corners' upright bounding box, the same for a
-    level eye but up to 29 % less for a tilted one, so the eye filled more of the crop the more the head tilted.)"""
-    side = distance(corner_a, corner_b) * IRIS_ROI_SCALE
-    (xa, ya), (xb, yb) = corner_a[:2], corner_b[:2]
-    return RotatedRect((xa + xb) / 2, (ya + yb) / 2, side, side, rotation_from(corner_a, corner_b))
+    """MediaPipe iris_landmark_landmarks_to_roi: box of the two corners, rotated along them, ×2.3 square."""
+    box = bounding_box([corner_a, corner_b])
+    return square_roi(box, corner_a, corner_b, IRIS_ROI_SCALE)
 
 
 def lid_opening(upper, lower, corner_a, corner_b) -> float:
