@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -107,6 +108,17 @@ def _hd(frame, width: int = 1280, height: int = 720) -> np.ndarray:
     return cv2.resize(frame[top:top + keep], (width, height), interpolation=cv2.INTER_CUBIC)
 
 
+def _sway(degrees: float = 40.0, period: int = 90):
+    """A head that tilts to one side and back, again and again: the tilt follows degrees * cos over `period` frames."""
+    state = {"frame": 0}
+
+    def tilt(frame):
+        angle = degrees * math.cos(2 * math.pi * state["frame"] / period)
+        state["frame"] += 1
+        return _tilt(frame, angle)
+    return tilt
+
+
 def conditions(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -131,6 +143,7 @@ def conditions(seed: int = 0) -> dict:
         "tilt30": lambda f: _tilt(f, 30),
         "tilt-30": lambda f: _tilt(f, -30),
         "tilt45": lambda f: _tilt(f, 45),
+        "tilt_sway": _sway(),                                                    # tilting to and fro, +-40 degrees
         "mirrored": lambda f: cv2.flip(f, 1),                                    # a selfie camera's mirror image
         "hd720": _hd,
     }
