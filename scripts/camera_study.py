@@ -119,6 +119,22 @@ def _sway(degrees: float = 40.0, period: int = 90):
     return tilt
 
 
+def _bystander(scale: float = 0.35, delay: int = 90):
+    """Somebody else in the picture, farther away: the frame from `delay` frames earlier (other blinks), shrunk by
+    `scale`, in the top-left corner."""
+    state = {"past": []}
+
+    def add(frame):
+        state["past"].append(frame)
+        other = state["past"].pop(0) if len(state["past"]) > delay else state["past"][0]
+        h, w = frame.shape[:2]
+        small = cv2.resize(other, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        out = frame.copy()
+        out[:small.shape[0], :small.shape[1]] = small
+        return out
+    return add
+
+
 def conditions(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -144,6 +160,7 @@ def conditions(seed: int = 0) -> dict:
         "tilt-30": lambda f: _tilt(f, -30),
         "tilt45": lambda f: _tilt(f, 45),
         "tilt_sway": _sway(),                                                    # tilting to and fro, +-40 degrees
+        "bystander": _bystander(),                                               # a second, smaller face
         "mirrored": lambda f: cv2.flip(f, 1),                                    # a selfie camera's mirror image
         "hd720": _hd,
     }
