@@ -4,7 +4,7 @@
 
 Each condition maps every decoded frame to what a worse camera or room would deliver (underexposure, a dim room
 where the camera's gain amplifies sensor noise, a 320x240 or 160x120 sensor, heavy JPEG, defocus, a warm lamp,
-light from behind, a head that jumps to a new place every half second; a person two to seven times as far away, a
+light from behind, a head that jumps to a new place every half second; a person two to seven times as far away or two to three times as close, a
 head tilted 15-45 degrees, a mirrored picture, a 1280x720 camera), then the frames go through
 `pipeline.video.run`, the page's Python, unchanged. Reported per
 condition, pooled over the three videos: frames with a face, blink F1, closed-frame F1 with labels shifted one
@@ -93,6 +93,13 @@ def _farther(frame, factor: float) -> np.ndarray:
                               cv2.BORDER_REPLICATE)
 
 
+def _nearer(frame, factor: float) -> np.ndarray:
+    """The person `factor` times closer (a phone held at arm's length): the middle of the picture enlarged."""
+    h, w = frame.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 0, factor)
+    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _tilt(frame, degrees: float) -> np.ndarray:
     """A head tilted sideways (or a camera mounted crooked): the picture rotated about its centre."""
     h, w = frame.shape[:2]
@@ -155,6 +162,8 @@ def conditions(seed: int = 0) -> dict:
         "far_x0.25": lambda f: _farther(f, 0.25),                                # four times as far
         "far_x0.2": lambda f: _farther(f, 0.2),
         "far_x0.15": lambda f: _farther(f, 0.15),                                # beyond the limit (BENCHMARKS)
+        "near_x2": lambda f: _nearer(f, 2.0),
+        "near_x3": lambda f: _nearer(f, 3.0),                                    # each eye ~90 px wide
         "tilt15": lambda f: _tilt(f, 15),
         "tilt30": lambda f: _tilt(f, 30),
         "tilt-30": lambda f: _tilt(f, -30),
