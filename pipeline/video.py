@@ -40,7 +40,7 @@ DEFAULT_MODELS_DIR = REPO_ROOT / ".cache" / "face_models"
 CSV_COLUMNS = ["video", "frame", "time", "p_open_left", "p_open_right", "eyelid_left", "eyelid_right",
                "state_left", "state_right", "both_closed", "blink_id", "alarm", "p_cnn_left", "p_cnn_right",
                "face", "face_score", "black_left", "black_right", "white_left", "white_right", "eyes_dark",
-               "eyes_bright"]
+               "eyes_bright", "eyes_small"]
 STAGES = ("detect", "landmarks", "classify", "iris", "total")
 
 
@@ -137,6 +137,7 @@ def replay(path: Path, pipeline: FramePipeline, tracker: EyeStateTracker, times=
             "black_left": _round(left and left.black), "black_right": _round(right and right.black),
             "white_left": _round(left and left.white), "white_right": _round(right and right.white),
             "eyes_dark": int(result.eyes_dark), "eyes_bright": int(result.eyes_bright),
+            "eyes_small": int(result.eyes_small),
         })
         bar.update(1)
     bar.close()
@@ -336,7 +337,8 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
                       "timings": out["timings"],
                       "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected,
                       "dark_eye_frames": sum(r["eyes_dark"] for r in out["rows"]),
-                      "bright_eye_frames": sum(r["eyes_bright"] for r in out["rows"])}
+                      "bright_eye_frames": sum(r["eyes_bright"] for r in out["rows"]),
+                      "small_eye_frames": sum(r["eyes_small"] for r in out["rows"])}
         truncated = 0 < out["frames"] < 0.9 * expected
         if truth is None and truncated:
             print(f"note: {path}: {out['frames']} frames decoded of the {expected} its header announces "
@@ -407,6 +409,8 @@ def _print_summary(report: dict) -> None:
                 if v["dark_eye_frames"] else "")
         dark += (f", eyes washed out by light on {v['bright_eye_frames']} (blinks may be miscounted there)"
                  if v["bright_eye_frames"] else "")
+        dark += (f", eyes too small (too far from the camera) on {v['small_eye_frames']} (blinks may be miscounted "
+                 "there)" if v["small_eye_frames"] else "")
         line = (f"{name}: {v['frames']} frames, face on {v['face_frames']}{dark}, {v['blinks']} blinks, "
                 f"{v['alarms']} microsleep alarm(s) | {stages}")
         if "frame" in v:

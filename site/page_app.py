@@ -302,7 +302,7 @@ class App:
                                      eyes_known=left is not None and right is not None,
                                      confidence_ok=state.left != "unknown" and state.right != "unknown",
                                      t=t, luma=luma, eyes_dark=result.eyes_dark,
-                                     eyes_bright=result.eyes_bright)
+                                     eyes_bright=result.eyes_bright, eyes_small=result.eyes_small)
         live_state = self.machine.state in S.LIVE_STATES or self.machine.state == S.PROCESSING_CLIP
         shown = state if live_state else None
         self.view.overlay.size_to(width, height)
@@ -338,6 +338,8 @@ class App:
             entry["eyesDark"] = True
         if result.eyes_bright:
             entry["eyesBright"] = True
+        if result.eyes_small:
+            entry["eyesSmall"] = True
         if luma is not None:
             entry["luma"] = round(luma, 1)
         if self.probe:
@@ -776,6 +778,7 @@ class App:
                                + record.light_text())
         summary.setAttribute("data-dark-frames", str(record.dark_frames))
         summary.setAttribute("data-bright-frames", str(record.bright_frames))
+        summary.setAttribute("data-small-frames", str(record.small_frames))
         if stopped_at is None:
             self.machine.go(S.CLIP_DONE, detail=file.name)
         else:

@@ -46,6 +46,7 @@ class Recording:
         self.total_blinks = 0  # also those whose rows were dropped by `limit`
         self.dark_frames = 0  # frames whose eyes were too dark to judge well (FrameResult.eyes_dark) ...
         self.bright_frames = 0  # ... or too bright (FrameResult.eyes_bright)
+        self.small_frames = 0  # ... or too small in the picture (FrameResult.eyes_small)
         self.seen_s = 0.0  # time with the eyes' state known (open or closed) ...
         self.closed_s = 0.0  # ... and closed, each frame holding until the next (at most MAX_HOLD_S)
         self._alarm_on = False
@@ -70,6 +71,7 @@ class Recording:
         self.frames += 1
         self.dark_frames += bool(getattr(result, "eyes_dark", False))
         self.bright_frames += bool(getattr(result, "eyes_bright", False))
+        self.small_frames += bool(getattr(result, "eyes_small", False))
         if self._last is not None and self._last[1] in (OPEN, CLOSED):
             held = min(max(0.0, t - self._last[0]), MAX_HOLD_S)
             self.seen_s += held
@@ -98,10 +100,11 @@ class Recording:
                 "alarms": self.alarms, "closed_share": round(self.closed_s / self.seen_s, 4) if self.seen_s else 0.0,
                 "seen_share": round(self.seen_s / self.duration_s, 4) if self.duration_s > 0 else 0.0,
                 "dark_share": round(self.dark_frames / self.frames, 4) if self.frames else 0.0,
-                "bright_share": round(self.bright_frames / self.frames, 4) if self.frames else 0.0}
+                "bright_share": round(self.bright_frames / self.frames, 4) if self.frames else 0.0,
+                "small_share": round(self.small_frames / self.frames, 4) if self.frames else 0.0}
 
     def light_text(self) -> str:
-        """A sentence's end when some frames' eyes were too dark or too bright to judge well, else ""."""
+        """A sentence's end when some frames' eyes were too dark, too bright or too small to judge well, else ""."""
         text = ""
         if self.dark_frames:
             text += (f"; too dark to see the eyes well on {self.dark_frames / self.frames * 100:.0f} % of the frames "
@@ -109,6 +112,10 @@ class Recording:
         if self.bright_frames:
             text += (f"; eyes washed out by light on {self.bright_frames / self.frames * 100:.0f} % of the frames "
                      "(blinks may have been miscounted there)")
+        if self.small_frames:
+            text += (f"; eyes too small in the picture (too far from the camera) on "
+                     f"{self.small_frames / self.frames * 100:.0f} % of the frames (blinks may have been miscounted "
+                     "there)")
         return text
 
     def csv_text(self) -> str:

@@ -162,6 +162,7 @@ def test_real_frame_gives_both_eyes_with_batched_classifier(runtime):
         assert er.p_open == pytest.approx(fuse(er.p_cnn, er.p_iris, PipelineConfig()))  # equal weights, log-odds
         xs = [x for x, _ in er.crop]
         assert min(xs) < er.corners[0][0] < er.corners[1][0] < max(xs)
+    assert not result.eyes_small  # eye corners ~30 px apart
     assert result.left.p_cnn != result.right.p_cnn
     d = result.to_dict()
     assert d["left"]["crop"] and d["status"] == "face"
@@ -354,6 +355,7 @@ def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtim
             assert 440 <= x0 < x1 <= 600 and 330 <= y0 < y1 <= 450, result.face_box
             for eye in EYES:
                 assert result.eyes[eye] is not None and result.eyes[eye].p_open is not None
+            assert result.eyes_small and result.to_dict()["eyes_small"] is True  # ~7.5 px: the page asks to come closer
     assert found == [False, False, False, False, True, True]  # middle, top-left, top-right, bottom-left: no face
     assert not result.detected  # the last frame was tracked
     whole_only = FramePipeline(runtime, PipelineConfig(use_iris=False, detection_search_zoom=0))

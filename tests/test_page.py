@@ -1421,24 +1421,28 @@ def test_a_covered_camera_says_it_is_too_dark_and_watching_resumes_when_a_face_i
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("light", ["crushed", "blown"])
+@pytest.mark.parametrize("light", ["crushed", "blown", "far"])
 def test_eyes_crushed_to_black_or_blown_out_say_so_and_watching_resumes_in_good_light(site, playwright, tmp_path,
                                                                                     light):
     """A dark room whose camera crushes its shadows to black: the face is still found, but the eyes are black and read
     "open" whatever they do (a review saw "Watching your eyes" and no blink for 25 s). Too much light blows the skin
     round the eyes out to white, and open eyes read closed. The page must say which (eyes-dark / eyes-bright,
-    measured in the page by web_runtime.clipped_share), still judge the eyes, and go back to running in good light."""
+    measured in the page by web_runtime.clipped_share), still judge the eyes, and go back to running in good light.
+    A person five times as far away (eyes ~6 px wide, found by the zoomed face search) is eyes-small alike."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     camera = tmp_path / f"{light}.y4m"
     curve = "clip((val-96)*0.3\\,0\\,255)" if light == "crushed" else "clip(val*4\\,0\\,255)"
+    change = (f"lutrgb=r='{curve}':g='{curve}':b='{curve}'" if light != "far"
+              else "scale=128:96:flags=area,pad=640:480:256:192:color=gray")
     ffmpeg("-i", str(source), "-filter_complex",
-           f"[0:v]fps=30,trim=duration=5,setpts=PTS-STARTPTS,lutrgb=r='{curve}':g='{curve}':b='{curve}'[bad];"
+           f"[0:v]fps=30,trim=duration=5,setpts=PTS-STARTPTS,{change}[bad];"
            "[0:v]fps=30,trim=start=5:duration=5,setpts=PTS-STARTPTS[lit];[bad][lit]concat=n=2:v=1[v]",
            "-map", "[v]", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
     state, flag, words = {"crushed": ("eyes-dark", "eyesDark", "too dark to see your eyes"),
-                          "blown": ("eyes-bright", "eyesBright", "too much light on your eyes")}[light]
+                          "blown": ("eyes-bright", "eyesBright", "too much light on your eyes"),
+                          "far": ("eyes-small", "eyesSmall", "move closer")}[light]
     browser = launch(playwright, camera)
     try:
         page, requests, _ = open_page(browser, site)
@@ -1455,7 +1459,8 @@ def test_eyes_crushed_to_black_or_blown_out_say_so_and_watching_resumes_in_good_
     flagged = [e for e in log if e.get(flag)]
     assert flagged and all(e["pLeft"] is not None for e in flagged)
     lit = log[-10:]  # the last frames, in good light
-    assert all(e["app"] == "running" and not e.get("eyesDark") and not e.get("eyesBright") for e in lit), lit
+    assert all(e["app"] == "running" and not any(e.get(k) for k in ("eyesDark", "eyesBright", "eyesSmall"))
+               for e in lit), lit
 
 
 def test_an_exactly_black_camera_behind_another_tab_stays_too_dark_not_frozen(site, playwright, tmp_path):

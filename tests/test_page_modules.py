@@ -95,17 +95,20 @@ def test_session_summary_counts_the_whole_session_even_past_the_row_limit():
     assert Recording().summary()["blinks_per_min"] == 0.0
 
 
-def test_frames_whose_eyes_were_too_dark_or_too_bright_are_counted_and_said():
+def test_frames_whose_eyes_were_too_dark_bright_or_small_are_counted_and_said():
     recording, tracker = Recording(), EyeStateTracker()
     assert recording.light_text() == "" and recording.summary()["dark_share"] == 0.0
     eye = SimpleNamespace(p_open=0.95)
     for i in range(40):
-        result = SimpleNamespace(left=eye, right=eye, eyes_dark=i < 10, eyes_bright=30 <= i < 34)
+        result = SimpleNamespace(left=eye, right=eye, eyes_dark=i < 10, eyes_bright=30 <= i < 34,
+                                 eyes_small=34 <= i < 36)
         recording.add(i / 30, result, tracker.update(i / 30, 0.95, 0.95))
     assert recording.dark_frames == 10 and recording.summary()["dark_share"] == 0.25
     assert recording.bright_frames == 4 and recording.summary()["bright_share"] == 0.1
+    assert recording.small_frames == 2 and recording.summary()["small_share"] == 0.05
     text = recording.light_text()
     assert "too dark to see the eyes well on 25 % of the frames" in text and "washed out by light on 10 %" in text
+    assert "too small in the picture (too far from the camera) on 5 % of the frames" in text
 
 
 def test_clip_csv_keeps_media_time_and_the_alarm_delay_setting_counts():

@@ -6,7 +6,8 @@ from eyecore.preprocess import mean_luma
 from eyecore.states import AppStateMachine, InvalidTransition, error_message, error_to_state
 
 DOM_STATES = {"loading", "ready", "requesting-camera", "running", "camera-denied", "no-camera", "camera-stalled",
-              "camera-ended", "no-face", "camera-dark", "eyes-dark", "eyes-bright", "uncertain", "model-failed"}
+              "camera-ended", "no-face", "camera-dark", "eyes-dark", "eyes-bright", "eyes-small", "uncertain",
+              "model-failed"}
 
 
 def started(**kwargs):
@@ -237,6 +238,22 @@ def test_a_face_whose_eyes_are_crushed_to_black_is_eyes_dark_and_the_eyes_are_st
         machine.on_frame_result(True, True, True, t=4 + i / 30, eyes_bright=True)
     assert machine.state == S.EYES_BRIGHT and "too much light" in machine.message.lower()
     assert S.EYES_BRIGHT in S.LIVE_STATES
+
+
+def test_eyes_too_small_in_the_picture_ask_the_person_to_come_closer_and_the_eyes_are_still_watched():
+    machine = started(debounce_s=0.4)
+    for i in range(15):
+        machine.on_frame_result(True, True, False, t=i / 30, eyes_small=True)  # over "uncertain", its likely cause
+    assert machine.state == S.EYES_SMALL and "move closer" in machine.message.lower()
+    assert S.EYES_SMALL in S.LIVE_STATES
+    for i in range(15):  # the light is said first when it is bad too
+        machine.on_frame_result(True, True, True, t=1 + i / 30, eyes_small=True, eyes_dark=True)
+    assert machine.state == S.EYES_DARK
+    for i in range(15):
+        machine.on_frame_result(True, True, True, t=2 + i / 30)
+    assert machine.state == S.RUNNING
+    machine.go(S.READY)  # Stop
+    assert machine.state == S.READY
 
 
 @pytest.mark.parametrize("leave", ["stop", "ended", "stalled", "model", "clip"])

@@ -68,7 +68,7 @@ def _fake_replay(replayed: list):
     def fake(path, pipeline, tracker, times, max_frames, *args, **kwargs):
         replayed.append(path)
         rows = [{"frame": i, "time": i / 30, "both_closed": 0, "blink_id": 0, "face": 1, "eyes_dark": 0,
-                 "eyes_bright": 0}
+                 "eyes_bright": 0, "eyes_small": 0}
                 for i in range(max_frames)]
         return {"rows": rows, "blinks": [], "alarms": 0, "timings": {}, "frames": max_frames}
     return fake

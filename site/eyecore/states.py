@@ -7,7 +7,8 @@ A live picture too dark to find a face in (a privacy shutter, a hand over the le
 not "no-face": `on_frame_result` gets the picture's mean luma when no face was found (`preprocess.mean_luma`). A face
 whose eyes are crushed to black (`FrameResult.eyes_dark`) is "eyes-dark": the eyes are still judged, but closed eyes
 may read as open there, and the user is told so instead of "Watching your eyes". Eyes blown out to white by too much
-light (`FrameResult.eyes_bright`) are "eyes-bright" alike: there open eyes may read as closed.
+light (`FrameResult.eyes_bright`) are "eyes-bright" alike: there open eyes may read as closed. Eyes only a few pixels
+wide (`FrameResult.eyes_small`: the person far from the camera) are "eyes-small": blinks may be miscounted there.
 
 Camera errors (getUserMedia DOMException names) map to states with `error_to_state`. A camera that
 another app or tab holds (NotReadableError, AbortError) is reported as "camera-ended" — the camera
@@ -29,6 +30,7 @@ NO_FACE = "no-face"
 CAMERA_DARK = "camera-dark"
 EYES_DARK = "eyes-dark"
 EYES_BRIGHT = "eyes-bright"
+EYES_SMALL = "eyes-small"
 UNCERTAIN = "uncertain"
 MODEL_FAILED = "model-failed"
 PROCESSING_CLIP = "processing-clip"
@@ -51,6 +53,8 @@ MESSAGES = {
     EYES_DARK: "Too dark to see your eyes well: closed eyes and blinks may be missed. Add light in front of you.",
     EYES_BRIGHT: "Too much light on your eyes: the picture is washed out, so blinks may be miscounted. Turn the light "
                  "down or away from your face.",
+    EYES_SMALL: "You are far from the camera: your eyes are only a few pixels wide in the picture, so blinks may be "
+                "miscounted. Move closer.",
     UNCERTAIN: "Your eyes are not clearly visible. Move closer, face the camera, or add light.",
     MODEL_FAILED: "The models could not be loaded or run. Reload the page to try again.",
     PROCESSING_CLIP: "Processing your video file on this device…",
@@ -65,7 +69,7 @@ UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs
                        "localhost). You can still choose a video file.")
 
 # States the per-frame results move between.
-LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN, CAMERA_DARK, EYES_DARK, EYES_BRIGHT)
+LIVE_STATES = (RUNNING, NO_FACE, UNCERTAIN, CAMERA_DARK, EYES_DARK, EYES_BRIGHT, EYES_SMALL)
 _CAMERA_PROBLEMS = (CAMERA_DENIED, NO_CAMERA, CAMERA_ENDED)
 _AFTER_LIVE = {*LIVE_STATES, CAMERA_STALLED, CAMERA_ENDED, READY, REQUESTING_CAMERA, PROCESSING_CLIP}
 
@@ -79,6 +83,7 @@ TRANSITIONS = {
     CAMERA_DARK: _AFTER_LIVE,
     EYES_DARK: _AFTER_LIVE,
     EYES_BRIGHT: _AFTER_LIVE,
+    EYES_SMALL: _AFTER_LIVE,
     CAMERA_STALLED: _AFTER_LIVE,  # new pictures again: running, then the frame results say what they see
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
@@ -209,11 +214,11 @@ class AppStateMachine:
 
     def on_frame_result(self, face_found: bool, eyes_known: bool, confidence_ok: bool,
                         t: float | None = None, luma: float | None = None, eyes_dark: bool = False,
-                        eyes_bright: bool = False) -> str:
-        """Moves between running / no-face / uncertain / camera-dark / eyes-dark / eyes-bright once the new situation
-        has lasted `debounce_s` seconds (t defaults to the clock). `luma`: the picture's mean luma, needed only
-        without a face (None: not measured, never dark); `eyes_dark`, `eyes_bright`: FrameResult's. Ignored in any
-        other state."""
+                        eyes_bright: bool = False, eyes_small: bool = False) -> str:
+        """Moves between running / no-face / uncertain / camera-dark / eyes-dark / eyes-bright / eyes-small once the
+        new situation has lasted `debounce_s` seconds (t defaults to the clock). `luma`: the picture's mean luma,
+        needed only without a face (None: not measured, never dark); `eyes_dark`, `eyes_bright`, `eyes_small`:
+        FrameResult's. Ignored in any other state."""
         if self.state not in LIVE_STATES:
             return self.state
         now = self._clock() if t is None else t
@@ -224,6 +229,8 @@ class AppStateMachine:
             target = EYES_DARK
         elif eyes_bright:
             target = EYES_BRIGHT
+        elif eyes_small:
+            target = EYES_SMALL
         elif not (eyes_known and confidence_ok):
             target = UNCERTAIN
         else:
