@@ -142,6 +142,20 @@ def _bystander(scale: float = 0.35, delay: int = 90):
     return add
 
 
+def _bystander_return(hidden=(45, 75)):
+    """The bystander, and the person out of view for a while (frames `hidden`: the middle of the picture greyed
+    out): the bystander is the only face then, and the person must get the track back when they return."""
+    add, state = _bystander(), {"frame": 0}
+
+    def cover(frame):
+        out = add(frame)
+        if hidden[0] <= state["frame"] < hidden[1]:
+            out[120:440, 200:440] = 128  # every focus video's face lies within x 212-420, y 138-425
+        state["frame"] += 1
+        return out
+    return cover
+
+
 def conditions(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
@@ -170,6 +184,7 @@ def conditions(seed: int = 0) -> dict:
         "tilt45": lambda f: _tilt(f, 45),
         "tilt_sway": _sway(),                                                    # tilting to and fro, +-40 degrees
         "bystander": _bystander(),                                               # a second, smaller face
+        "bystander_return": _bystander_return(),                                 # ... and the person away a while
         "mirrored": lambda f: cv2.flip(f, 1),                                    # a selfie camera's mirror image
         "hd720": _hd,
     }

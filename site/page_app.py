@@ -87,8 +87,8 @@ class Stats:
             self.done.popleft()
         for key, ms in timings.items():
             old = self.latency.get(key)
-            # face detection runs rarely (a lost track): show its last time, not an average that
-            # would keep the first, warm-up-slow run for minutes
+            # face detection runs rarely (a lost track; a look for a nearer face once a second): show its last
+            # time, not an average that would keep the first, warm-up-slow run for minutes
             self.latency[key] = ms if old is None or key == "detect" else old * 0.9 + ms * 0.1
 
     @property

@@ -16,7 +16,7 @@ STATE_COLOURS = {"open": "#1e9e5a", "closed": "#d93b3b", "unknown": "#8a8f98"}
 TIMELINE_SECONDS = 20.0
 ALARM_TEXT = "Eyes closed for too long — wake up!"
 ALARM_TITLE = "⚠ Eyes closed — wake up!"  # the tab's title, seen when another tab or window is in front
-LATENCY_STAGES = (("detect", "face detection (last run; only when the face is lost)"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
+LATENCY_STAGES = (("detect", "face detection (last run: when the face is lost, and once a second)"), ("landmarks", "face landmarks"), ("classify", "eye classifier"),
                   ("iris", "eyelid landmarks"), ("total", "pipeline total"), ("frame", "frame incl. drawing"),
                   ("ort:crop", "· canvas crops"),
                   ("ort:face_landmark", "· FaceMesh model"), ("ort:iris_landmark", "· iris model"),

@@ -364,6 +364,36 @@ def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtim
 
 @needs_shared
 @pytest.mark.shared
+def test_a_nearer_face_takes_the_track_over_from_a_bystander(runtime):
+    """The person away, a bystander (a small face in a corner) is the only face and gets tracked; once the person is
+    back, the whole-frame look every nearer_face_check_s hands the track to them within a second, and the bystander
+    alone never takes it back. With the look off, the bystander keeps the track."""
+    import cv2
+
+    frame = video_frame()
+    small = cv2.resize(frame, (224, 168), interpolation=cv2.INTER_AREA)
+    alone, both = np.full_like(frame, 128), frame.copy()
+    alone[:168, :224] = small
+    both[:168, :224] = small
+
+    def centres(config, frames):
+        pipeline, out = FramePipeline(runtime, config), []
+        for i, picture in enumerate(frames):
+            box = pipeline.process(picture, i / 10).face_box
+            out.append(None if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+        return out
+
+    frames = [alone] * 5 + [both] * 15  # 10 frames a second: the person is back at 0.5 s
+    seen = centres(PipelineConfig(use_iris=False), frames)
+    assert all(c is not None and c[0] < 224 and c[1] < 168 for c in seen[1:5]), seen  # the bystander (a zoomed find)
+    back = [i for i, c in enumerate(seen) if c is not None and c[0] > 240]
+    assert back and 5 <= back[0] <= 15 and back == list(range(back[0], 20)), seen  # the person, from then on
+    stuck = centres(PipelineConfig(use_iris=False, nearer_face_check_s=0), frames)
+    assert all(c[0] < 224 for c in stuck[1:]), stuck
+
+
+@needs_shared
+@pytest.mark.shared
 def test_face_half_out_of_frame_makes_the_cut_eye_unknown(runtime):
     frame = video_frame()
     shifted = np.zeros_like(frame)

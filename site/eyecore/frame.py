@@ -81,6 +81,12 @@ class PipelineConfig:
     # for again, on the same frame, in one window this many times closer; the next frame without a face tries the
     # next window (the middle, then the four corners, overlapping). 0 or 1 = the whole frame only.
     detection_search_zoom: float = 2.0
+    # While a face is tracked, BlazeFace looks at the whole frame again this often (seconds of frame time); a face
+    # there at least nearer_face_ratio times as wide as the tracked one, and not where it is, takes the track over.
+    # Without it a bystander picked up while the person was out of view kept the track once they were back
+    # (scripts/camera_study.py --conditions bystander_return: mahie_test_1's blink F1 0.12). 0 = never.
+    nearer_face_check_s: float = 1.0
+    nearer_face_ratio: float = 1.5
     presence_threshold: float = 0.5
     min_eye_inside: float = 0.6       # share of an eye crop that must lie inside the frame
     # Eyes whose classifier crops are black (crushed) on more than this share of their pixels inside the frame, on
@@ -259,10 +265,12 @@ class FramePipeline:
         self._mesh = None  # MeshReading of the last FaceMesh run
         self._mesh_speed = None  # eye motion between the last two FaceMesh runs, corner distances per second
         self._search_next = 0  # which zoomed window the next failed detection tries (detection_search_zoom)
+        self._checked_at = None  # frame time of the last whole-frame look for a nearer face (nearer_face_check_s)
 
     def reset(self) -> None:
         self._roi = None
         self._search_next = 0
+        self._checked_at = None
         self._mesh = self._mesh_speed = None
         self._iris_held = {}
         self._last_p = {}
@@ -346,12 +354,40 @@ class FramePipeline:
             self._search_next += 1
         return det
 
-    def _detect_in(self, frame, box):
+    def _take_nearer_face(self, frame, t: float, width, height, timings: dict):
+        """While tracking, now and then: whether a clearly bigger face elsewhere in the picture took the track over
+        (nearer_face_check_s). The tracked person's eye baselines and held readings go with the old track."""
+        every = self.config.nearer_face_check_s
+        if self._roi is None or every <= 0:
+            return False
+        if self._checked_at is not None and 0 <= t - self._checked_at < every:
+            return False
+        self._checked_at = t
+        t0 = self._clock()
+        det = yield from self._detect_in(frame, letterbox_rect(width, height), largest=True)
+        timings["detect"] = (self._clock() - t0) * 1000
+        if det is None:
+            return False
+        found, tracked = lm.face_roi_from_detection(det), self._roi
+        apart = distance((found.cx, found.cy), (tracked.cx, tracked.cy)) > tracked.width / 2
+        if not apart or found.width < self.config.nearer_face_ratio * tracked.width:
+            return False
+        self._roi = found
+        self._mesh = self._mesh_speed = None
+        self._iris_held, self._last_p = {}, {}
+        for baseline in self._baselines.values():
+            baseline.reset()
+        return True
+
+    def _detect_in(self, frame, box, largest: bool = False):
+        """The face BlazeFace is surest of in `box` of the frame (the biggest one when `largest`), or None."""
         size = blazeface.INPUT_SIZE
         tensor = self.runtime.crop(frame, box, size, size, DETECTION_SPEC)
         out = yield "face_detection", {"input": tensor}
         found = blazeface.detect(out["regressors"], out["classificators"], self.config.detection_min_score)
-        return found[0].to_frame(box) if found else None
+        if not found:
+            return None
+        return (max(found, key=lambda d: d.area) if largest else found[0]).to_frame(box)
 
     def _landmarks(self, frame, roi):
         size = lm.FACE_INPUT_SIZE
@@ -411,6 +447,7 @@ class FramePipeline:
                 if det is None:
                     return None
                 self._roi = lm.face_roi_from_detection(det)
+                self._checked_at = t  # the whole frame was just looked at
             t0 = clock()
             roi = self._roi
             points, presence = yield from self._landmarks(frame, roi)
@@ -475,6 +512,7 @@ class FramePipeline:
         width, height = self.runtime.frame_size(frame)
         result = FrameResult(t=t, status="no-face", timings=timings)
 
+        yield from self._take_nearer_face(frame, t, width, height, timings)
         held = self._held_landmarks(t)
         while True:
             points = yield from self._face_landmarks(frame, t, width, height, held, result)
