@@ -77,9 +77,10 @@ class PipelineConfig:
     # FaceMesh after all and is judged again (a head that moved since makes the crop miss the eye).
     landmark_hold_min_p: float = 0.8
     detection_min_score: float = 0.5
-    # A face too small for the detector on the whole frame (a person two or three metres from the camera) is looked
-    # for again, on the same frame, in one window this many times closer; the next frame without a face tries the
-    # next window (the middle, then the four corners, overlapping). 0 or 1 = the whole frame only.
+    # A face too small for the detector on the whole frame (a person three to five times as far from the camera as
+    # in the focus videos) is looked for again, on the same frame, in one window this many times closer; the next
+    # frame without a face tries the next window (the middle, then the four corners, overlapping). 0 or 1 = the whole
+    # frame only.
     detection_search_zoom: float = 2.0
     # While a face is tracked, BlazeFace looks at the whole frame again this often (seconds of frame time); a face
     # there at least nearer_face_ratio times as wide as the tracked one, and not where it is, takes the track over.
@@ -512,7 +513,7 @@ class FramePipeline:
         width, height = self.runtime.frame_size(frame)
         result = FrameResult(t=t, status="no-face", timings=timings)
 
-        yield from self._take_nearer_face(frame, t, width, height, timings)
+        yield from self._take_nearer_face(frame, t, width, height, timings)  # a bystander must not keep the track
         held = self._held_landmarks(t)
         while True:
             points = yield from self._face_landmarks(frame, t, width, height, held, result)
@@ -578,7 +579,7 @@ class FramePipeline:
             result.eyes_dark = sum(b for b, _ in clipped.values()) / len(clipped) > self.config.dark_eye_share
             result.eyes_bright = sum(w for _, w in clipped.values()) / len(clipped) > self.config.bright_eye_share
         if visible:
-            width = sum(distance(*corners) for corners, _ in visible.values()) / len(visible)
-            result.eyes_small = width < self.config.small_eye_px
+            eye_width = sum(distance(*corners) for corners, _ in visible.values()) / len(visible)
+            result.eyes_small = eye_width < self.config.small_eye_px
         timings["total"] = (clock() - start) * 1000
         return result
