@@ -657,6 +657,15 @@ def read_csv(text: str) -> list:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def replay_csv_rows(clip, eye_model, tmp_path) -> list:
+    """`python -m pipeline.video` on `clip` with the page's classifier: its per-frame CSV rows."""
+    replay_csv = tmp_path / "replay.csv"
+    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
+                           "--model", str(eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return list(csv.DictReader(replay_csv.open()))
+
+
 # Browsers whose VideoFrame of a video element does not carry the frame's own time (page_clip.py reads frames by
 # frame callbacks there): Firefox stamps whole seconds of the playback position, Safari the playback position.
 OTHER_VIDEOFRAMES = {
@@ -705,12 +714,7 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     assert list(page_rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
                                   "state", "blink_id", "alarm"]
 
-    replay_csv = tmp_path / "replay.csv"
-    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
-                           "--model", str(page_eye_model)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    replay_rows = list(csv.DictReader(replay_csv.open()))
+    replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert len(replay_rows) == CLIP_FRAMES
 
     page_blinks = {int(r["blink_id"]) for r in page_rows} - {0}
@@ -954,11 +958,7 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
     rows, _, dropped, *_ = read_clip(site, playwright, clip)
     assert dropped == "0" and len(rows) == len(times)
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
-    replay_csv = tmp_path / "replay.csv"
-    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
-                           "--model", str(page_eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    replay_rows = list(csv.DictReader(replay_csv.open()))
+    replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert [float(r["time"]) for r in replay_rows] == pytest.approx(times, abs=0.002)
     for table in (rows, replay_rows):
         assert {r["blink_id"] for r in table} == {"0"}
@@ -1533,11 +1533,7 @@ def test_a_phone_video_stored_sideways_is_read_upright_by_the_page_and_by_replay
 
     frame = cv2.VideoCapture(str(clip)).read()[1]
     assert frame.shape[:2] == (480, 640)  # replay's frames are upright too
-    replay_csv = tmp_path / "replay.csv"
-    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
-                           "--model", str(page_eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    replay_rows = list(csv.DictReader(replay_csv.open()))
+    replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert len(page_rows) == len(replay_rows) == frames
     for rows in (page_rows, replay_rows):  # a face sideways is not found: the eyes would be unknown
         assert sum(bool(r["p_open_left"]) and bool(r["p_open_right"]) for r in rows) >= 0.95 * frames
@@ -1560,11 +1556,7 @@ def test_a_person_far_from_the_camera_is_found_by_the_page_and_by_replay(site, p
            str(frames), "-an", "-c:v", "libvpx-vp9", "-lossless", "1", "-pix_fmt", "yuv420p", "-deadline", "realtime",
            "-cpu-used", "8", str(clip))
     page_rows = read_clip(site, playwright, clip).rows
-    replay_csv = tmp_path / "replay.csv"
-    done = subprocess.run([sys.executable, "-m", "pipeline.video", str(clip), "--csv", str(replay_csv),
-                           "--model", str(page_eye_model)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    replay_rows = list(csv.DictReader(replay_csv.open()))
+    replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert len(page_rows) == len(replay_rows) == frames
     for rows in (page_rows, replay_rows):
         both = [bool(r["p_open_left"]) and bool(r["p_open_right"]) for r in rows]
