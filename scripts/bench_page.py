@@ -1,4 +1,4 @@
-"""Benchmark the built page in headless Chromium with a fake 640x480 camera.
+"""Benchmark the built page in headless Chromium with a fake camera (640x480 unless the video is larger).
 
     python scripts/bench_page.py [--video FILE] [--camera-fps 60] [--seconds 15] [--variant "?eye=int8" ...]
                                  [--repeat 3] [--click-early] [--no-build] [--cpu-throttle 4 [--throttle-for 10]]
@@ -92,7 +92,8 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
     label = (query or "(default)") + variant[len(query):] + (" +background tab" if background else "")
     return {"variant": label, "fps": (len(window) - 1) / span_s,
             "p50_ms": statistics.median(frame_ms), "p95_ms": percentile(frame_ms, 0.95),
-            "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages}
+            "frames": len(window), "bytes": loaded, "timings": timings, "isolated": threads, "stages": stages,
+            "pictures": " then ".join(dict.fromkeys(e.get("size", "?") for e in window))}
 
 
 def measure_clip(playwright, base: str, clip: Path, variant: str) -> dict:
@@ -253,17 +254,17 @@ def main(argv=None) -> int:
     throttle = f", CPU throttled {args.cpu_throttle:g}x" if args.cpu_throttle > 1 else ""
     if throttle and args.throttle_for is not None:
         throttle += f" for the first {args.throttle_for:g} s after Start (measured after that)"
-    print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as 640x480 y4m{rate}; {args.seconds:.0f} s measured "
+    print(f"\ncamera: {source.name if source.exists() else 'synthetic'} as y4m{rate}; {args.seconds:.0f} s measured "
           f"after {args.warmup:.0f} s warm-up; Chromium headless, --disable-gpu{throttle}\n")
-    print("| variant | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded | cross-origin isolated "
-          "| light mode (s after Start) | full again (s after Start) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    print("| variant | camera picture | processed FPS | p50 frame ms | p95 frame ms | first label s | bytes loaded "
+          "| cross-origin isolated | light mode (s after Start) | full again (s after Start) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for r in results:
         t = r["timings"]
         first = t.get("first_label_ms")
         since_start = [f"{(t[k] - t['start_clicked_ms']) / 1000:.1f}" if k in t else "–"
                        for k in ("light_mode_ms", "full_again_ms")]  # the latest switch of each kind
-        print(f"| {r['variant']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+        print(f"| {r['variant']} | {r['pictures']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
               f"{first / 1000 if first else float('nan'):.2f} | {r['bytes'] / 1e6:.1f} MB | {r['isolated']} | "
               + " | ".join(since_start) + " |")
     print("\nstart-up stages (s since navigation):\n")

@@ -23,6 +23,7 @@ import page_settings
 from page_alarm import Beeper, Notifier, notification_permission
 from page_clip import MAX_RATE, MIN_RATE, ClipError, ClipReader
 from page_record import Recording, clock_text, count_text
+from page_resolution import RAISE, SHARP, STANDARD, SharperPicture, constraints
 from page_wake import ScreenWake
 from web_runtime import js_obj
 
@@ -129,6 +130,8 @@ class App:
         self._light = False  # live frames run without the iris model (budget.light, as last applied)
         self._iris_available = pipeline_config.use_iris
         self._live_hold_s = number_param("hold", LIVE_LANDMARK_HOLD_S, 0.0, 5.0)
+        self.sharper = SharperPicture()  # more camera pixels for eyes too small in the picture (page_resolution.py)
+        self._frame_size = None  # (width, height) of the live picture: the camera may change it
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
@@ -331,6 +334,7 @@ class App:
             "mediaTime": media_time, "t": t, "done": now, "app": self.machine.state, "left": state.left,
             "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
             "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"],
+            "size": f"{width}x{height}",
             "stages": {k: round(v, 2) for k, v in timings.items()}}
         if background:
             entry["background"] = True
@@ -397,7 +401,7 @@ class App:
         if early_request is None and (devices is None or not hasattr(devices, "getUserMedia")):
             self.machine.camera_error("NotSupportedError")
             return
-        video = {"width": {"ideal": 640}, "height": {"ideal": 480}}
+        video = constraints(STANDARD)  # index.html's early request asks the same
         if device_id:  # picked just now
             video["deviceId"] = {"exact": device_id}
         elif self.settings.camera:  # picked on an earlier visit; another camera if it is gone
@@ -501,6 +505,9 @@ class App:
         if summary:
             self._show_session_summary()
         self.view.reset_live()
+        self.sharper.reset()  # a camera started later (or another one picked) starts at 640x480 again
+        self._frame_size = None
+        self.view.show_picture(None, self.sharper.state)
         self.view.show_light_mode(False)  # a note and a rate about a camera that is off no longer hold
         self.view.show_fps(0.0)
         if to_ready and self.machine.can_go(S.READY):
@@ -590,6 +597,8 @@ class App:
             while self.live:
                 width, height = int(self.video.videoWidth), int(self.video.videoHeight)
                 if width and height:
+                    if (width, height) != self._frame_size:
+                        self._picture_resized(width, height)
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
@@ -606,6 +615,8 @@ class App:
                                                   background, self._last_thumb if background else None)
                         if done is not None:  # None: a frame that finished after Stop
                             self._record_live(started / 1000.0, *done)
+                            if not background:  # the clock's pace says nothing of the camera's
+                                self._check_resolution(started / 1000.0, done[0], width)
                     if not background:
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
                 if not self._has_pending:
@@ -615,6 +626,30 @@ class App:
             self._fail(error)
         finally:
             self._busy = False
+
+    def _picture_resized(self, width: int, height: int) -> None:
+        """The camera sends another picture size (asked for by _check_resolution): the tracked face's place, in pixels
+        of the old size, no longer holds, so the face is found afresh (the blink count and the rest go on)."""
+        if self._frame_size is not None:
+            self.pipeline.reset()
+        self._frame_size = (width, height)
+        self.view.show_picture(self._frame_size, self.sharper.state)
+
+    def _check_resolution(self, t: float, result, width: int) -> None:
+        if js.performance.now() / 1000.0 - self._clock_read_at < 2.0:  # the rate of the last 2 s holds the clock's reads
+            return
+        before = self.sharper.state
+        action = self.sharper.frame(t, result.eyes_small, width, self.stats.fps, self._light)
+        if self.sharper.state != before:
+            self.view.show_picture(self._frame_size, self.sharper.state)
+        if action is not None and self.stream is not None:
+            asyncio.ensure_future(self._ask_picture(self.stream, SHARP if action == RAISE else STANDARD))
+
+    async def _ask_picture(self, stream, size: tuple) -> None:
+        try:
+            await stream.getVideoTracks()[0].applyConstraints(js_obj(constraints(size)))
+        except JsException as error:  # a camera that cannot: it goes on as it was
+            js.console.warn(f"camera picture {size[0]}x{size[1]} refused: {error}")
 
     def _picture_changed(self, frame) -> bool:
         """Whether this camera picture differs from the one before, from an averaged 64x48 thumbnail (a frozen camera

@@ -1564,3 +1564,37 @@ def test_a_person_far_from_the_camera_is_found_by_the_page_and_by_replay(site, p
     same = sum(p["state_left"] == r["state_left"] and p["state_right"] == r["state_right"]
                for p, r in zip(page_rows, replay_rows))
     assert same / frames >= 0.95, f"per-frame states agree on {same}/{frames} frames"
+
+
+@pytest.mark.shared
+def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site, playwright, tmp_path):
+    """A person far from a 1280x720 camera: in the 640x480 picture the page asks for, the eyes are ~7 px (eyes-small);
+    after a second of that the page asks the camera for 1280x720, where the same eyes are ~11 px, finds the face again
+    in the larger picture and reads both eyes, no longer small. The note says so. (Going back when the camera then
+    sends fewer frames is tested in tests/test_page_modules.py: Chromium's fake camera keeps its rate.)"""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "far_hd.y4m"  # the fake camera: 1280x720, cropped and scaled to 640x480 when asked for that
+    ffmpeg("-i", str(source), "-t", "4", "-vf", "fps=15,scale=230:172:flags=area,pad=1280:720:525:274:color=gray",
+           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    browser = launch(playwright, camera)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        page.wait_for_function("document.getElementById('video').videoWidth === 1280", timeout=30_000)
+        page.wait_for_function("document.getElementById('picture-note').dataset.sharper === 'kept'", timeout=10_000)
+        assert page.get_attribute("#fps", "data-picture") == "1280x720"
+        assert page.is_visible("#picture-note") and "1280 × 720" in page.text_content("#picture-note")
+        page.wait_for_timeout(1500)
+        log = frame_log(page)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    small = [e for e in log if e["size"] == "640x480"]
+    assert small and any(e.get("eyesSmall") for e in small), small[-5:]
+    sharp = [e for e in log if e["size"] == "1280x720"]
+    assert len(sharp) >= 20 and log.index(sharp[0]) > log.index(small[-1])
+    last = sharp[-10:]
+    assert all(e["app"] == "running" and e["pLeft"] is not None and e["pRight"] is not None and not e.get("eyesSmall")
+               for e in last), last

@@ -1,5 +1,5 @@
-"""The page's pure-Python helpers in CPython: user settings (alarm delay, sound) and the per-frame CSV recording
-shared by clip mode and camera sessions. Their browser side is in test_page.py."""
+"""The page's pure-Python helpers in CPython: user settings (alarm delay, sound), the per-frame CSV recording
+shared by clip mode and camera sessions, and when to ask the camera for more pixels. Their browser side is in test_page.py."""
 from __future__ import annotations
 
 import csv
@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
 from page_record import CSV_COLUMNS, Recording, clock_text, count_text  # noqa: E402
+from page_resolution import LOWER, RAISE, SHARP, STANDARD, SharperPicture, constraints  # noqa: E402
 from page_settings import Settings, parse_alarm_s  # noqa: E402
 
 from eyecore.temporal import EyeStateTracker, TemporalConfig  # noqa: E402
@@ -138,3 +139,46 @@ def test_clock_and_count_texts():
     assert clock_text(float("inf")) == clock_text(float("nan")) == "?"  # a file that does not say how long it is
     assert (count_text(1, "blink"), count_text(0, "blink"), count_text(2, "microsleep alarm")) == \
         ("1 blink", "0 blinks", "2 microsleep alarms")
+
+
+def _feed(sharper: SharperPicture, start: float, seconds: float, small, width: int = 640, fps: float = 30.0,
+          light: bool = False) -> list:
+    """30 frames a second from `start`; `small` is a bool or a function of the frame's time. Returns (t, action)
+    for every frame that asked for something."""
+    asked = []
+    for i in range(round(seconds * 30)):
+        t = start + i / 30
+        action = sharper.frame(t, small(t) if callable(small) else small, width, fps, light)
+        if action:
+            asked.append((round(t - start, 2), action))
+    return asked
+
+
+def test_the_camera_is_asked_for_more_pixels_once_the_eyes_stay_small_for_a_second():
+    sharper = SharperPicture()
+    assert _feed(sharper, 0.0, 5.0, False) == [] and sharper.state == "standard"
+    assert _feed(sharper, 5.0, 3.0, lambda t: (t % 1.0) < 0.9) == []  # small, but normal eyes every second
+    assert _feed(sharper, 8.0, 1.5, True) == [(1.0, RAISE)] and sharper.state == "asked"
+    assert sharper.fps_before == 30.0
+    assert _feed(sharper, 9.5, 5.0, False, width=1280, fps=29.0) == [] and sharper.state == "kept"
+    assert _feed(sharper, 14.5, 5.0, True, width=640) == []  # asked once per camera
+    sharper.reset()  # a new camera
+    assert sharper.state == "standard" and _feed(sharper, 20.0, 1.5, True) == [(1.0, RAISE)]
+    assert constraints(SHARP) == {"width": {"ideal": 1280}, "height": {"ideal": 720}}
+    assert constraints(STANDARD) == {"width": {"ideal": 640}, "height": {"ideal": 480}}
+
+
+def test_more_pixels_are_not_asked_for_a_camera_that_sends_them_or_a_device_that_cannot_keep_up():
+    assert _feed(SharperPicture(), 0.0, 5.0, True, width=1280) == []
+    assert _feed(SharperPicture(), 0.0, 5.0, True, light=True) == []
+
+
+def test_the_camera_goes_back_to_640x480_when_it_then_sends_clearly_fewer_frames():
+    sharper = SharperPicture()
+    assert _feed(sharper, 0.0, 1.5, True, fps=24.0) == [(1.0, RAISE)]
+    assert _feed(sharper, 1.5, 2.0, True, width=1280, fps=10.0) == []  # judged only 3 s after asking
+    assert _feed(sharper, 3.5, 1.0, True, width=1280, fps=10.0) == [(0.5, LOWER)] and sharper.state == "lowered"
+    assert _feed(sharper, 4.5, 10.0, True) == []  # not asked again for this camera
+    kept = SharperPicture()
+    _feed(kept, 0.0, 1.5, True, fps=24.0)
+    assert _feed(kept, 1.5, 3.0, True, width=1280, fps=18.0) == [] and kept.state == "kept"  # 75 % of 24

@@ -101,7 +101,7 @@ def test_camera_conditions_keep_the_frame_format_and_are_repeatable():
         if transform is None:
             continue
         out = transform(frame)
-        shape = (720, 1280, 3) if name == "hd720" else frame.shape  # a bigger camera's frames are bigger
+        shape = (720, 1280, 3) if "720" in name else frame.shape  # a bigger camera's frames are bigger
         assert out.shape == shape and out.dtype == np.uint8, name
         assert not np.array_equal(out, frame), f"{name} left the frame unchanged"
         assert np.array_equal(out, again[name](frame)), f"{name} is not repeatable"
@@ -110,6 +110,11 @@ def test_camera_conditions_keep_the_frame_format_and_are_repeatable():
     bright[20:28, 28:36] = 255  # a "face" in the middle: at a third of the distance it covers a ninth of the area
     assert abs(study.conditions()["far_x0.33"](bright).astype(float).sum() / bright.sum() - 1 / 9) < 0.03
     assert np.array_equal(study.conditions()["mirrored"](bright)[:, ::-1], bright)
+    # the page's camera asked for 1280x720 at the same distance: the face 1.5 times as wide as at 640x480
+    vga = np.zeros((480, 640, 3), np.uint8)
+    vga[200:280, 280:360] = 255
+    far, sharp = (study.conditions()[n](vga).astype(float).sum() for n in ("far_x0.2", "far_x0.2_720p"))
+    assert abs(sharp / far - 1.5 ** 2) < 0.25
 
 
 @needs_shared

@@ -82,6 +82,9 @@ class PipelineConfig:
     # frame without a face tries the next window (the middle, then the four corners, overlapping). 0 or 1 = the whole
     # frame only.
     detection_search_zoom: float = 2.0
+    # ... with windows no larger than this (frame pixels): a bigger picture (1280x720, asked for by the page when the
+    # eyes are small) gets more windows, so a face is found down to the same size in pixels as in a 640x480 one.
+    detection_search_max_px: float = 320.0
     # While a face is tracked, BlazeFace looks at the whole frame again this often (seconds of frame time); a face
     # there at least nearer_face_ratio times as wide as the tracked one, and not where it is, takes the track over.
     # Without it a bystander picked up while the person was out of view kept the track once they were back
@@ -228,14 +231,23 @@ def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> f
     return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
-def search_windows(width: float, height: float, zoom: float) -> list:
-    """Squares with `zoom` times less side than the detector's letterbox of the frame: its middle first, then its four
-    corners, each kept inside the frame where it fits (so they overlap on the frame's short side)."""
+def search_windows(width: float, height: float, zoom: float, max_side: float | None = None) -> list:
+    """Squares with `zoom` times less side than the detector's letterbox of the frame, and no more than `max_side`:
+    its middle first, then a grid over the frame, row by row, as few as cover it (they overlap where the side does
+    not divide it). A 640x480 frame at zoom 2 gets the middle and four corners; a 1280x720 one with 320 px windows
+    the middle and 4 x 3, so a face is found at the same size in pixels in either."""
     side = max(width, height) / zoom
-    xs = (min(side / 2, width / 2), max(width - side / 2, width / 2))
-    ys = (min(side / 2, height / 2), max(height - side / 2, height / 2))
-    centres = [(width / 2, height / 2), (xs[0], ys[0]), (xs[1], ys[0]), (xs[0], ys[1]), (xs[1], ys[1])]
-    return [RotatedRect(x, y, side, side, 0.0) for x, y in centres]
+    if max_side:
+        side = min(side, max_side)
+
+    def centres(length: float) -> list:
+        n = max(1, math.ceil(length / side - 1e-9))
+        if n == 1:
+            return [length / 2]
+        return [side / 2 + i * (length - side) / (n - 1) for i in range(n)]
+
+    grid = [(x, y) for y in centres(height) for x in centres(width)]
+    return [RotatedRect(x, y, side, side, 0.0) for x, y in [(width / 2, height / 2)] + grid]
 
 
 class MeshReading(NamedTuple):
@@ -350,7 +362,7 @@ class FramePipeline:
         det = yield from self._detect_in(frame, whole)
         zoom = self.config.detection_search_zoom
         if det is None and zoom > 1:
-            windows = search_windows(width, height, zoom)
+            windows = search_windows(width, height, zoom, self.config.detection_search_max_px)
             det = yield from self._detect_in(frame, windows[self._search_next % len(windows)])
             self._search_next += 1
         return det
