@@ -636,7 +636,7 @@ class App:
         self.view.show_picture(self._frame_size, self.sharper.state)
 
     def _check_resolution(self, t: float, result, width: int) -> None:
-        if js.performance.now() / 1000.0 - self._clock_read_at < 2.0:  # the rate of the last 2 s holds the clock's reads
+        if js.performance.now() / 1000.0 - self._clock_read_at < 2.0:  # the last 2 s' rate holds the clock's reads
             return
         before = self.sharper.state
         action = self.sharper.frame(t, result.eyes_small, width, self.stats.fps, self._light)

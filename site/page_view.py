@@ -21,6 +21,8 @@ LATENCY_STAGES = (("detect", "face detection (last run: when the face is lost, a
                   ("ort:crop", "· canvas crops"),
                   ("ort:face_landmark", "· FaceMesh model"), ("ort:iris_landmark", "· iris model"),
                   ("ort:eye_state", "· classifier model"), ("ort:outputs", "· reading outputs"))
+
+
 def _el(element_id: str):
     element = js.document.getElementById(element_id)
     if not element:  # JS null arrives as a falsy JsNull, not None
@@ -334,7 +336,8 @@ class View:
 
     def show_picture(self, size: tuple | None, sharper: str) -> None:
         """The camera's picture size (#fps data-picture and its tooltip) and page_resolution's state (#picture-note
-        data-sharper): a note while the page asks the camera for more pixels, once it sends them, and if it went back."""
+        data-sharper): a note while the page asks the camera for more pixels, once it sends them, and if it went
+        back."""
         fps = _el("fps")
         fps.setAttribute("data-picture", f"{size[0]}x{size[1]}" if size else "")
         fps.title = f"camera picture {size[0]} × {size[1]} px" if size else ""
@@ -342,9 +345,10 @@ class View:
         note.setAttribute("data-sharper", sharper)
         wide = size is not None and size[0] > 640
         text = {"asked": "Your eyes are small in the picture: asking the camera for more pixels.",
-                "kept": f"Your eyes are small in the picture, so the camera now sends {size[0]} × {size[1]} pixels."
+                "kept": f"The camera sends {size[0]} × {size[1]} pixels: your eyes were small in 640 × 480."
                         if wide else "",
-                "lowered": "The camera slowed down with more pixels, so the page went back to 640 × 480."}.get(sharper, "")
+                "lowered": "The camera slowed down with more pixels, so the page went back to 640 × 480.",
+                }.get(sharper, "")
         note.textContent = text
         note.hidden = not text
 

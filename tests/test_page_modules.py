@@ -1,5 +1,6 @@
 """The page's pure-Python helpers in CPython: user settings (alarm delay, sound), the per-frame CSV recording
-shared by clip mode and camera sessions, and when to ask the camera for more pixels. Their browser side is in test_page.py."""
+shared by clip mode and camera sessions, and when to ask the camera for more pixels. Their browser side is in
+test_page.py."""
 from __future__ import annotations
 
 import csv
