@@ -344,10 +344,11 @@ class View:
         note = _el("picture-note")
         note.setAttribute("data-sharper", sharper)
         wide = size is not None and size[0] > 640
+        by = "\u00a0×\u00a0"  # no line break inside "640 × 480"
         text = {"asked": "Your eyes are small in the picture: asking the camera for more pixels.",
-                "kept": f"The camera sends {size[0]} × {size[1]} pixels: your eyes were small in 640 × 480."
+                "kept": f"The camera sends {size[0]}{by}{size[1]} pixels: your eyes were small in 640{by}480."
                         if wide else "",
-                "lowered": "The camera slowed down with more pixels, so the page went back to 640 × 480.",
+                "lowered": f"The camera slowed down with more pixels, so the page went back to 640{by}480.",
                 }.get(sharper, "")
         note.textContent = text
         note.hidden = not text
