@@ -132,6 +132,8 @@ class App:
         self._live_hold_s = number_param("hold", LIVE_LANDMARK_HOLD_S, 0.0, 5.0)
         self.sharper = SharperPicture()  # more camera pixels for eyes too small in the picture (page_resolution.py)
         self._frame_size = None  # (width, height) of the live picture: the camera may change it
+        self._camera_id = ""  # deviceId of the running camera
+        self._slow_cameras = set()  # deviceIds that processed clearly fewer frames with more pixels (this visit)
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
@@ -441,6 +443,8 @@ class App:
         if track.readyState == "ended":  # it ended before the listener was there (unplugged during the start)
             self._camera_ended(stream)
             return
+        self._camera_id = str(getattr(track.getSettings(), "deviceId", "") or "")
+        self.sharper.reset(slow_camera=self._camera_id in self._slow_cameras)
         js.document.getElementById("placeholder").hidden = True
         _swap_buttons(hide="start", show="stop")
         self.view.set_source(live=True)
@@ -505,9 +509,11 @@ class App:
         if summary:
             self._show_session_summary()
         self.view.reset_live()
+        if self.sharper.lowered_for_rate and self._camera_id:
+            self._slow_cameras.add(self._camera_id)
         self.sharper.reset()  # a camera started later (or another one picked) starts at 640x480 again
         self._frame_size = None
-        self.view.show_picture(None, self.sharper.state)
+        self.view.show_picture(None, self.sharper)
         self.view.show_light_mode(False)  # a note and a rate about a camera that is off no longer hold
         self.view.show_fps(0.0)
         if to_ready and self.machine.can_go(S.READY):
@@ -616,7 +622,7 @@ class App:
                         if done is not None:  # None: a frame that finished after Stop
                             self._record_live(started / 1000.0, *done)
                             if not background:  # the clock's pace says nothing of the camera's
-                                self._check_resolution(started / 1000.0, done[0], width)
+                                self._check_resolution(started / 1000.0, done[0], (width, height))
                     if not background:
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
                 if not self._has_pending:
@@ -631,17 +637,18 @@ class App:
         """The camera sends another picture size (asked for by _check_resolution): the tracked face's place, in pixels
         of the old size, no longer holds, so the face is found afresh (the blink count and the rest go on)."""
         if self._frame_size is not None:
-            self.pipeline.reset()
+            self.pipeline.lose_track()
         self._frame_size = (width, height)
-        self.view.show_picture(self._frame_size, self.sharper.state)
+        self.view.show_picture(self._frame_size, self.sharper)
 
-    def _check_resolution(self, t: float, result, width: int) -> None:
+    def _check_resolution(self, t: float, result, size: tuple) -> None:
         if js.performance.now() / 1000.0 - self._clock_read_at < 2.0:  # the last 2 s' rate holds the clock's reads
+            self.sharper.interrupt()
             return
         before = self.sharper.state
-        action = self.sharper.frame(t, result.eyes_small, width, self.stats.fps, self._light)
+        action = self.sharper.frame(t, result.eyes_small, size, self.stats.fps, self._light)
         if self.sharper.state != before:
-            self.view.show_picture(self._frame_size, self.sharper.state)
+            self.view.show_picture(self._frame_size, self.sharper)
         if action is not None and self.stream is not None:
             asyncio.ensure_future(self._ask_picture(self.stream, SHARP if action == RAISE else STANDARD))
 

@@ -5,8 +5,10 @@ videos) and cheap to copy every frame. A person sitting farther back shows eyes 
 `PipelineConfig.small_eye_px` (8 px), where they are judged less well (docs/BENCHMARKS.md section 4, "Distance,
 ..."). Most webcams can send 1280x720, which gives the same face 1.5-2 times the pixels across. Some send fewer
 frames a second at that size (USB 2 bandwidth, longer exposures), and a slow device processes fewer; fewer frames
-lose blinks. So, once per camera: eyes small for `small_for_s` of live frames -> ask for 1280x720; if over the
-next `judge_s` the page then processes clearly fewer frames a second than before, go back to 640x480.
+lose blinks. So: eyes small for `small_for_s` of live frames -> ask for 1280x720; once the larger picture arrives,
+judge the frame rate over `judge_s`, and go back to 640x480 if the page then processes clearly fewer frames a second
+than before, or whenever light mode starts (the device cannot keep up). Once per camera start; a camera that slowed
+down is not asked again in this visit (page_app.py remembers it).
 """
 from __future__ import annotations
 
@@ -27,42 +29,63 @@ def constraints(size: tuple) -> dict:
 @dataclass
 class ResolutionConfig:
     small_for_s: float = 1.0      # eyes small this long, without a frame of normal eyes, before asking
-    judge_s: float = 3.0          # the frame rate after asking is judged over this long
-    keep_fps_share: float = 0.75  # ... and the larger picture kept while it processes at least this share of before
+    judge_s: float = 3.0          # the larger picture's frame rate is judged over this long (and a camera that sends
+                                  # no larger picture this long after being asked has none)
+    keep_fps_share: float = 0.75  # ... and kept while the page processes at least this share of the rate before
 
 
 class SharperPicture:
-    """Decides, frame by frame, when to ask the camera for more pixels and when to go back. States: "standard"
-    (not asked), "asked" (frame rate being judged), "kept", "lowered" (went back; not asked again for this camera)."""
+    """Decides, frame by frame, when to ask the camera for more pixels and when to go back. States:
+    "standard" (not asked), "asked" (waiting for the larger picture), "judging" (it came: its frame rate is being
+    judged), "kept", "lowered" (went back), "unavailable" (the camera sent no larger picture), "slow" (not asked:
+    this camera slowed down with more pixels earlier in the visit)."""
 
     def __init__(self, config: ResolutionConfig | None = None):
         self.config = config or ResolutionConfig()
         self.reset()
 
-    def reset(self) -> None:
-        """A new camera stream."""
-        self.state = "standard"
-        self.fps_before = None
-        self._small_since = self._asked_at = None
+    def reset(self, slow_camera: bool = False) -> None:
+        """A new camera stream; `slow_camera`: this camera was lowered before, do not ask it again."""
+        self.state = "slow" if slow_camera else "standard"
+        self.before = self.fps_before = None  # picture size and processed frames a second when asking
+        self.lowered_for_rate = False  # went back because the frame rate fell (the camera's or the device's)
+        self._small_since = self._since = None
 
-    def frame(self, t: float, eyes_small: bool, width: int, fps: float, light: bool = False) -> str | None:
-        """One processed live frame at time t (s): were the eyes small, the picture's width, the processed frames a
-        second of the last seconds, and whether light mode is on (the device already cannot keep up: more pixels
-        would make it slower). Returns RAISE or LOWER when the camera should be asked, else None."""
+    def interrupt(self) -> None:
+        """Frames were missed (read behind another tab): small eyes must be seen for small_for_s again."""
+        self._small_since = None
+
+    def frame(self, t: float, eyes_small: bool, size: tuple, fps: float, light: bool = False) -> str | None:
+        """One processed live frame at time t (s): were the eyes small, the picture's (width, height), the processed
+        frames a second of the last seconds, and whether light mode is on (the device already cannot keep up: more
+        pixels would make it slower). Returns RAISE or LOWER when the camera should be asked, else None."""
         cfg = self.config
         if self.state == "standard":
-            if not eyes_small or light or width >= SHARP[0]:
+            if not eyes_small or light or max(size) >= max(SHARP):  # a phone held upright: 720x1280 is as large
                 self._small_since = None
                 return None
             if self._small_since is None:
                 self._small_since = t
             if t - self._small_since < cfg.small_for_s:
                 return None
-            self.state, self._asked_at, self.fps_before = "asked", t, fps
+            self.state, self._since, self.before, self.fps_before = "asked", t, tuple(size), fps
             return RAISE
-        if self.state == "asked" and t - self._asked_at >= cfg.judge_s:
-            if fps < cfg.keep_fps_share * self.fps_before:
-                self.state = "lowered"
+        if self.state == "asked":
+            if tuple(size) != self.before:
+                if size[0] * size[1] > self.before[0] * self.before[1]:
+                    self.state, self._since = "judging", t
+                    return None
+                self.state = "unavailable"  # another size, but not more pixels (e.g. a 16:9 crop): back
+                return LOWER
+            if t - self._since >= cfg.judge_s:
+                self.state = "unavailable"
+            return None
+        if self.state in ("judging", "kept") and light:
+            self.state = "lowered"
+            return LOWER
+        if self.state == "judging" and t - self._since >= cfg.judge_s:
+            if self.fps_before and fps < cfg.keep_fps_share * self.fps_before:
+                self.state, self.lowered_for_rate = "lowered", True
                 return LOWER
             self.state = "kept"
         return None

@@ -334,22 +334,25 @@ class View:
             if key in self.latency_cells:
                 self.latency_cells[key].set("off" if light else "–")
 
-    def show_picture(self, size: tuple | None, sharper: str) -> None:
-        """The camera's picture size (#fps data-picture and its tooltip) and page_resolution's state (#picture-note
-        data-sharper): a note while the page asks the camera for more pixels, once it sends them, and if it went
-        back."""
+    def show_picture(self, size: tuple | None, sharper) -> None:
+        """The camera's picture size (#fps data-picture and its tooltip) and page_resolution.SharperPicture's state
+        (#picture-note data-sharper): a note while the page asks the camera for more pixels, once it sends them, and
+        when it went back."""
         fps = _el("fps")
         fps.setAttribute("data-picture", f"{size[0]}x{size[1]}" if size else "")
         fps.title = f"camera picture {size[0]} × {size[1]} px" if size else ""
         note = _el("picture-note")
-        note.setAttribute("data-sharper", sharper)
-        wide = size is not None and size[0] > 640
+        note.setAttribute("data-sharper", sharper.state)
         by = "\u00a0×\u00a0"  # no line break inside "640 × 480"
+        before = sharper.before
+        grew = size is not None and before is not None and size[0] * size[1] > before[0] * before[1]
         text = {"asked": "Your eyes are small in the picture: asking the camera for more pixels.",
-                "kept": f"The camera sends {size[0]}{by}{size[1]} pixels: your eyes were small in 640{by}480."
-                        if wide else "",
-                "lowered": f"The camera slowed down with more pixels, so the page went back to 640{by}480.",
-                }.get(sharper, "")
+                "lowered": "The page went back to the smaller picture: with more pixels, fewer frames a second were "
+                           "processed.",
+                }.get(sharper.state, "")
+        if sharper.state in ("judging", "kept") and grew:
+            text = (f"The camera sends {size[0]}{by}{size[1]} pixels: your eyes were small in "
+                    f"{before[0]}{by}{before[1]}.")
         note.textContent = text
         note.hidden = not text
 

@@ -318,31 +318,34 @@ def test_noise_and_black_frames_have_no_face(runtime):
         assert result.status == "no-face" and result.eyes == {"left": None, "right": None}
 
 
-def test_search_windows_start_in_the_middle_and_cover_the_frame():
+def test_search_windows_start_in_the_middle_and_hold_every_face_up_to_half_their_side():
     from eyecore.frame import PipelineConfig, search_windows
 
-    cap = PipelineConfig().detection_search_max_px
-    for width, height, count, side in ((640, 480, 5, 320), (480, 640, 5, 320), (1280, 720, 5, 640),
-                                       (1280, 720, 13, cap), (1920, 1080, 25, cap), (320, 240, 5, 160)):
-        windows = search_windows(width, height, 2.0, None if side == 640 else cap)
-        assert len(windows) == count and (windows[0].cx, windows[0].cy) == (width / 2, height / 2)
+    cfg = PipelineConfig()
+    cap, most = cfg.detection_search_max_px, cfg.detection_search_max_zoom
+    for width, height, count, side in ((640, 480, 6, 320), (480, 640, 6, 320), (320, 240, 6, 160),
+                                       (1280, 720, 18, 1280 / most), (720, 1280, 18, 1280 / most),
+                                       (1920, 1080, 18, 1920 / most), (3840, 2160, 18, 3840 / most)):
+        windows = search_windows(width, height, cfg.detection_search_zoom, cap, most)
+        assert len(windows) == count
+        middle = min(windows, key=lambda w: (w.cx - width / 2) ** 2 + (w.cy - height / 2) ** 2)
+        assert windows[0] is middle  # the likeliest place first
         for w in windows:
-            assert w.width == w.height == side and w.angle == 0
+            assert w.width == w.height == pytest.approx(side) and w.angle == 0
             assert -1e-9 <= w.cx - side / 2 and w.cx + side / 2 <= width + 1e-9
             assert -1e-9 <= w.cy - side / 2 and w.cy + side / 2 <= height + 1e-9
-        for x in range(0, width, 16):  # every point of the frame lies in some window
-            for y in range(0, height, 16):
-                assert any(abs(x - w.cx) <= side / 2 and abs(y - w.cy) <= side / 2 for w in windows), (x, y)
-    # 640x480: the middle, then the four corners, as before windows had a largest size
-    assert [(w.cx, w.cy) for w in search_windows(640, 480, 2.0, cap)] == [
-        (320, 240), (160, 160), (480, 160), (160, 320), (480, 320)]
+        half = side / 2  # a face this wide, anywhere in the frame, lies wholly in some window
+        for x in range(math.ceil(half / 2), math.floor(width - half / 2) + 1, 8):
+            for y in range(math.ceil(half / 2), math.floor(height - half / 2) + 1, 8):
+                assert any(abs(x - w.cx) <= (side - half) / 2 + 1e-6 and abs(y - w.cy) <= (side - half) / 2 + 1e-6
+                           for w in windows), (width, height, x, y)
 
 
 @needs_shared
 @pytest.mark.shared
 def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtime):
     """A person four times as far away (eyes ~9 px) in a corner of the picture: BlazeFace misses the face on the
-    whole frame, the search windows find it within their cycle (the corner window is the fourth), and FaceMesh
+    whole frame, the search windows find it within their cycle (the corner window is the last of six), and FaceMesh
     then tracks it without detecting again."""
     import cv2
 
@@ -352,7 +355,7 @@ def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtim
     far[330:450, 440:600] = small
     found = []
     zoomed = FramePipeline(runtime, PipelineConfig(use_iris=False))
-    for i in range(6):
+    for i in range(7):
         result = zoomed.process(far, i / 30)
         found.append(result.status == "face")
         if result.status == "face":
@@ -361,7 +364,7 @@ def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtim
             for eye in EYES:
                 assert result.eyes[eye] is not None and result.eyes[eye].p_open is not None
             assert result.eyes_small and result.to_dict()["eyes_small"] is True  # ~7.5 px: the page asks to come closer
-    assert found == [False, False, False, False, True, True]  # middle, top-left, top-right, bottom-left: no face
+    assert found == [False] * 5 + [True, True]  # the five windows nearer the middle than the bottom-right one: none
     assert not result.detected  # the last frame was tracked
     whole_only = FramePipeline(runtime, PipelineConfig(use_iris=False, detection_search_zoom=0))
     assert all(whole_only.process(far, i / 30).status == "no-face" for i in range(6))
@@ -372,17 +375,17 @@ def test_a_face_too_small_for_the_whole_frame_is_found_in_a_zoomed_window(runtim
 def test_a_small_face_in_a_1280x720_picture_is_found_as_in_a_640x480_one(runtime):
     """The page asks for 1280x720 when the eyes are small. The same small face (eyes ~9 px) in the bottom-right
     corner of a 1280x720 picture: windows of half the picture's side would show it to BlazeFace at half the pixels of
-    a 640x480 window and miss it; windows capped at detection_search_max_px find it within their cycle."""
+    a 640x480 window and miss it; the capped windows (18 at this size) find it within their cycle."""
     import cv2
 
     small = cv2.resize(video_frame(), (160, 120), interpolation=cv2.INTER_AREA)
     far = np.full((720, 1280, 3), 128, np.uint8)
     far[580:700, 1100:1260] = small
     capped = FramePipeline(runtime, PipelineConfig(use_iris=False))
-    found = [capped.process(far, i / 30).status == "face" for i in range(14)]
+    found = [capped.process(far, i / 30).status == "face" for i in range(20)]
     assert any(found) and all(found[found.index(True):]), found
     half = FramePipeline(runtime, PipelineConfig(use_iris=False, detection_search_max_px=0))
-    assert all(half.process(far, i / 30).status == "no-face" for i in range(10))
+    assert all(half.process(far, i / 30).status == "no-face" for i in range(20))
 
 
 @needs_shared
@@ -408,11 +411,11 @@ def test_a_nearer_face_takes_the_track_over_from_a_bystander(runtime):
 
     frames = [alone] * 5 + [both] * 15  # 10 frames a second: the person is back at 0.5 s
     seen = centres(PipelineConfig(use_iris=False), frames)
-    assert all(c is not None and c[0] < 224 and c[1] < 168 for c in seen[1:5]), seen  # the bystander (a zoomed find)
+    assert all(c is not None and c[0] < 224 and c[1] < 168 for c in seen[2:5]), seen  # the bystander (a zoomed find)
     back = [i for i, c in enumerate(seen) if c is not None and c[0] > 240]
     assert back and 5 <= back[0] <= 15 and back == list(range(back[0], 20)), seen  # the person, from then on
     stuck = centres(PipelineConfig(use_iris=False, nearer_face_check_s=0), frames)
-    assert all(c[0] < 224 for c in stuck[1:]), stuck
+    assert all(c[0] < 224 for c in stuck[2:]), stuck
 
 
 @needs_shared

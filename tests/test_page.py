@@ -1589,6 +1589,9 @@ def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site,
         assert "1280 × 720" in page.text_content("#picture-note").replace("\u00a0", " ")
         page.wait_for_timeout(1500)
         log = frame_log(page)
+        page.click("#stop")  # the next camera start begins at 640x480 again, without the note
+        assert page.get_attribute("#picture-note", "data-sharper") == "standard"
+        assert not page.is_visible("#picture-note") and page.get_attribute("#fps", "data-picture") == ""
         assert_same_origin_only(requests, site)
     finally:
         browser.close()

@@ -142,14 +142,14 @@ def test_clock_and_count_texts():
         ("1 blink", "0 blinks", "2 microsleep alarms")
 
 
-def _feed(sharper: SharperPicture, start: float, seconds: float, small, width: int = 640, fps: float = 30.0,
+def _feed(sharper: SharperPicture, start: float, seconds: float, small, size=(640, 480), fps: float = 30.0,
           light: bool = False) -> list:
     """30 frames a second from `start`; `small` is a bool or a function of the frame's time. Returns (t, action)
     for every frame that asked for something."""
     asked = []
     for i in range(round(seconds * 30)):
         t = start + i / 30
-        action = sharper.frame(t, small(t) if callable(small) else small, width, fps, light)
+        action = sharper.frame(t, small(t) if callable(small) else small, size, fps, light)
         if action:
             asked.append((round(t - start, 2), action))
     return asked
@@ -160,26 +160,50 @@ def test_the_camera_is_asked_for_more_pixels_once_the_eyes_stay_small_for_a_seco
     assert _feed(sharper, 0.0, 5.0, False) == [] and sharper.state == "standard"
     assert _feed(sharper, 5.0, 3.0, lambda t: (t % 1.0) < 0.9) == []  # small, but normal eyes every second
     assert _feed(sharper, 8.0, 1.5, True) == [(1.0, RAISE)] and sharper.state == "asked"
-    assert sharper.fps_before == 30.0
-    assert _feed(sharper, 9.5, 5.0, False, width=1280, fps=29.0) == [] and sharper.state == "kept"
-    assert _feed(sharper, 14.5, 5.0, True, width=640) == []  # asked once per camera
-    sharper.reset()  # a new camera
+    assert sharper.fps_before == 30.0 and sharper.before == (640, 480)
+    assert _feed(sharper, 9.5, 1.0, True) == [] and sharper.state == "asked"  # the camera takes its time
+    assert _feed(sharper, 10.5, 2.9, False, size=(1280, 720), fps=29.0) == [] and sharper.state == "judging"
+    assert _feed(sharper, 13.4, 1.0, False, size=(1280, 720), fps=29.0) == [] and sharper.state == "kept"
+    assert _feed(sharper, 14.4, 5.0, True) == []  # asked once per camera start
+    sharper.reset()  # a new camera start
     assert sharper.state == "standard" and _feed(sharper, 20.0, 1.5, True) == [(1.0, RAISE)]
     assert constraints(SHARP) == {"width": {"ideal": 1280}, "height": {"ideal": 720}}
     assert constraints(STANDARD) == {"width": {"ideal": 640}, "height": {"ideal": 480}}
 
 
 def test_more_pixels_are_not_asked_for_a_camera_that_sends_them_or_a_device_that_cannot_keep_up():
-    assert _feed(SharperPicture(), 0.0, 5.0, True, width=1280) == []
+    assert _feed(SharperPicture(), 0.0, 5.0, True, size=(1280, 720)) == []
+    assert _feed(SharperPicture(), 0.0, 5.0, True, size=(720, 1280)) == []  # a phone held upright
     assert _feed(SharperPicture(), 0.0, 5.0, True, light=True) == []
+    assert _feed(SharperPicture(), 0.0, 5.0, True, size=(480, 640)) == [(1.0, RAISE)]  # upright, small picture
+    slow = SharperPicture()
+    slow.reset(slow_camera=True)  # this camera slowed down with more pixels earlier in the visit
+    assert _feed(slow, 0.0, 5.0, True) == [] and slow.state == "slow"
+    interrupted = SharperPicture()
+    assert _feed(interrupted, 0.0, 0.8, True) == []
+    interrupted.interrupt()  # frames read behind another tab: a second of small eyes counts from here
+    assert _feed(interrupted, 0.8, 1.5, True) == [(1.0, RAISE)]
 
 
-def test_the_camera_goes_back_to_640x480_when_it_then_sends_clearly_fewer_frames():
+def test_a_camera_without_a_larger_picture_is_left_as_it_is_or_put_back():
+    none = SharperPicture()
+    _feed(none, 0.0, 1.5, True)
+    assert _feed(none, 1.5, 4.0, True) == [] and none.state == "unavailable"  # still 640x480 after 3 s
+    cropped = SharperPicture()
+    _feed(cropped, 0.0, 1.5, True)
+    assert _feed(cropped, 1.5, 1.0, True, size=(640, 360)) == [(0.0, LOWER)]  # other, not more pixels: back
+    assert cropped.state == "unavailable"
+
+
+def test_the_camera_goes_back_to_640x480_when_it_then_sends_clearly_fewer_frames_or_light_mode_starts():
     sharper = SharperPicture()
     assert _feed(sharper, 0.0, 1.5, True, fps=24.0) == [(1.0, RAISE)]
-    assert _feed(sharper, 1.5, 2.0, True, width=1280, fps=10.0) == []  # judged only 3 s after asking
-    assert _feed(sharper, 3.5, 1.0, True, width=1280, fps=10.0) == [(0.5, LOWER)] and sharper.state == "lowered"
-    assert _feed(sharper, 4.5, 10.0, True) == []  # not asked again for this camera
+    assert _feed(sharper, 1.5, 2.0, True, size=(1280, 720), fps=10.0) == []  # judged 3 s after the picture grew
+    assert _feed(sharper, 3.5, 2.0, True, size=(1280, 720), fps=10.0) == [(1.0, LOWER)]
+    assert sharper.state == "lowered" and sharper.lowered_for_rate
+    assert _feed(sharper, 5.5, 10.0, True) == []  # not asked again for this camera start
     kept = SharperPicture()
     _feed(kept, 0.0, 1.5, True, fps=24.0)
-    assert _feed(kept, 1.5, 3.0, True, width=1280, fps=18.0) == [] and kept.state == "kept"  # 75 % of 24
+    assert _feed(kept, 1.5, 3.5, True, size=(1280, 720), fps=18.0) == [] and kept.state == "kept"  # 75 % of 24
+    assert _feed(kept, 5.0, 1.0, True, size=(1280, 720), fps=14.0, light=True) == [(0.0, LOWER)]
+    assert kept.state == "lowered" and not kept.lowered_for_rate  # the device, not the camera

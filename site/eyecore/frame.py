@@ -83,8 +83,11 @@ class PipelineConfig:
     # frame only.
     detection_search_zoom: float = 2.0
     # ... with windows no larger than this (frame pixels): a bigger picture (1280x720, asked for by the page when the
-    # eyes are small) gets more windows, so a face is found down to the same size in pixels as in a 640x480 one.
+    # eyes are small) gets more windows, so a face is found down to about the same size in pixels as in a 640x480
+    # one; but no more than detection_search_max_zoom times closer than the whole frame (a 1280x720 picture: 18
+    # windows of 366 px; a 4K video: 18 of 1097 px, not hundreds).
     detection_search_max_px: float = 320.0
+    detection_search_max_zoom: float = 3.5
     # While a face is tracked, BlazeFace looks at the whole frame again this often (seconds of frame time); a face
     # there at least nearer_face_ratio times as wide as the tracked one, and not where it is, takes the track over.
     # Without it a bystander picked up while the person was out of view kept the track once they were back
@@ -231,23 +234,28 @@ def fuse(p_cnn: float | None, p_iris: float | None, config: PipelineConfig) -> f
     return _sigmoid(sum(w * _logit(p) for w, p in parts) / total)
 
 
-def search_windows(width: float, height: float, zoom: float, max_side: float | None = None) -> list:
-    """Squares with `zoom` times less side than the detector's letterbox of the frame, and no more than `max_side`:
-    its middle first, then a grid over the frame, row by row, as few as cover it (they overlap where the side does
-    not divide it). A 640x480 frame at zoom 2 gets the middle and four corners; a 1280x720 one with 320 px windows
-    the middle and 4 x 3, so a face is found at the same size in pixels in either."""
-    side = max(width, height) / zoom
+def search_windows(width: float, height: float, zoom: float, max_side: float | None = None,
+                   max_zoom: float | None = None) -> list:
+    """Squares `zoom` times closer than the detector's letterbox of the frame, but no larger than `max_side` (so a
+    bigger picture shows a face to the detector at as many pixels as a 640x480 one does) and no more than `max_zoom`
+    times closer (so a very big picture needs few windows). They lie on a grid whose step is at most half their side,
+    so every face up to half a window across lies wholly in one; the windows nearest the frame's middle come first."""
+    longest = max(width, height)
+    side = longest / zoom
     if max_side:
         side = min(side, max_side)
+    if max_zoom:
+        side = max(side, longest / max_zoom)
 
     def centres(length: float) -> list:
-        n = max(1, math.ceil(length / side - 1e-9))
-        if n == 1:
+        if length <= side:
             return [length / 2]
+        n = math.ceil((length - side) / (side / 2) - 1e-9) + 1
         return [side / 2 + i * (length - side) / (n - 1) for i in range(n)]
 
     grid = [(x, y) for y in centres(height) for x in centres(width)]
-    return [RotatedRect(x, y, side, side, 0.0) for x, y in [(width / 2, height / 2)] + grid]
+    grid.sort(key=lambda c: (c[0] - width / 2) ** 2 + (c[1] - height / 2) ** 2)  # stable: row by row among ties
+    return [RotatedRect(x, y, side, side, 0.0) for x, y in grid]
 
 
 class MeshReading(NamedTuple):
@@ -281,15 +289,20 @@ class FramePipeline:
         self._checked_at = None  # frame time of the last whole-frame look for a nearer face (nearer_face_check_s)
 
     def reset(self) -> None:
+        """A new video or camera: nothing of the last one is kept."""
+        self.lose_track()
+        self._last_t = self._dt_avg = self._gap_t = None
+        for baseline in self._baselines.values():
+            baseline.reset()
+
+    def lose_track(self) -> None:
+        """The same camera now sends another picture size: the face is looked for afresh (its place was in pixels of
+        the old size), while each eye's usual opening, a ratio of the eye's own size, is kept."""
         self._roi = None
         self._search_next = 0
         self._checked_at = None
         self._mesh = self._mesh_speed = None
-        self._iris_held = {}
-        self._last_p = {}
-        self._last_t = self._dt_avg = self._gap_t = None
-        for baseline in self._baselines.values():
-            baseline.reset()
+        self._iris_held, self._last_p = {}, {}
 
     def _iris_eyes(self, visible: list, t: float, p_cnn: dict) -> list:
         """Which visible eyes the iris model reads on this frame (see iris_alternate_below_s and
@@ -362,7 +375,8 @@ class FramePipeline:
         det = yield from self._detect_in(frame, whole)
         zoom = self.config.detection_search_zoom
         if det is None and zoom > 1:
-            windows = search_windows(width, height, zoom, self.config.detection_search_max_px)
+            windows = search_windows(width, height, zoom, self.config.detection_search_max_px,
+                                     self.config.detection_search_max_zoom)
             det = yield from self._detect_in(frame, windows[self._search_next % len(windows)])
             self._search_next += 1
         return det
