@@ -1570,8 +1570,9 @@ def test_a_person_far_from_the_camera_is_found_by_the_page_and_by_replay(site, p
 def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site, playwright, tmp_path):
     """A person far from a 1280x720 camera: in the 640x480 picture the page asks for, the eyes are ~7 px (eyes-small);
     after a second of that the page asks the camera for 1280x720, where the same eyes are ~11 px, finds the face again
-    in the larger picture and reads both eyes, no longer small. The note says so. (Going back when the camera then
-    sends fewer frames is tested in tests/test_page_modules.py: Chromium's fake camera keeps its rate.)"""
+    in the larger picture and reads both eyes, no longer small. The note says so. A device that then falls behind
+    (CPU throttled 6x: light mode) gets 640x480 back. (Going back when the camera itself sends fewer frames is tested
+    in tests/test_page_modules.py: Chromium's fake camera keeps its rate.)"""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -1589,6 +1590,12 @@ def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site,
         assert "1280 × 720" in page.text_content("#picture-note").replace("\u00a0", " ")
         page.wait_for_timeout(1500)
         log = frame_log(page)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})  # the device can no longer keep up: light mode
+        page.wait_for_function("document.getElementById('picture-note').dataset.sharper === 'lowered'", timeout=30_000)
+        page.wait_for_function("document.getElementById('video').videoWidth === 640", timeout=10_000)
+        assert page.get_attribute("#fps", "data-mode") == "light" and page.is_visible("#picture-note")
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
         page.click("#stop")  # the next camera start begins at 640x480 again, without the note
         assert page.get_attribute("#picture-note", "data-sharper") == "standard"
         assert not page.is_visible("#picture-note") and page.get_attribute("#fps", "data-picture") == ""
