@@ -79,8 +79,8 @@ class PipelineConfig:
     detection_min_score: float = 0.5
     # A face too small for the detector on the whole frame (a person three to five times as far from the camera as
     # in the focus videos) is looked for again, on the same frame, in one window this many times closer; the next
-    # frame without a face tries the next window (the middle, then the four corners, overlapping). 0 or 1 = the whole
-    # frame only.
+    # frame without a face tries the next window (search_windows: a half-overlapping grid, nearest the middle first;
+    # six for 640x480). 0 or 1 = the whole frame only.
     detection_search_zoom: float = 2.0
     # ... with windows no larger than this (frame pixels): a bigger picture (1280x720, asked for by the page when the
     # eyes are small) gets more windows, so a face is found down to about the same size in pixels as in a 640x480
