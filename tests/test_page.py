@@ -967,7 +967,11 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
         assert not any(alarm[:170])  # not before 1.5 s of the closure (frame 174 by the frames' own times)
 
 
+# One rerun: on a loaded host the callback of the frame after the still can come later than the reader's waits
+# (3 frames read by seeking in one CI run of session 20, none in the other runs); a reader that takes every still
+# for another tab fails both runs.
 @pytest.mark.shared
+@pytest.mark.flaky(reruns=1)
 def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_tab(site, playwright, tmp_path):
     """A clip (variable frame rate: a slideshow, a screen recording) whose frame at 1 s stays for 2 s: no frame
     callback comes for longer than page_clip.NOT_RENDERED_AFTER_S, but nothing was presented unseen, so the reader
