@@ -37,8 +37,8 @@ class ResolutionConfig:
 class SharperPicture:
     """Decides, frame by frame, when to ask the camera for more pixels and when to go back. States:
     "standard" (not asked), "asked" (waiting for the larger picture), "judging" (it came: its frame rate is being
-    judged), "kept", "lowered" (went back), "unavailable" (the camera sent no larger picture), "slow" (not asked:
-    this camera slowed down with more pixels earlier in the visit)."""
+    judged), "kept", "lowered" (went back), "unavailable" (no larger picture within judge_s: judged if one comes
+    later), "slow" (not asked: this camera slowed down with more pixels earlier in the visit)."""
 
     def __init__(self, config: ResolutionConfig | None = None):
         self.config = config or ResolutionConfig()
@@ -70,9 +70,13 @@ class SharperPicture:
                 return None
             self.state, self._since, self.before, self.fps_before = "asked", t, tuple(size), fps
             return RAISE
+        grew = self.before is not None and size[0] * size[1] > self.before[0] * self.before[1]
+        if self.state == "unavailable" and grew:  # a camera slower to switch than judge_s: judged all the same
+            self.state, self._since = "judging", t
+            return None
         if self.state == "asked":
             if tuple(size) != self.before:
-                if size[0] * size[1] > self.before[0] * self.before[1]:
+                if grew:
                     self.state, self._since = "judging", t
                     return None
                 self.state = "unavailable"  # another size, but not more pixels (e.g. a 16:9 crop): back

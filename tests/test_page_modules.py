@@ -189,6 +189,11 @@ def test_a_camera_without_a_larger_picture_is_left_as_it_is_or_put_back():
     none = SharperPicture()
     _feed(none, 0.0, 1.5, True)
     assert _feed(none, 1.5, 4.0, True) == [] and none.state == "unavailable"  # still 640x480 after 3 s
+    late = SharperPicture()  # ... but a camera that switches later is judged all the same
+    _feed(late, 0.0, 1.5, True, fps=24.0)
+    _feed(late, 1.5, 4.0, True)
+    assert _feed(late, 5.5, 2.0, True, size=(1280, 720), fps=10.0) == [] and late.state == "judging"
+    assert _feed(late, 7.5, 1.5, True, size=(1280, 720), fps=10.0) == [(1.0, LOWER)] and late.lowered_for_rate
     cropped = SharperPicture()
     _feed(cropped, 0.0, 1.5, True)
     assert _feed(cropped, 1.5, 1.0, True, size=(640, 360)) == [(0.0, LOWER)]  # other, not more pixels: back
