@@ -382,29 +382,27 @@ class FramePipeline:
         return det
 
     def _take_nearer_face(self, frame, t: float, width, height, timings: dict):
-        """While tracking, now and then: whether a clearly bigger face elsewhere in the picture took the track over
+        """While tracking, now and then: a clearly bigger face elsewhere in the picture takes the track over
         (nearer_face_check_s). The tracked person's eye baselines and held readings go with the old track."""
         every = self.config.nearer_face_check_s
         if self._roi is None or every <= 0:
-            return False
+            return
         if self._checked_at is not None and 0 <= t - self._checked_at < every:
-            return False
+            return
         self._checked_at = t
         t0 = self._clock()
         det = yield from self._detect_in(frame, letterbox_rect(width, height), largest=True)
         timings["detect"] = (self._clock() - t0) * 1000
         if det is None:
-            return False
+            return
         found, tracked = lm.face_roi_from_detection(det), self._roi
         apart = distance((found.cx, found.cy), (tracked.cx, tracked.cy)) > tracked.width / 2
         if not apart or found.width < self.config.nearer_face_ratio * tracked.width:
-            return False
-        self._roi = found
-        self._mesh = self._mesh_speed = None
-        self._iris_held, self._last_p = {}, {}
+            return
+        self.lose_track()
+        self._roi, self._checked_at = found, t
         for baseline in self._baselines.values():
             baseline.reset()
-        return True
 
     def _detect_in(self, frame, box, largest: bool = False):
         """The face BlazeFace is surest of in `box` of the frame (the biggest one when `largest`), or None."""
