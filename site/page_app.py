@@ -133,7 +133,7 @@ class App:
         self.sharper = SharperPicture()  # more camera pixels for eyes too small in the picture (page_resolution.py)
         self._frame_size = None  # (width, height) of the live picture: the camera may change it
         self._camera_id = ""  # deviceId of the running camera
-        self._slow_cameras = set()  # deviceIds that processed clearly fewer frames with more pixels (this visit)
+        self._slow_cameras = set()  # deviceIds that processed clearly fewer frames (or froze) with more pixels
         self.beeper = Beeper()
         self.beeper.enabled = self.settings.sound
         self.notifier = Notifier(on_unavailable=self._notification_unavailable)
@@ -336,7 +336,7 @@ class App:
             "mediaTime": media_time, "t": t, "done": now, "app": self.machine.state, "left": state.left,
             "right": state.right, "eyes": state.eyes, "pLeft": left.p_open if left else None,
             "pRight": right.p_open if right else None, "blinks": state.blink_count, "frameMs": timings["frame"],
-            "size": f"{width}x{height}",
+            "size": f"{width}x{height}", "eyePx": None if result.eye_px is None else round(result.eye_px, 1),
             "stages": {k: round(v, 2) for k, v in timings.items()}}
         if background:
             entry["background"] = True
@@ -616,6 +616,9 @@ class App:
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
                         self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
+                        if self.machine.state == S.CAMERA_STALLED:  # frozen by a switch to more pixels?
+                            before = self.sharper.state
+                            self._follow_sharper(before, self.sharper.camera_stalled(started / 1000.0))
                     elif changed:  # the same picture again shows nothing new (fed, a frozen closed eye would alarm)
                         done = await self.process(frame, width, height, started / 1000.0, media_time, started,
                                                   background, self._last_thumb if background else None)
@@ -646,8 +649,12 @@ class App:
             self.sharper.interrupt()
             return
         before = self.sharper.state
-        action = self.sharper.frame(t, result.eyes_small, size, self.stats.fps, self._light)
-        if self.sharper.state != before:
+        self._follow_sharper(before, self.sharper.frame(t, result.eyes_small, size, self.stats.fps, self._light,
+                                                        result.eye_px))
+
+    def _follow_sharper(self, state_before: str, action: str | None) -> None:
+        """Shows a new SharperPicture state and asks the camera for the picture size its action says."""
+        if self.sharper.state != state_before:
             self.view.show_picture(self._frame_size, self.sharper)
         if action is not None and self.stream is not None:
             asyncio.ensure_future(self._ask_picture(self.stream, SHARP if action == RAISE else STANDARD))

@@ -7,8 +7,10 @@ videos) and cheap to copy every frame. A person sitting farther back shows eyes 
 frames a second at that size (USB 2 bandwidth, longer exposures), and a slow device processes fewer; fewer frames
 lose blinks. So: eyes small for `small_for_s` of live frames -> ask for 1280x720; once the larger picture arrives,
 judge the frame rate over `judge_s`, and go back to 640x480 if the page then processes clearly fewer frames a second
-than before, or whenever light mode starts (the device cannot keep up). Once per camera start; a camera that slowed
-down is not asked again in this visit (page_app.py remembers it).
+than before, or whenever light mode starts (the device cannot keep up). A camera whose picture stops changing after
+being asked is put back too. Once the person has come closer (eyes at least twice the small size, as 640x480 would
+show them) for `near_for_s`, the larger picture only costs time: back to 640x480, and asked again if they move away.
+A camera that slowed down or stopped is not asked again in this visit (page_app.py remembers it).
 """
 from __future__ import annotations
 
@@ -32,13 +34,22 @@ class ResolutionConfig:
     judge_s: float = 3.0          # the larger picture's frame rate is judged over this long (and a camera that sends
                                   # no larger picture this long after being asked has none)
     keep_fps_share: float = 0.75  # ... and kept while the page processes at least this share of the rate before
+    stall_s: float = 5.0          # the picture unchanged (camera-stalled) this long after asking: the switch failed
+    # Eye corners at least this far apart, scaled to the 640x480 picture's short side (480 px), count as near: twice
+    # PipelineConfig.small_eye_px, so a person at the edge of "small" does not make the camera switch back and forth.
+    # Scaling by the short side undercounts a 4:3 sensor's 1280x720 (the same view as 640x480, 2x the pixels), never
+    # overcounts (a 16:9 sensor's 640x480 is a cut-out of 1.5x fewer pixels).
+    near_eye_px: float = 16.0
+    near_for_s: float = 5.0       # eyes near this long, without a frame of smaller ones, before going back
 
 
 class SharperPicture:
     """Decides, frame by frame, when to ask the camera for more pixels and when to go back. States:
-    "standard" (not asked), "asked" (waiting for the larger picture), "judging" (it came: its frame rate is being
-    judged), "kept", "lowered" (went back), "unavailable" (no larger picture within judge_s: judged if one comes
-    later), "slow" (not asked: this camera slowed down with more pixels earlier in the visit)."""
+    "standard" (not asked, or back after the person came closer), "asked" (waiting for the larger picture),
+    "judging" (it came: its frame rate is being judged), "kept", "lowered" (went back: fewer frames or light mode),
+    "frozen" (went back: the picture stopped changing after asking), "unavailable" (no larger picture within judge_s:
+    judged if one comes later), "slow" (not asked: this camera slowed down or stopped with more pixels earlier in the
+    visit)."""
 
     def __init__(self, config: ResolutionConfig | None = None):
         self.config = config or ResolutionConfig()
@@ -48,17 +59,19 @@ class SharperPicture:
         """A new camera stream; `slow_camera`: this camera was lowered before, do not ask it again."""
         self.state = "slow" if slow_camera else "standard"
         self.before = self.fps_before = None  # picture size and processed frames a second when asking
-        self.lowered_for_rate = False  # went back because the frame rate fell (the camera's or the device's)
-        self._small_since = self._since = None
+        self.lowered_for_rate = False  # went back because the frame rate fell or the picture froze: not this camera
+        self._small_since = self._since = self._near_since = None
 
     def interrupt(self) -> None:
         """Frames were missed (read behind another tab): small eyes must be seen for small_for_s again."""
         self._small_since = None
 
-    def frame(self, t: float, eyes_small: bool, size: tuple, fps: float, light: bool = False) -> str | None:
+    def frame(self, t: float, eyes_small: bool, size: tuple, fps: float, light: bool = False,
+              eye_px: float | None = None) -> str | None:
         """One processed live frame at time t (s): were the eyes small, the picture's (width, height), the processed
-        frames a second of the last seconds, and whether light mode is on (the device already cannot keep up: more
-        pixels would make it slower). Returns RAISE or LOWER when the camera should be asked, else None."""
+        frames a second of the last seconds, whether light mode is on (the device already cannot keep up: more
+        pixels would make it slower), and the eyes' mean corner distance in frame pixels (None: no eye seen).
+        Returns RAISE or LOWER when the camera should be asked, else None."""
         cfg = self.config
         if self.state == "standard":
             if not eyes_small or light or max(size) >= max(SHARP):  # a phone held upright: 720x1280 is as large
@@ -92,4 +105,27 @@ class SharperPicture:
                 self.state, self.lowered_for_rate = "lowered", True
                 return LOWER
             self.state = "kept"
+        if self.state == "kept":
+            return self._near(t, eye_px, size)
+        return None
+
+    def _near(self, t: float, eye_px: float | None, size: tuple) -> str | None:
+        cfg = self.config
+        if eye_px is None or eye_px * min(STANDARD) / min(size) < cfg.near_eye_px:
+            self._near_since = None
+            return None
+        if self._near_since is None:
+            self._near_since = t
+        if t - self._near_since < cfg.near_for_s:
+            return None
+        self.reset()  # the person came closer: 640x480 shows their eyes well, at less cost; asked again if they leave
+        return LOWER
+
+    def camera_stalled(self, t: float) -> str | None:
+        """The camera's picture has not changed for a while (camera-stalled) at time t (s). Soon after asking for more
+        pixels the switch is the likely cause (some cameras stop when their format changes): back, and this camera is
+        not asked again in this visit. Returns LOWER then, else None."""
+        if self.state in ("asked", "judging") and t - self._since >= self.config.stall_s:
+            self.state, self.lowered_for_rate = "frozen", True
+            return LOWER
         return None

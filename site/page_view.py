@@ -349,6 +349,8 @@ class View:
         text = {"asked": "Your eyes are small in the picture: asking the camera for more pixels.",
                 "lowered": "The page went back to the smaller picture: with more pixels, fewer frames a second were "
                            "processed.",
+                "frozen": "The camera's picture stopped changing after the page asked it for more pixels: back to "
+                          "the smaller picture.",
                 }.get(sharper.state, "")
         if sharper.state in ("judging", "kept") and grew:
             text = (f"The camera sends {size[0]}{by}{size[1]} pixels: your eyes were small in "

@@ -1613,3 +1613,37 @@ def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site,
     last = sharp[-10:]
     assert all(e["app"] == "running" and e["pLeft"] is not None and e["pRight"] is not None and not e.get("eyesSmall")
                for e in last), last
+
+
+@pytest.mark.shared
+def test_the_camera_goes_back_to_640x480_once_the_far_person_comes_closer_and_is_asked_again_when_they_leave(
+        site, playwright, tmp_path):
+    """The fake 1280x720 camera shows the person far away for 5 s (eyes ~7 px in 640x480: the page asks for 1280x720),
+    then near for 8 s (eyes ~45 px in 1280x720): after 5 s of near eyes the larger picture only costs time, and the
+    page asks for 640x480 again, without a note. The camera's file then starts again with the person far away: the
+    page asks for 1280x720 once more."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "far_then_near.y4m"
+    ffmpeg("-i", str(source), "-t", "13", "-filter_complex",  # -t: the output's length, 5 + 8 s
+           "[0:v]fps=10,split[a][b];[a]trim=end=5,scale=230:172:flags=area,pad=1280:720:525:274:color=gray,setsar=1[far];"
+           "[b]trim=start=0:end=8,setpts=PTS-STARTPTS,scale=960:720,pad=1280:720:160:0:color=gray,setsar=1[near];"
+           "[far][near]concat=n=2:v=1[out]", "-map", "[out]", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    browser = launch(playwright, camera)
+    try:
+        page, requests, _ = open_page(browser, site)
+        page.click("#start")
+        page.wait_for_function("document.getElementById('picture-note').dataset.sharper === 'kept'", timeout=40_000)
+        page.wait_for_function("document.getElementById('video').videoWidth === 640", timeout=30_000)
+        assert page.get_attribute("#picture-note", "data-sharper") == "standard"
+        assert not page.is_visible("#picture-note")
+        log = frame_log(page)
+        page.wait_for_function("document.getElementById('video').videoWidth === 1280", timeout=30_000)
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    sharp = [e for e in log if e["size"] == "1280x720"]
+    near = [e for e in sharp if (e["eyePx"] or 0) >= 24]  # >= 16 px as 480 rows would show them
+    assert len(near) >= 30, [e["eyePx"] for e in sharp]  # 5 s of near eyes at 10 fps before going back
+    assert log[-1]["size"] == "640x480" and not log[-1].get("eyesSmall") and log[-1]["eyePx"] >= 16

@@ -143,13 +143,14 @@ def test_clock_and_count_texts():
 
 
 def _feed(sharper: SharperPicture, start: float, seconds: float, small, size=(640, 480), fps: float = 30.0,
-          light: bool = False) -> list:
-    """30 frames a second from `start`; `small` is a bool or a function of the frame's time. Returns (t, action)
-    for every frame that asked for something."""
+          light: bool = False, eye_px=None) -> list:
+    """30 frames a second from `start`; `small` and `eye_px` are values or functions of the frame's time. Returns
+    (t, action) for every frame that asked for something."""
     asked = []
     for i in range(round(seconds * 30)):
         t = start + i / 30
-        action = sharper.frame(t, small(t) if callable(small) else small, size, fps, light)
+        action = sharper.frame(t, small(t) if callable(small) else small, size, fps, light,
+                               eye_px(t) if callable(eye_px) else eye_px)
         if action:
             asked.append((round(t - start, 2), action))
     return asked
@@ -212,3 +213,40 @@ def test_the_camera_goes_back_to_640x480_when_it_then_sends_clearly_fewer_frames
     assert _feed(kept, 1.5, 3.5, True, size=(1280, 720), fps=18.0) == [] and kept.state == "kept"  # 75 % of 24
     assert _feed(kept, 5.0, 1.0, True, size=(1280, 720), fps=14.0, light=True) == [(0.0, LOWER)]
     assert kept.state == "lowered" and not kept.lowered_for_rate  # the device, not the camera
+
+
+def test_the_camera_goes_back_to_640x480_once_the_person_has_come_closer_and_is_asked_again_if_they_leave():
+    sharper = SharperPicture()
+    _feed(sharper, 0.0, 1.5, True)
+    _feed(sharper, 1.5, 3.5, False, size=(1280, 720), eye_px=11.0)
+    assert sharper.state == "kept"
+    # 20 px at 720 rows would be 13 px at 480: not yet twice the small size (8 px), however long
+    assert _feed(sharper, 5.0, 8.0, False, size=(1280, 720), eye_px=20.0) == []
+    # near, but the face lost now and then (no eye seen): five seconds of near eyes count from the last gap
+    assert _feed(sharper, 13.0, 6.0, False, size=(1280, 720), eye_px=lambda t: None if t % 3 < 0.1 else 40.0) == []
+    assert _feed(sharper, 19.0, 6.0, False, size=(1280, 720), eye_px=40.0) == [(4.1, LOWER)]  # 5 s after 18.1
+    assert sharper.state == "standard" and sharper.before is None and not sharper.lowered_for_rate
+    assert _feed(sharper, 25.0, 1.0, False, size=(1280, 720), eye_px=40.0) == []  # until the camera has switched
+    assert _feed(sharper, 26.0, 3.0, False, eye_px=25.0) == []
+    assert _feed(sharper, 29.0, 1.5, True, eye_px=7.0) == [(1.0, RAISE)]  # they sat back again: asked again
+    upright = SharperPicture()  # a phone held upright: its short side is the 720
+    _feed(upright, 0.0, 1.5, True, size=(480, 640))
+    _feed(upright, 1.5, 3.5, False, size=(720, 1280), eye_px=11.0)
+    assert _feed(upright, 5.0, 6.0, False, size=(720, 1280), eye_px=30.0) == [(5.0, LOWER)]
+
+
+def test_a_camera_whose_picture_stops_after_being_asked_for_more_pixels_is_put_back_and_not_asked_again():
+    sharper = SharperPicture()
+    assert sharper.camera_stalled(0.0) is None  # a frozen camera that was never asked: nothing to undo
+    _feed(sharper, 0.0, 1.5, True)  # asked at t = 1.0
+    assert sharper.camera_stalled(5.9) is None and sharper.state == "asked"  # some cameras take seconds to switch
+    assert sharper.camera_stalled(6.0) == LOWER and sharper.state == "frozen" and sharper.lowered_for_rate
+    assert _feed(sharper, 6.0, 5.0, True) == []
+    judging = SharperPicture()  # the larger picture came, then stopped
+    _feed(judging, 0.0, 1.5, True)
+    _feed(judging, 1.5, 1.0, True, size=(1280, 720))  # judging since t = 1.5
+    assert judging.camera_stalled(6.4) is None and judging.camera_stalled(6.5) == LOWER
+    kept = SharperPicture()  # a camera that froze long after switching: not the switch's doing
+    _feed(kept, 0.0, 1.5, True)
+    _feed(kept, 1.5, 4.0, True, size=(1280, 720))
+    assert kept.state == "kept" and kept.camera_stalled(30.0) is None and kept.state == "kept"

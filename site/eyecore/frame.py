@@ -155,6 +155,7 @@ class FrameResult:
     eyes_dark: bool = False           # the eyes are too dark to judge well (PipelineConfig.dark_eye_share)
     eyes_bright: bool = False         # ... or too bright (PipelineConfig.bright_eye_share)
     eyes_small: bool = False          # ... or too small in the picture (PipelineConfig.small_eye_px)
+    eye_px: float | None = None       # the seen eyes' mean corner distance, frame pixels (None: no eye seen)
 
     @property
     def eyes(self) -> dict:
@@ -168,7 +169,7 @@ class FrameResult:
                 "face_roi": [list(c) for c in self.face_roi] if self.face_roi else None,
                 "face_score": self.face_score, "yaw_degrees": self.yaw_degrees,
                 "detected": self.detected, "eyes_dark": self.eyes_dark, "eyes_bright": self.eyes_bright,
-                "eyes_small": self.eyes_small,
+                "eyes_small": self.eyes_small, "eye_px": self.eye_px,
                 "timings": dict(self.timings)}
 
 
@@ -603,7 +604,7 @@ class FramePipeline:
             result.eyes_dark = sum(b for b, _ in clipped.values()) / len(clipped) > self.config.dark_eye_share
             result.eyes_bright = sum(w for _, w in clipped.values()) / len(clipped) > self.config.bright_eye_share
         if visible:
-            eye_width = sum(distance(*corners) for corners, _ in visible.values()) / len(visible)
-            result.eyes_small = eye_width < self.config.small_eye_px
+            result.eye_px = sum(distance(*corners) for corners, _ in visible.values()) / len(visible)
+            result.eyes_small = result.eye_px < self.config.small_eye_px
         timings["total"] = (clock() - start) * 1000
         return result
