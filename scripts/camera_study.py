@@ -94,18 +94,21 @@ def _farther(frame, factor: float) -> np.ndarray:
                               cv2.BORDER_REPLICATE)
 
 
+def _about_centre(frame, degrees: float = 0.0, scale: float = 1.0, flags: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """The picture rotated and scaled about its centre, the same size, its edge pixels repeated where it shrank."""
+    h, w = frame.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    return cv2.warpAffine(frame, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _nearer(frame, factor: float) -> np.ndarray:
     """The person `factor` times closer (a phone held at arm's length): the middle of the picture enlarged."""
-    h, w = frame.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 0, factor)
-    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return _about_centre(frame, scale=factor, flags=cv2.INTER_CUBIC)
 
 
 def _tilt(frame, degrees: float) -> np.ndarray:
     """A head tilted sideways (or a camera mounted crooked): the picture rotated about its centre."""
-    h, w = frame.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _about_centre(frame, degrees)
 
 
 def _hd(frame, width: int = 1280, height: int = 720) -> np.ndarray:
