@@ -63,8 +63,9 @@ class SharperPicture:
         self._small_since = self._since = self._near_since = None
 
     def interrupt(self) -> None:
-        """Frames were missed (read behind another tab): small eyes must be seen for small_for_s again."""
-        self._small_since = None
+        """Frames were missed (read behind another tab): small eyes must be seen for small_for_s again, near ones for
+        near_for_s."""
+        self._small_since = self._near_since = None
 
     def frame(self, t: float, eyes_small: bool, size: tuple, fps: float, light: bool = False,
               eye_px: float | None = None) -> str | None:

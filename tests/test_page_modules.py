@@ -224,11 +224,13 @@ def test_the_camera_goes_back_to_640x480_once_the_person_has_come_closer_and_is_
     assert _feed(sharper, 5.0, 8.0, False, size=(1280, 720), eye_px=20.0) == []
     # near, but the face lost now and then (no eye seen): five seconds of near eyes count from the last gap
     assert _feed(sharper, 13.0, 6.0, False, size=(1280, 720), eye_px=lambda t: None if t % 3 < 0.1 else 40.0) == []
-    assert _feed(sharper, 19.0, 6.0, False, size=(1280, 720), eye_px=40.0) == [(4.1, LOWER)]  # 5 s after 18.1
+    assert _feed(sharper, 19.0, 4.0, False, size=(1280, 720), eye_px=40.0) == []
+    sharper.interrupt()  # frames read behind another tab: five seconds of near eyes count from here
+    assert _feed(sharper, 23.0, 6.0, False, size=(1280, 720), eye_px=40.0) == [(5.0, LOWER)]
     assert sharper.state == "standard" and sharper.before is None and not sharper.lowered_for_rate
-    assert _feed(sharper, 25.0, 1.0, False, size=(1280, 720), eye_px=40.0) == []  # until the camera has switched
-    assert _feed(sharper, 26.0, 3.0, False, eye_px=25.0) == []
-    assert _feed(sharper, 29.0, 1.5, True, eye_px=7.0) == [(1.0, RAISE)]  # they sat back again: asked again
+    assert _feed(sharper, 29.0, 1.0, False, size=(1280, 720), eye_px=40.0) == []  # until the camera has switched
+    assert _feed(sharper, 30.0, 3.0, False, eye_px=25.0) == []
+    assert _feed(sharper, 33.0, 1.5, True, eye_px=7.0) == [(1.0, RAISE)]  # they sat back again: asked again
     upright = SharperPicture()  # a phone held upright: its short side is the 720
     _feed(upright, 0.0, 1.5, True, size=(480, 640))
     _feed(upright, 1.5, 3.5, False, size=(720, 1280), eye_px=11.0)
