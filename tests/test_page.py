@@ -325,6 +325,38 @@ def test_loading_list_ticks_each_model_off_when_it_is_ready(site, playwright):
         browser.close()
 
 
+def test_the_timeline_scale_lines_up_with_the_plot(site, playwright):
+    """The labels 1, 0.5 and 0 beside the p(open) plot sit on the rows where page_view.Timeline draws those values
+    (4 px inside the canvas at the top and bottom, the 0.5 guide in the middle), on a wide and a phone-sized screen;
+    "20 s ago" and "now" sit under the plot's two ends."""
+    browser = launch(playwright)
+    try:
+        page, requests, _ = open_page(browser, site)
+        for width in (1280, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_timeout(300)
+            boxes = page.evaluate("""() => {
+                const box = (e) => { const r = e.getBoundingClientRect();
+                    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+                return {plot: box(document.getElementById('timeline')),
+                        axis: Array.from(document.querySelectorAll('.timeline-axis span'), (e) => [e.textContent, box(e)]),
+                        time: Array.from(document.querySelectorAll('.timeline-time span'), (e) => [e.textContent, box(e)])};
+            }""")
+            plot = boxes["plot"]
+            rows = {"1": plot["top"] + 4, "0.5": (plot["top"] + plot["bottom"]) / 2, "0": plot["bottom"] - 4}
+            assert [text for text, _ in boxes["axis"]] == ["1", "0.5", "0"]
+            for text, box in boxes["axis"]:
+                assert abs((box["top"] + box["bottom"]) / 2 - rows[text]) <= 3, (width, text, box, plot)
+                assert box["right"] <= plot["left"]
+            (first, left), *_, (last, right) = boxes["time"]
+            assert (first, last) == ("20 s ago", "now")
+            assert abs(left["left"] - plot["left"]) <= 1 and abs(right["right"] - plot["right"]) <= 1, (width, boxes)
+            assert left["top"] >= plot["bottom"]
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
 def test_no_camera_shows_no_camera_state(site, playwright):
     browser = launch(playwright, fake_video=None)  # no fake device: this machine has no camera
     try:
