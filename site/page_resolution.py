@@ -9,7 +9,8 @@ lose blinks. So: eyes small for `small_for_s` of live frames -> ask for 1280x720
 judge the frame rate over `judge_s`, and go back to 640x480 if the page then processes clearly fewer frames a second
 than before, or whenever light mode starts (the device cannot keep up). A camera whose picture stops changing after
 being asked is put back too. Once the person has come closer (eyes at least twice the small size, as 640x480 would
-show them) for `near_for_s`, the larger picture only costs time: back to 640x480, and asked again if they move away.
+show them) for `near_for_s`, the larger picture only costs time: back to 640x480, and asked again if they move away
+(after `small_again_for_s` of small eyes).
 A camera that slowed down or stopped is not asked again in this visit (page_app.py remembers it).
 """
 from __future__ import annotations
@@ -34,13 +35,23 @@ class ResolutionConfig:
     judge_s: float = 3.0          # the larger picture's frame rate is judged over this long (and a camera that sends
                                   # no larger picture this long after being asked has none)
     keep_fps_share: float = 0.75  # ... and kept while the page processes at least this share of the rate before
-    stall_s: float = 5.0          # the picture unchanged (camera-stalled) this long after asking: the switch failed
-    # Eye corners at least this far apart, scaled to the 640x480 picture's short side (480 px), count as near: twice
-    # PipelineConfig.small_eye_px, so a person at the edge of "small" does not make the camera switch back and forth.
-    # Scaling by the short side undercounts a 4:3 sensor's 1280x720 (the same view as 640x480, 2x the pixels), never
-    # overcounts (a 16:9 sensor's 640x480 is a cut-out of 1.5x fewer pixels).
+    # The picture still unchanged (camera-stalled) this long after asking (or after the larger picture came): the
+    # switch stopped the camera. A camera still at its old size is blamed only up to twice this long after asking.
+    stall_s: float = 5.0
+    # Eye corners at least this far apart, as 640x480 would show them, count as near: twice PipelineConfig.
+    # small_eye_px, so a person at the edge of "small" does not make the camera switch back and forth. "As 640x480
+    # would show them" takes the smaller of the two sides' ratios, so it never overcounts: a 4:3 sensor's 1280x720
+    # is the 640x480 view at twice the pixels (ratio 1/2), a 16:9 sensor's 640x480 a cut-out of its 1280x720 at 2/3.
     near_eye_px: float = 16.0
     near_for_s: float = 5.0       # eyes near this long, without a frame of smaller ones, before going back
+    # After going back for near eyes, eyes small this long (not small_for_s) before asking again: a head turned far
+    # to one side shrinks the eyes too, and must not make the camera switch every few seconds.
+    small_again_for_s: float = 10.0
+
+
+def as_standard_px(px: float, size: tuple) -> float:
+    """A length in pixels of a picture of `size`, as the STANDARD picture would show it at most."""
+    return px * min(min(STANDARD) / min(size), max(STANDARD) / max(size))
 
 
 class SharperPicture:
@@ -60,6 +71,7 @@ class SharperPicture:
         self.state = "slow" if slow_camera else "standard"
         self.before = self.fps_before = None  # picture size and processed frames a second when asking
         self.lowered_for_rate = False  # went back because the frame rate fell or the picture froze: not this camera
+        self.near_lowerings = 0  # went back this many times because the person came closer (this stream)
         self._small_since = self._since = self._near_since = None
 
     def interrupt(self) -> None:
@@ -80,7 +92,7 @@ class SharperPicture:
                 return None
             if self._small_since is None:
                 self._small_since = t
-            if t - self._small_since < cfg.small_for_s:
+            if t - self._small_since < (cfg.small_again_for_s if self.near_lowerings else cfg.small_for_s):
                 return None
             self.state, self._since, self.before, self.fps_before = "asked", t, tuple(size), fps
             return RAISE
@@ -112,21 +124,27 @@ class SharperPicture:
 
     def _near(self, t: float, eye_px: float | None, size: tuple) -> str | None:
         cfg = self.config
-        if eye_px is None or eye_px * min(STANDARD) / min(size) < cfg.near_eye_px:
+        if eye_px is None or as_standard_px(eye_px, size) < cfg.near_eye_px:
             self._near_since = None
             return None
         if self._near_since is None:
             self._near_since = t
         if t - self._near_since < cfg.near_for_s:
             return None
-        self.reset()  # the person came closer: 640x480 shows their eyes well, at less cost; asked again if they leave
+        # the person came closer: 640x480 shows their eyes well, at less cost; asked again if they sit back
+        self.state, self.before, self.fps_before = "standard", None, None
+        self._small_since = self._since = self._near_since = None
+        self.near_lowerings += 1
         return LOWER
 
     def camera_stalled(self, t: float) -> str | None:
         """The camera's picture has not changed for a while (camera-stalled) at time t (s). Soon after asking for more
         pixels the switch is the likely cause (some cameras stop when their format changes): back, and this camera is
         not asked again in this visit. Returns LOWER then, else None."""
-        if self.state in ("asked", "judging") and t - self._since >= self.config.stall_s:
+        cfg = self.config
+        recent = self.state in ("asked", "judging") \
+            or (self.state == "unavailable" and t - self._since <= 2 * cfg.stall_s)
+        if recent and t - self._since >= cfg.stall_s:
             self.state, self.lowered_for_rate = "frozen", True
             return LOWER
         return None

@@ -86,7 +86,7 @@ class Timeline:
         style = js.window.getComputedStyle(self.canvas)
         defaults = {"timeline-bg": "#fbfbfd", "timeline-guide": "#e6e8ee", **EYE_COLOURS}
         self.colours = {name: style.getPropertyValue(f"--{name}").strip() or value for name, value in defaults.items()}
-        ratio = js.window.devicePixelRatio or 1
+        ratio = self.ratio = js.window.devicePixelRatio or 1
         width = max(100, int(self.canvas.clientWidth * ratio))
         height = max(50, int(self.canvas.clientHeight * ratio))
         self.canvas.width, self.canvas.height = width, height
@@ -112,7 +112,7 @@ class Timeline:
         ctx.fillRect(x, round(self._y(0.5)), width, 1)
 
     def _y(self, p: float) -> float:
-        margin = 4
+        margin = 4 * self.ratio  # 4 CSS px, where index.html's scale beside the plot puts 1 and 0
         return margin + (1.0 - p) * (self.canvas.height - 2 * margin)
 
     def _x(self, t: float, now: float) -> float:

@@ -179,9 +179,9 @@ BEHIND_TAB_HOOK = """(() => {
 
 
 def open_page(browser, base: str, query: str = "", ready: bool = True, retry_crash: bool = True,
-              init_script: str | None = None):
+              init_script: str | None = None, **context_options):
     # No offline copy (site/sw.js): saving 37 MB per test would only slow them; tests/test_offline.py covers it.
-    context = browser.new_context(service_workers="block")
+    context = browser.new_context(service_workers="block", **context_options)
     if init_script:
         context.add_init_script(init_script)
     requests = RequestLog(context)
@@ -201,7 +201,8 @@ def open_page(browser, base: str, query: str = "", ready: bool = True, retry_cra
             # after it): one more try in a fresh context; a page that crashes it twice fails.
             warnings.warn("Chromium's renderer crashed while loading the page; retrying once in a fresh context")
             context.close()
-            return open_page(browser, base, query, ready, retry_crash=False, init_script=init_script)
+            return open_page(browser, base, query, ready, retry_crash=False, init_script=init_script,
+                             **context_options)
         status = "(renderer crashed)" if crashed else repr(page.text_content("#status"))
         raise AssertionError(f"page never became ready: status={status}\n" + "\n".join(console[-20:]))
     return page, requests, console
@@ -327,32 +328,46 @@ def test_loading_list_ticks_each_model_off_when_it_is_ready(site, playwright):
 
 def test_the_timeline_scale_lines_up_with_the_plot(site, playwright):
     """The labels 1, 0.5 and 0 beside the p(open) plot sit on the rows where page_view.Timeline draws those values
-    (4 px inside the canvas at the top and bottom, the 0.5 guide in the middle), on a wide and a phone-sized screen;
-    "20 s ago" and "now" sit under the plot's two ends."""
+    (4 CSS px inside the canvas at the top and bottom; the 0.5 guide line, read from the canvas' pixels, in the
+    middle), on a wide and a phone-sized screen, at 1 and 2 device pixels per CSS pixel; "20 s ago" and "now" sit
+    under the plot's two ends."""
     browser = launch(playwright)
     try:
-        page, requests, _ = open_page(browser, site)
-        for width in (1280, 390):
-            page.set_viewport_size({"width": width, "height": 900})
-            page.wait_for_timeout(300)
-            boxes = page.evaluate("""() => {
-                const box = (e) => { const r = e.getBoundingClientRect();
-                    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
-                return {plot: box(document.getElementById('timeline')),
-                        axis: Array.from(document.querySelectorAll('.timeline-axis span'), (e) => [e.textContent, box(e)]),
-                        time: Array.from(document.querySelectorAll('.timeline-time span'), (e) => [e.textContent, box(e)])};
-            }""")
-            plot = boxes["plot"]
-            rows = {"1": plot["top"] + 4, "0.5": (plot["top"] + plot["bottom"]) / 2, "0": plot["bottom"] - 4}
-            assert [text for text, _ in boxes["axis"]] == ["1", "0.5", "0"]
-            for text, box in boxes["axis"]:
-                assert abs((box["top"] + box["bottom"]) / 2 - rows[text]) <= 3, (width, text, box, plot)
-                assert box["right"] <= plot["left"]
-            (first, left), *_, (last, right) = boxes["time"]
-            assert (first, last) == ("20 s ago", "now")
-            assert abs(left["left"] - plot["left"]) <= 1 and abs(right["right"] - plot["right"]) <= 1, (width, boxes)
-            assert left["top"] >= plot["bottom"]
-        assert_same_origin_only(requests, site)
+        for ratio in (1, 2):
+            page, requests, _ = open_page(browser, site, device_scale_factor=ratio,
+                                          viewport={"width": 1280, "height": 900})
+            for width in (1280, 390):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.wait_for_timeout(300)  # the resize handler redraws the canvas at its new size
+                boxes = page.evaluate("""() => {
+                    const box = (e) => { const r = e.getBoundingClientRect();
+                        return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+                    const canvas = document.getElementById('timeline');
+                    const pixels = canvas.getContext('2d').getImageData(0, 0, 1, canvas.height).data;
+                    const rows = [];  // canvas rows unlike the first one's colour: the guide line
+                    for (let y = 0; y < canvas.height; y++)
+                        if ([0, 1, 2].some((c) => pixels[4 * y + c] !== pixels[c])) rows.push(y);
+                    return {plot: box(canvas), scale: canvas.height / canvas.getBoundingClientRect().height, rows,
+                            axis: Array.from(document.querySelectorAll('.timeline-axis span'),
+                                             (e) => [e.textContent, box(e)]),
+                            time: Array.from(document.querySelectorAll('.timeline-time span'),
+                                             (e) => [e.textContent, box(e)])};
+                }""")
+                plot, where = boxes["plot"], (ratio, width)
+                assert boxes["scale"] == pytest.approx(ratio, abs=0.02) and len(boxes["rows"]) == 1, boxes
+                guide = plot["top"] + (boxes["rows"][0] + 0.5) / ratio  # CSS px
+                rows = {"1": plot["top"] + 4, "0.5": guide, "0": plot["bottom"] - 4}
+                assert abs(guide - (plot["top"] + plot["bottom"]) / 2) <= 1, (where, guide, plot)
+                assert [text for text, _ in boxes["axis"]] == ["1", "0.5", "0"]
+                for text, box in boxes["axis"]:
+                    assert abs((box["top"] + box["bottom"]) / 2 - rows[text]) <= 3, (where, text, box, plot)
+                    assert box["right"] <= plot["left"]
+                (first, left), *_, (last, right) = boxes["time"]
+                assert (first, last) == ("20 s ago", "now")
+                assert abs(left["left"] - plot["left"]) <= 1 and abs(right["right"] - plot["right"]) <= 1, boxes
+                assert left["top"] >= plot["bottom"]
+            assert_same_origin_only(requests, site)
+            page.context.close()
     finally:
         browser.close()
 
@@ -1647,13 +1662,62 @@ def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site,
                for e in last), last
 
 
+# The page's video element paused once the camera has been asked for 1280x720: to the page, a camera whose picture
+# stopped changing (as some do when their format changes).
+FREEZE_AFTER_SWITCH_HOOK = """
+const apply = MediaStreamTrack.prototype.applyConstraints;
+MediaStreamTrack.prototype.applyConstraints = function (constraints) {
+  const done = apply.call(this, constraints);
+  if (!window.frozeAfterSwitch && constraints && constraints.width && constraints.width.ideal === 1280) {
+    window.frozeAfterSwitch = true;
+    setTimeout(() => document.getElementById("video").pause(), 1000);
+  }
+  return done;
+};
+"""
+
+
 @pytest.mark.shared
-def test_the_camera_goes_back_to_640x480_once_the_far_person_comes_closer_and_is_asked_again_when_they_leave(
+def test_a_camera_whose_picture_stops_after_being_asked_for_1280x720_is_put_back_and_not_asked_again(
+        site, playwright, tmp_path):
+    """A far person (eyes small in 640x480) makes the page ask for 1280x720; a second later the picture stops
+    changing (FREEZE_AFTER_SWITCH_HOOK). The page says the camera is not changing, puts it back to 640x480 with a note
+    ("frozen"), and once restarted does not ask this camera again in the visit, although the eyes are still small."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "far_hd.y4m"
+    ffmpeg("-i", str(source), "-t", "4", "-vf", "fps=15,scale=230:172:flags=area,pad=1280:720:525:274:color=gray",
+           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    browser = launch(playwright, camera)
+    settings = "document.getElementById('video').srcObject.getVideoTracks()[0].getSettings().width"
+    try:
+        page, requests, _ = open_page(browser, site, init_script=FREEZE_AFTER_SWITCH_HOOK)
+        page.click("#start")
+        page.wait_for_function("window.frozeAfterSwitch === true", timeout=30_000)
+        wait_state(page, "camera-stalled", 15_000)
+        page.wait_for_function("document.getElementById('picture-note').dataset.sharper === 'frozen'", timeout=15_000)
+        assert page.is_visible("#picture-note") and "stopped changing" in page.text_content("#picture-note")
+        page.wait_for_function(f"{settings} === 640", timeout=10_000)  # asked for 640x480 again
+        page.click("#stop")
+        page.click("#start")  # the same camera: remembered for the visit
+        wait_state(page, "eyes-small", 30_000)
+        page.wait_for_timeout(3000)  # three times the second of small eyes that made the page ask before
+        assert page.get_attribute("#picture-note", "data-sharper") == "slow"
+        assert page.evaluate("document.getElementById('video').videoWidth") == 640
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
+@pytest.mark.shared
+def test_the_camera_goes_back_to_640x480_once_the_far_person_comes_closer(
         site, playwright, tmp_path):
     """The fake 1280x720 camera shows the person far away for 5 s (eyes ~7 px in 640x480: the page asks for 1280x720),
     then near for 8 s (eyes ~45 px in 1280x720): after 5 s of near eyes the larger picture only costs time, and the
-    page asks for 640x480 again, without a note. The camera's file then starts again with the person far away: the
-    page asks for 1280x720 once more."""
+    page asks for 640x480 again, without a note. The camera's file then starts again with the person far away: not
+    asked again at once (only after 10 s of small eyes, tests/test_page_modules.py), so a head turned far aside
+    cannot make the camera switch every few seconds."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -1670,12 +1734,17 @@ def test_the_camera_goes_back_to_640x480_once_the_far_person_comes_closer_and_is
         page.wait_for_function("document.getElementById('video').videoWidth === 640", timeout=30_000)
         assert page.get_attribute("#picture-note", "data-sharper") == "standard"
         assert not page.is_visible("#picture-note")
+        page.wait_for_function("""(() => { const last = window.eyestateLog[window.eyestateLog.length - 1];
+            return last.size === '640x480' && last.eyePx !== null; })()""", timeout=10_000)  # the face found again
         log = frame_log(page)
-        page.wait_for_function("document.getElementById('video').videoWidth === 1280", timeout=30_000)
+        wait_state(page, "eyes-small", 20_000)  # the file again from its start: the person far away
+        page.wait_for_timeout(3000)  # three times the second of small eyes that made the page ask the first time
+        assert page.evaluate("document.getElementById('video').videoWidth") == 640
+        assert page.get_attribute("#picture-note", "data-sharper") == "standard"
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
     sharp = [e for e in log if e["size"] == "1280x720"]
-    near = [e for e in sharp if (e["eyePx"] or 0) >= 24]  # >= 16 px as 480 rows would show them
+    near = [e for e in sharp if (e["eyePx"] or 0) >= 32]  # >= 16 px as 640x480 would show them
     assert len(near) >= 30, [e["eyePx"] for e in sharp]  # 5 s of near eyes at 10 fps before going back
     assert log[-1]["size"] == "640x480" and not log[-1].get("eyesSmall") and log[-1]["eyePx"] >= 16

@@ -220,7 +220,7 @@ def test_the_camera_goes_back_to_640x480_once_the_person_has_come_closer_and_is_
     _feed(sharper, 0.0, 1.5, True)
     _feed(sharper, 1.5, 3.5, False, size=(1280, 720), eye_px=11.0)
     assert sharper.state == "kept"
-    # 20 px at 720 rows would be 13 px at 480: not yet twice the small size (8 px), however long
+    # 20 px in 1280x720 are at most 10 px in 640x480 (a 4:3 sensor: the same view): not yet twice the small size
     assert _feed(sharper, 5.0, 8.0, False, size=(1280, 720), eye_px=20.0) == []
     # near, but the face lost now and then (no eye seen): five seconds of near eyes count from the last gap
     assert _feed(sharper, 13.0, 6.0, False, size=(1280, 720), eye_px=lambda t: None if t % 3 < 0.1 else 40.0) == []
@@ -230,11 +230,17 @@ def test_the_camera_goes_back_to_640x480_once_the_person_has_come_closer_and_is_
     assert sharper.state == "standard" and sharper.before is None and not sharper.lowered_for_rate
     assert _feed(sharper, 29.0, 1.0, False, size=(1280, 720), eye_px=40.0) == []  # until the camera has switched
     assert _feed(sharper, 30.0, 3.0, False, eye_px=25.0) == []
-    assert _feed(sharper, 33.0, 1.5, True, eye_px=7.0) == [(1.0, RAISE)]  # they sat back again: asked again
+    assert sharper.near_lowerings == 1
+    # they sat back again: asked again, after 10 s of small eyes (a head turned far aside must not make it switch
+    # every few seconds)
+    assert _feed(sharper, 33.0, 11.0, True, eye_px=7.0) == [(10.0, RAISE)]
+    sharper.reset()  # a new camera start: a second of small eyes is enough again
+    assert sharper.near_lowerings == 0 and _feed(sharper, 50.0, 1.5, True) == [(1.0, RAISE)]
     upright = SharperPicture()  # a phone held upright: its short side is the 720
     _feed(upright, 0.0, 1.5, True, size=(480, 640))
     _feed(upright, 1.5, 3.5, False, size=(720, 1280), eye_px=11.0)
-    assert _feed(upright, 5.0, 6.0, False, size=(720, 1280), eye_px=30.0) == [(5.0, LOWER)]
+    assert _feed(upright, 5.0, 6.0, False, size=(720, 1280), eye_px=30.0) == []  # at most 15 px in 480x640
+    assert _feed(upright, 11.0, 6.0, False, size=(720, 1280), eye_px=40.0) == [(5.0, LOWER)]
 
 
 def test_a_camera_whose_picture_stops_after_being_asked_for_more_pixels_is_put_back_and_not_asked_again():
@@ -252,3 +258,12 @@ def test_a_camera_whose_picture_stops_after_being_asked_for_more_pixels_is_put_b
     _feed(kept, 0.0, 1.5, True)
     _feed(kept, 1.5, 4.0, True, size=(1280, 720))
     assert kept.state == "kept" and kept.camera_stalled(30.0) is None and kept.state == "kept"
+    slow_switch = SharperPicture()  # still 640x480 when the judging time ran out, then stopped while switching
+    _feed(slow_switch, 0.0, 1.5, True)  # asked at t = 1.0
+    _feed(slow_switch, 1.5, 3.0, True)
+    assert slow_switch.state == "unavailable" and slow_switch.camera_stalled(6.5) == LOWER
+    assert slow_switch.state == "frozen"
+    later = SharperPicture()  # ... but a camera that stops long after it did not switch: not the switch's doing
+    _feed(later, 0.0, 1.5, True)
+    _feed(later, 1.5, 10.0, True)
+    assert later.camera_stalled(11.5) is None and later.state == "unavailable"
