@@ -94,6 +94,9 @@ def onnx_predictor(path) -> tuple[PredictFn, PreprocessSpec, dict]:
 def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, dict]:
     """`.pth` checkpoint or `.onnx` model -> (predict_fn, preprocessing spec, info)."""
     path = Path(weights)
+    if path.is_dir():
+        raise ValueError(f"--weights {path} is a folder; expected a .pth checkpoint or an .onnx model file "
+                         "(e.g. models/eye_state.pth)")
     if not path.is_file():
         raise FileNotFoundError(f"--weights {path} not found (expected a .pth checkpoint or an .onnx model)")
     if path.suffix == ".onnx":

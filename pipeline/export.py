@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import output_file, positive_int
+from pipeline.cli import output_file, positive_float, positive_int
 from pipeline.preprocess import CLASSES, PreprocessSpec, gray_to_input, spec_from_dict
 
 INPUT_NAME = "input"
@@ -300,7 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--with-cam", action="store_true", help="add output 'cam' (GAP+linear heads only)")
     p.add_argument("--parity-data", default=None, help=f"real eye images for the parity check (default {DEFAULT_MRL})")
     p.add_argument("--parity-images", type=positive_int, default=300, help="real eye images compared (at least 1)")
-    p.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE, help="max |onnxruntime - torch| allowed")
+    p.add_argument("--tolerance", type=positive_float, default=PARITY_TOLERANCE,
+                   help="max |onnxruntime - torch| allowed")
     p.add_argument("--relative-tolerance", action="store_true",
                    help="scale the tolerance by max(1, largest |logit|), for models with very large logits")
     p.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.cli import output_file, positive_int
+from pipeline.cli import output_file_of, positive_int
 from pipeline.data import load_any
 from pipeline.evaluate import predict_p_open, select_part, torch_predictor
 from pipeline.models import load_checkpoint
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--data", default=None, help="MRL zip/folder (test subjects of --split) or open/closed folder")
     ap.add_argument("--split", default=None)
     ap.add_argument("--part", default=None, choices=["all", "train", "val", "test"])
-    ap.add_argument("--out", type=output_file, default="docs/img/gradcam.png")
+    ap.add_argument("--out", type=output_file_of(".png", ".jpg", ".jpeg", ".pdf", ".svg"),
+                    default="docs/img/gradcam.png")
     ap.add_argument("--n", type=positive_int, default=16, help="images per section (correct / wrong)")
     ap.add_argument("--cols", type=positive_int, default=8)
     ap.add_argument("--seed", type=int, default=0)

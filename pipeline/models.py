@@ -78,6 +78,18 @@ class BaselineCNN(nn.Module):
         return self.head[-1]
 
 
+def check_model_name(name: str) -> None:
+    """ValueError (saying what is known) unless `name` is one of this package's CNNs or a timm model."""
+    if name in (BASELINE, EYECNN, EYECNN_WIDE, EYECNN_STD, EYECNN_RSTD):
+        return
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
+        raise ValueError(f"unknown model {name!r}: expected {BASELINE}, {EYECNN}, {EYECNN_STD} or a timm model name"
+                         + (f" (similar: {', '.join(close)})" if close else ""))
+
+
 def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained: bool = False,
                  pretrained_path: str | os.PathLike | None = None, **kwargs) -> nn.Module:
     if name == BASELINE:
@@ -90,12 +102,9 @@ def create_model(name: str, num_classes: int = 2, in_chans: int = 1, pretrained:
         widths = (32, 64, 128, 128) if name == EYECNN_WIDE else (16, 32, 64, 128)
         standardize = {EYECNN_STD: "plain", EYECNN_RSTD: "robust"}.get(name)
         return BaselineCNN(num_classes, in_chans, widths=widths, convs_per_block=2, standardize_input=standardize)
+    check_model_name(name)
     import timm
 
-    if not timm.is_model(name):
-        close = timm.list_models(f"*{name.split('_')[0]}*")[:10]
-        raise ValueError(f"unknown model {name!r}: expected {BASELINE} or a timm model name"
-                         + (f" (similar: {', '.join(close)})" if close else ""))
     if not pretrained:
         return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if pretrained_path is not None:

@@ -258,8 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=output_file, default=None,
                     help=f"default: {DEFAULT_SPLIT} for MRL data, splits/<data name>_images.json for other folders")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-subjects", type=int, default=4)
-    ap.add_argument("--test-subjects", type=int, default=6)
+    ap.add_argument("--val-subjects", type=non_negative_int, default=4)
+    ap.add_argument("--test-subjects", type=non_negative_int, default=6)
     ap.add_argument("--kfold", type=non_negative_int, default=0,
                     help="also write K folds by subject over train+val (model selection)")
     args = ap.parse_args(argv)
@@ -267,13 +267,16 @@ def main(argv: list[str] | None = None) -> None:
         data = load_any(args.data, 48)
     except (ValueError, OSError) as error:  # wrong path or layout: the message says what was expected
         raise SystemExit(f"error: {error}") from None
-    if data.subjects is None:
-        split = make_image_split(data.labels, args.seed)
-    else:
-        split = make_split(data.subjects, data.labels, args.seed, meta=data.meta, n_val=args.val_subjects,
-                           n_test=args.test_subjects)
-        if args.kfold:
-            split["folds"] = make_kfold(split, args.kfold, args.seed)
+    try:
+        if data.subjects is None:
+            split = make_image_split(data.labels, args.seed)
+        else:
+            split = make_split(data.subjects, data.labels, args.seed, meta=data.meta, n_val=args.val_subjects,
+                               n_test=args.test_subjects)
+            if args.kfold:
+                split["folds"] = make_kfold(split, args.kfold, args.seed)
+    except SplitError as error:  # too few people for the parts asked for: the message says how many
+        raise SystemExit(f"error: {error}") from None
     split["source"] = Path(data.source).name
     if args.out:
         out = Path(args.out)

@@ -34,11 +34,11 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pipeline.augment import BatchAugment, parse_augmentations  # noqa: E402
-from pipeline.cli import non_negative_int, positive_int  # noqa: E402
+from pipeline.cli import non_negative_float, non_negative_int, output_folder, positive_float, positive_int  # noqa: E402
 from pipeline.data import DEFAULT_MRL_ZIP, EyeData, describe, load_any, subject_name  # noqa: E402
 from pipeline.metrics import classification_metrics, softmax_p_open  # noqa: E402
-from pipeline.models import (BASELINE, check_pretrained_available, count_parameters, create_model,  # noqa: E402
-                             make_checkpoint, read_torch_file)
+from pipeline.models import (BASELINE, check_model_name, check_pretrained_available, count_parameters,  # noqa: E402
+                             create_model, make_checkpoint, read_torch_file)
 from pipeline.preprocess import DEFAULT_SPEC, to_model_input  # noqa: E402
 from pipeline.split import (DEFAULT_SPLIT, PARTS, SplitError, load_split, make_image_split, make_split,  # noqa: E402
                             part_mask, unlisted_subjects, with_fold)
@@ -53,13 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pretrained-path", default=None)
     ap.add_argument("--num-classes", type=int, default=2, choices=[2], help="closed/open (kept for the seed's command)")
     ap.add_argument("--data", default=None, help=f"MRL zip/folder or open/closed folder/zip (default {DEFAULT_MRL_ZIP})")
-    ap.add_argument("--split", default=str(DEFAULT_SPLIT), help="split JSON; generated into --out-dir if absent")
+    ap.add_argument("--split", default=str(DEFAULT_SPLIT),
+                    help=f"split JSON (default {DEFAULT_SPLIT}; where that is absent, one is generated into --out-dir)")
     ap.add_argument("--fold", type=int, default=None, help="train/val from the split's k-fold entry i (model selection)")
     ap.add_argument("--img-size", type=positive_int, default=DEFAULT_SPEC.size)
     ap.add_argument("--epochs", type=positive_int, default=30)
     ap.add_argument("--batch-size", type=positive_int, default=128)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--lr", type=positive_float, default=2e-3)
+    ap.add_argument("--weight-decay", type=non_negative_float, default=0.05)
     ap.add_argument("--warmup-epochs", type=float, default=1.0)
     ap.add_argument("--min-lr-ratio", type=float, default=0.01, help="final LR = lr * this (cosine floor)")
     ap.add_argument("--freeze-epochs", type=non_negative_int, default=0,
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-train-images", type=positive_int, default=None,
                     help="random class-stratified subset (smoke tests)")
     ap.add_argument("--max-val-images", type=positive_int, default=None)
-    ap.add_argument("--out-dir", default="weights/")
+    ap.add_argument("--out-dir", type=output_folder, default="weights/")
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
                     help="continue from OUT_DIR/last.pth (or the given file): model, optimizer, schedule, RNG, history")
     ap.add_argument("--stop-after", type=positive_int, default=None,
@@ -118,10 +119,24 @@ def _subsample(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def _split_kind(path: Path) -> str | None:
+    """The 'kind' of a split JSON (None: a subject split); a file that is not one is an error."""
+    try:
+        split = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SystemExit(f"error: split file {path} is not JSON ({error}); expected the split JSON written by "
+                         "pipeline.split or pipeline.train") from None
+    return split.get("kind") if isinstance(split, dict) else None
+
+
 def prepare_data(args, out_dir: Path):
     data = load_any(args.data, args.img_size, workers=args.workers, cache=not args.no_cache)
     print(describe(data), flush=True)
     split_path = Path(args.split)
+    given = "split" in getattr(args, "_given", ())
+    if given and not split_path.exists():  # a mistyped path must not quietly train on a new split
+        raise SystemExit(f"error: --split {split_path} not found (leave --split out to use {DEFAULT_SPLIT}, or to "
+                         "have a split generated into --out-dir where there is none)")
     if data.kind == "mrl" and split_path.exists():
         split = load_split(split_path)
         split_ref = str(split_path)
@@ -129,7 +144,11 @@ def prepare_data(args, out_dir: Path):
         split = make_split(data.subjects, data.labels, args.seed, meta=data.meta)
         split_ref = str(out_dir / "split.json")
         print(f"split file {split_path} not found: generated a subject-disjoint split -> {split_ref}")
-    elif split_path.exists() and json.loads(split_path.read_text()).get("kind") == "images":
+    elif split_path.exists() and (given or _split_kind(split_path) == "images"):
+        if _split_kind(split_path) != "images":  # a subject split given for data without subjects: not ignored
+            raise SystemExit(f"error: --split {split_path} lists people (a subject split), but {data.source} has no "
+                             "subjects; give an image split (kind 'images', written by an earlier run on this data) "
+                             "or leave --split out")
         split = load_split(split_path)
         split_ref = str(split_path)
     else:
@@ -348,7 +367,13 @@ def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
     path = Path(args.out_dir) / "last.pth" if args.resume == "auto" else Path(args.resume)
     if not path.is_file():
         raise SystemExit(f"--resume: {path} not found (expected last.pth of an earlier run in --out-dir)")
-    state = read_torch_file(path, map_location="cpu")
+    try:
+        state = read_torch_file(path, map_location="cpu")
+    except ValueError as error:
+        raise SystemExit(f"--resume: {error}") from None
+    if not isinstance(state, dict) or "args" not in state or "epoch" not in state:
+        raise SystemExit(f"--resume: {path} is a torch file but not a training state (expected last.pth written by "
+                         "pipeline.train)")
     merged = dict(state["args"])
     for key in RESUMABLE_OVERRIDES:
         if key in args._given:
@@ -375,9 +400,13 @@ def train(args) -> dict:
         print(f"{out_dir / 'last.pth'} is a finished run ({state['finished']}); nothing to do "
               "(a completed run continues only with a larger --epochs)")
         return state["summary"]
+    try:  # fail before loading any data
+        check_model_name(args.model)
+        augment = BatchAugment(parse_augmentations(args.augmentations))
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     if args.pretrained and not state:
-        check_pretrained_available(args.model, args.pretrained_path)  # fail before loading any data
-    augment = BatchAugment(parse_augmentations(args.augmentations))
+        check_pretrained_available(args.model, args.pretrained_path)
     random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
 
     train_set, val_set, split_record = prepare_data(args, out_dir)
@@ -536,7 +565,7 @@ def main(argv: list[str] | None = None) -> dict:
         from pipeline.data import DataLayoutError
         from pipeline.models import PretrainedWeightsMissing
 
-        if isinstance(exc, (DataLayoutError, PretrainedWeightsMissing)):
+        if isinstance(exc, (DataLayoutError, PretrainedWeightsMissing, SplitError)):  # messages meant for the user
             raise SystemExit(f"error: {exc}") from None
         raise
 

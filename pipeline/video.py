@@ -30,7 +30,7 @@ from tqdm import tqdm
 from eyecore.frame import FramePipeline, PipelineConfig
 from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, alarm_onsets, label_blink_frames
 from pipeline import video_metrics
-from pipeline.cli import output_file, positive_int
+from pipeline.cli import non_negative_float, output_file, output_folder, positive_int
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
 
@@ -61,6 +61,8 @@ def read_frames(path: Path, max_frames: int | None = None):
 def read_timed_frames(path: Path, max_frames: int | None = None):
     """Yield (BGR frame, its presentation time in seconds as the decoder gives it, or None where it gives none); a
     file OpenCV cannot open or decode raises VideoError."""
+    if path.is_dir():
+        raise VideoError(f"{path} is a folder; expected a video file (give its videos, e.g. {path}/*.avi)")
     if not path.is_file():
         raise VideoError(f"{path}: no such video file")
     cap = cv2.VideoCapture(str(path))
@@ -437,11 +439,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help=f"eye classifier ONNX (default {DEFAULT_EYE_MODEL} if it exists)")
     parser.add_argument("--no-iris", action="store_true", help="skip the iris model (eyelid opening from FaceMesh)")
-    parser.add_argument("--landmark-hold", type=float, default=0.0, metavar="S",
+    parser.add_argument("--landmark-hold", type=non_negative_float, default=0.0, metavar="S",
                         help="FaceMesh may skip frames of a still face, keeping landmarks up to S seconds "
                              "(PipelineConfig.landmark_hold_s; the live page uses 0.2, clip mode 0)")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="only the first N frames of each video")
-    parser.add_argument("--models-dir", default=str(DEFAULT_MODELS_DIR), help="face model cache")
+    parser.add_argument("--models-dir", type=output_folder, default=str(DEFAULT_MODELS_DIR), help="face model cache")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model")
     parser.add_argument("--wall-clock", action="store_true",
                         help="time stages by wall clock (default: CPU time of the processing thread)")
@@ -457,8 +459,11 @@ def main(argv=None) -> int:
         model = DEFAULT_EYE_MODEL
     if not math.isfinite(args.alarm_after) or args.alarm_after <= 0:
         parser.error(f"--alarm-after {args.alarm_after}: expected seconds > 0")
-    if model is not None and not model.exists():
+    if model is not None and not model.is_file():
         parser.error(f"--model {model}: file not found")
+    if model is not None and model.suffix.lower() != ".onnx":
+        parser.error(f"--model {model}: expected the ONNX eye-state model (models/eye_state.onnx or .int8.onnx, "
+                     "written by pipeline.export from a .pth checkpoint)")
     if model is None:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)

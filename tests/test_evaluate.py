@@ -199,6 +199,14 @@ def test_images_left_out_by_the_layout_are_named_on_the_console(tmp_path, capsys
     assert len([line for line in err.splitlines() if "train/yawn/ (3)" in line]) == 1
 
 
+def test_gradcam_refuses_an_output_it_cannot_write_before_any_work(tmp_path, capsys):
+    from pipeline.gradcam import main as gradcam_main
+
+    with pytest.raises(SystemExit):
+        gradcam_main(["--weights", str(tmp_path / "never_read.pth"), "--out", str(tmp_path / "grid.txt")])
+    assert "grid.txt: expected a file name ending in .png or .jpg" in capsys.readouterr().err
+
+
 def test_the_pages_rgba_build_is_refused_with_the_model_to_use(rgba_eye_model, tmp_path):
     with pytest.raises(SystemExit, match=r"RGBA build.*evaluate models/eye_state\.onnx \(or the \.int8\.onnx\)"):
         evaluate_main(["--weights", str(rgba_eye_model), "--data", str(tmp_path)])
@@ -207,7 +215,9 @@ def test_the_pages_rgba_build_is_refused_with_the_model_to_use(rgba_eye_model, t
 @pytest.mark.parametrize("args, message", [
     (["--json", "{tmp}"], "--json: .* is an existing folder"),
     (["--batch-size", "0"], "--batch-size: 0: expected a whole number of at least 1"),
-    (["--batch-size", "-5"], "--batch-size: -5: expected a whole number of at least 1")])
+    (["--batch-size", "-5"], "--batch-size: -5: expected a whole number of at least 1"),
+    pytest.param(["--json", "/proc/eval.json"], "--json: cannot write /proc/eval.json: /proc does not take new files",
+                 marks=pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc"))])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit):
         evaluate_main(["--weights", str(tmp_path / "never_read.pth"), *(a.format(tmp=tmp_path) for a in args)])
@@ -227,6 +237,8 @@ def test_wrong_files_given_as_weights_or_split_get_our_own_message(tmp_path):
         torch.save(make_checkpoint(create_model("baseline_cnn"), "baseline_cnn", preprocess=block), ckpt)
         with pytest.raises(SystemExit, match=f"checkpoint .*bad_preprocess.pth: malformed preprocess block: {bad}"):
             evaluate_main(["--weights", str(ckpt), "--data", str(tmp_path / "d")])
+    with pytest.raises(SystemExit, match="is a folder; expected a .pth checkpoint or an .onnx model file"):
+        evaluate_main(["--weights", str(tmp_path), "--data", str(tmp_path / "d")])
     notes = tmp_path / "notes.txt"
     notes.write_text("train: s0001\n")
     with pytest.raises(SystemExit, match="notes.txt is not JSON .*expected the split JSON written by pipeline.split"):

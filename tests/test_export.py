@@ -188,7 +188,8 @@ def test_shipped_models_carry_the_contract_and_see_open_eyes_as_open(name):
 
 @pytest.mark.parametrize("args, message", [
     (["--parity-images", "0"], "argument --parity-images: 0: expected a whole number of at least 1"),
-    (["--out", "{tmp}"], "argument --out: {tmp} is an existing folder")])
+    (["--out", "{tmp}"], "argument --out: {tmp} is an existing folder"),
+    (["--tolerance", "-1"], "argument --tolerance: -1: expected a number greater than 0")])
 def test_no_parity_check_or_a_folder_as_output_is_refused_before_export(tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
     with pytest.raises(SystemExit):

@@ -136,3 +136,18 @@ def test_a_folder_split_is_written_beside_the_mrl_split_under_the_folder_name(tm
         S.main(["--data", str(tmp_path / name)])
     written = sorted(p.name for p in (tmp_path / "splits").iterdir())
     assert written == ["scale_1.25_images.json", "scale_1.5_images.json"]
+
+
+def test_the_command_says_what_is_missing_instead_of_a_traceback(tmp_path, capsys):
+    import cv2
+
+    folder = tmp_path / "mrlEyes_2018_01" / "s0001"  # one person: far too few for validation and test people
+    folder.mkdir(parents=True)
+    for i, state in enumerate((0, 1, 0, 1)):
+        cv2.imwrite(str(folder / f"s0001_{i:05d}_0_0_{state}_0_1_01.png"), np.full((24, 24), 60 + 40 * state, np.uint8))
+    with pytest.raises(SystemExit, match=r"^error: need at least 11 subjects with both classes"):
+        S.main(["--data", str(tmp_path / "mrlEyes_2018_01"), "--out", str(tmp_path / "split.json")])
+    assert not (tmp_path / "split.json").exists()
+    with pytest.raises(SystemExit):
+        S.main(["--val-subjects", "-1", "--out", str(tmp_path / "split.json")])
+    assert "argument --val-subjects: -1: expected a whole number of at least 0" in capsys.readouterr().err

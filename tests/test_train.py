@@ -113,8 +113,36 @@ def test_seed_command_with_pretrained_and_no_local_weights_fails_early_and_clear
 
 
 def test_bad_augmentation_name_fails_before_training(tmp_path):
-    with pytest.raises(ValueError, match="unknown augmentation"):
+    with pytest.raises(SystemExit, match="unknown augmentation"):
         main([*TINY, "--data", str(tmp_path), "--augmentations", "flip,swirl", "--out-dir", str(tmp_path / "o")])
+
+
+def test_user_mistakes_get_a_message_not_a_traceback_and_cost_no_data_loading(tmp_path, capsys):
+    """Each fails with a message saying what was expected; the ones the arguments show fail before any data is read
+    (--data points nowhere), and the folder data's own split is never swapped for another silently."""
+    nowhere = str(tmp_path / "not_loaded")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not json\n")
+    with pytest.raises(SystemExit, match="unknown model 'resnet_typo'"):
+        main([*TINY, "--model", "resnet_typo", "--data", nowhere, "--out-dir", str(tmp_path / "o")])
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(SystemExit, match="--resume: .*junk.pth"):
+        main([*TINY, "--data", nowhere, "--out-dir", str(tmp_path / "o"), "--resume", str(junk)])
+    for args, message in ((["--lr", "-1"], "argument --lr: -1: expected a number greater than 0"),
+                          (["--out-dir", str(a_file)], "notes.txt is a file; expected a folder")):
+        with pytest.raises(SystemExit):
+            main([*TINY, "--data", nowhere, *(["--out-dir", str(tmp_path / "o")] if "--out-dir" not in args else []),
+                  *args])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    data = _synthetic_eyes(tmp_path / "eyes", n=8)
+    with pytest.raises(SystemExit, match="--split .*typo.json not found"):
+        main([*TINY, "--data", str(data), "--split", str(tmp_path / "typo.json"), "--out-dir", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="notes.txt is not JSON"):
+        main([*TINY, "--data", str(data), "--split", str(a_file), "--out-dir", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="lists people .* has no subjects"):  # not ignored for a new image split
+        main([*TINY, "--data", str(data), "--split", str(SPLIT_FILE), "--out-dir", str(tmp_path / "o")])
 
 
 

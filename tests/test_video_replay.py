@@ -239,6 +239,11 @@ def test_a_model_file_that_is_not_an_eye_classifier_is_refused_up_front(tmp_path
     assert code == 2 and "its input is [1, 192, 192, 3], expected [N, 1, 48, 48]" in out.err
 
 
+def test_a_folder_given_as_a_video_says_to_give_its_videos(tmp_path, capsys):
+    code, out = replay([tmp_path, "--no-iris"], capsys)
+    assert code == 2 and f"{tmp_path} is a folder; expected a video file" in out.err
+
+
 def _write_video(path: Path, frames: int, keep: float = 1.0) -> None:
     """A small MJPG clip of noise; keep < 1 cuts the file, so its header promises more frames than decode."""
     import cv2
@@ -282,7 +287,10 @@ def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba
     assert code == 2 and "RGBA build" in out.err and "give --model models/eye_state.onnx" in out.err
     for args, message in ((["--csv", tmp_path], f"argument --csv: {tmp_path} is an existing folder"),
                           (["--json", tmp_path], f"argument --json: {tmp_path} is an existing folder"),
-                          (["--max-frames", 0], "argument --max-frames: 0: expected a whole number of at least 1")):
+                          (["--max-frames", 0], "argument --max-frames: 0: expected a whole number of at least 1"),
+                          (["--landmark-hold", -1], "argument --landmark-hold: -1: expected a number of at least 0"),
+                          (["--models-dir", MAHIE_1], f"argument --models-dir: {MAHIE_1} is a file; expected a folder"),
+                          (["--model", ROOT / "models" / "eye_state.pth"], "expected the ONNX eye-state model")):
         with pytest.raises(SystemExit):
             replay([MAHIE_1, *args], capsys)
         assert message in capsys.readouterr().err
