@@ -33,7 +33,9 @@ DEFAULT_MRL_ZIP = REPO_ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_0
 CACHE_DIR = Path(os.environ.get("EYESTATE_CACHE_DIR", REPO_ROOT / ".cache" / "eyedata"))
 CACHE_VERSION = 2  # 2: EXIF orientation, 16-bit depth, non-square images padded
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+# .jfif / .jpe: JPEGs as browsers save them from the web; .tga: read by Pillow (OpenCV cannot)
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
+                    ".pnm", ".tga"}
 MRL_FIELDS = ("subject", "image_id", "gender", "glasses", "eye_state", "reflections", "lighting", "sensor")
 META_KEYS = ("subject", "gender", "glasses", "reflections", "lighting", "sensor")
 MRL_NAME = re.compile(r"^s(\d{4})_(\d+)_([01])_([01])_([01])_([012])_([01])_(\d{2})$")
@@ -96,6 +98,7 @@ class LoadReport:
     conflicting_duplicates: list[str] = field(default_factory=list)
     n_same_label_duplicates: int = 0
     unlabelled: list[str] = field(default_factory=list)  # open/closed layout: images in folders named neither
+    not_images: list[str] = field(default_factory=list)  # open/closed layout: labelled files of no image kind read
 
     def summary(self) -> str:
         return (
@@ -122,6 +125,11 @@ class LoadReport:
             shown = _few([f"{folder}/ ({n})" for folder, n in folders.items()], 5)
             lines.append(f"note: {len(self.unlabelled)} images in {len(folders)} folder(s) named neither open nor "
                          f"closed carry no label and are left out: {shown}")
+        if self.not_images:
+            kinds = sorted({Path(name).suffix.lower() or "(no extension)" for name in self.not_images})
+            lines.append(f"note: {len(self.not_images)} files in open/closed folders are not of an image kind read "
+                         f"here ({', '.join(kinds)}; read: {', '.join(sorted(IMAGE_EXTENSIONS))}) and are left out: "
+                         f"{_few(self.not_images)}")
         return lines
 
 
@@ -188,10 +196,14 @@ class _Source:
             self._zip.close()
 
 
-def _is_image(name: str) -> bool:
+def _is_hidden(name: str) -> bool:
+    """Hidden files and folders, and the ones operating systems add (thumbnail caches, folder settings)."""
     parts = name.split("/")
-    hidden = any(p.startswith(".") or p == "__MACOSX" for p in parts)
-    return not hidden and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in ("thumbs.db", "desktop.ini")
+
+
+def _is_image(name: str) -> bool:
+    return not _is_hidden(name) and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def decode_gray(data: bytes) -> np.ndarray | None:
@@ -202,10 +214,14 @@ def decode_gray(data: bytes) -> np.ndarray | None:
     # IMREAD_UNCHANGED keeps 16 bit and alpha but ignores EXIF; JPEGs have neither, so they decode as colour,
     # which applies the orientation.
     flag = cv2.IMREAD_COLOR if data[:2] == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
-    try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    except cv2.error:
-        img = None
+    img = None
+    if _has_exif_outside_jpeg(data):  # OpenCV turns only JPEGs by their EXIF orientation; Pillow turns any
+        img = _decode_with_pillow(data)
+    if img is None:
+        try:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        except cv2.error:
+            img = None
     if img is None:  # formats OpenCV cannot decode (e.g. some GIFs): try Pillow
         img = _decode_with_pillow(data)
         if img is None:
@@ -213,13 +229,22 @@ def decode_gray(data: bytes) -> np.ndarray | None:
     if img.dtype == np.uint16:  # 10- or 12-bit sensors store their values in 16-bit PNGs: use the bits present
         colour = img[..., :3] if img.ndim == 3 else img  # not the alpha channel
         img = (img >> max(0, int(colour.max()).bit_length() - 8)).astype(np.uint8)
+    elif img.dtype.kind == "f" and np.nanmax(img, initial=0.0) <= 1.0:  # a float TIFF holds 0..1, not 0..255
+        img = np.clip(np.nan_to_num(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     elif img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
+        img = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim == 3:
         img = color_to_gray_u8(img, order="bgr")
     return img if img.ndim == 2 and img.size else None
+
+
+def _has_exif_outside_jpeg(data: bytes) -> bool:
+    """A PNG with an eXIf chunk or a WebP with an EXIF chunk (header bytes only: the chunks come before the pixels)."""
+    head = data[:65536]
+    return (data[:8] == b"\x89PNG\r\n\x1a\n" and b"eXIf" in head) or \
+        (data[:4] == b"RIFF" and data[8:12] == b"WEBP" and b"EXIF" in head)
 
 
 def square(gray: np.ndarray) -> np.ndarray:
@@ -383,17 +408,22 @@ def load_folder(path, size: int = 48, *, workers: int = 2, cache: bool = True) -
         return cached
     source = _Source(path)
     try:
-        names, labels, unlabelled = [], [], []
-        for name in filter(_is_image, source.names):
+        names, labels, unlabelled, not_images = [], [], [], []
+        for name in source.names:
+            if _is_hidden(name):
+                continue
             label = _folder_label(name)
-            if label is None:
+            if not _is_image(name):
+                if label is not None:
+                    not_images.append(name)
+            elif label is None:
                 unlabelled.append(name)
             else:
                 names.append(name)
                 labels.append(label)
         if not names:
             raise DataLayoutError(_layout_message(path, source.names, expected=FOLDER_LAYOUT))
-        report = LoadReport(n_files=len(names), unlabelled=unlabelled)
+        report = LoadReport(n_files=len(names), unlabelled=unlabelled, not_images=not_images)
         images, ok, hashes = _decode_all(source, names, size, workers, desc=f"images {path.name}")
     finally:
         source.close()

@@ -239,6 +239,47 @@ def test_empty_files_are_corrupt_and_jpeg_exif_orientation_is_applied(tmp_path):
     assert gray.shape == (80, 40)
 
 
+def test_web_jpeg_names_tga_float_tiff_and_png_exif_are_read_and_other_files_are_named(tmp_path, capsys):
+    """Public eye sets scraped from the web hold .jfif files; some store TGA, float TIFF (0..1) or a PNG turned by
+    its EXIF orientation. Each reads as the picture it shows. A labelled file of no image kind is left out with a
+    note that names it (it used to vanish without a word); the files an OS adds are not mentioned."""
+    import io
+
+    from PIL import Image
+
+    picture = np.tile(np.linspace(0, 255, 32).astype(np.uint8), (24, 1))  # dark left, bright right, 32 wide
+    for folder in ("open", "closed"):
+        (tmp_path / folder).mkdir()
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "JPEG", quality=95)
+    (tmp_path / "open" / "web.jfif").write_bytes(buffer.getvalue())
+    Image.fromarray(picture).save(tmp_path / "closed" / "old.tga")
+    (tmp_path / "open" / "notes.txt").write_text("eyes\n")
+    (tmp_path / "closed" / "photo.heic").write_bytes(b"\x00" * 64)
+    (tmp_path / "closed" / "Thumbs.db").write_bytes(b"\x00" * 64)
+    data = D.load_any(tmp_path, size=16, cache=False)
+    assert sorted(data.paths) == ["closed/old.tga", "open/web.jfif"] and data.report.corrupt == []
+    notes = capsys.readouterr().err
+    assert "2 files in open/closed folders are not of an image kind read here (.heic, .txt" in notes
+    assert "Thumbs.db" not in notes
+    for name in data.paths:  # dark left, bright right: neither lost nor mirrored
+        image = data.images[data.paths.index(name)].astype(int)
+        assert image[:, :4].mean() < 80 and image[:, -4:].mean() > 170, name
+
+    tiff = io.BytesIO()
+    Image.fromarray(picture.astype(np.float32) / 255.0, "F").save(tiff, "TIFF")
+    assert np.abs(D.decode_gray(tiff.getvalue()).astype(int) - picture).max() <= 1  # not all black
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    for kind in ("PNG", "WEBP"):
+        turned = io.BytesIO()
+        Image.fromarray(picture).save(turned, kind, exif=exif.tobytes(), **({"lossless": True} if kind == "WEBP" else {}))
+        gray = D.decode_gray(turned.getvalue())
+        assert gray.shape == (32, 24), kind  # upright, as viewers show it
+        assert gray[:4].mean() < 80 and gray[-4:].mean() > 170, kind  # the dark left side is now the top
+
+
 def test_16_bit_images_keep_the_bits_their_sensor_used():
     """A 12-bit infrared frame stored in a 16-bit PNG (values up to 4095) reads as the full 0-255 range, not 0-15."""
     ramp = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)
