@@ -31,7 +31,7 @@ from pipeline.preprocess import color_to_gray_u8
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MRL_ZIP = REPO_ROOT.parent / "shared" / "data" / "mrl" / "mrlEyes_2018_01_dev.zip"
 CACHE_DIR = Path(os.environ.get("EYESTATE_CACHE_DIR", REPO_ROOT / ".cache" / "eyedata"))
-CACHE_VERSION = 2  # 2: EXIF orientation, 16-bit depth, non-square images padded
+CACHE_VERSION = 3  # 2: EXIF orientation, 16-bit depth, non-square images padded; 3: .jfif/.tga, float TIFF, PNG EXIF
 
 # .jfif / .jpe: JPEGs as browsers save them from the web; .tga: read by Pillow (OpenCV cannot)
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
