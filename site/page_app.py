@@ -105,6 +105,15 @@ def _focused() -> str:
     return "" if element is None or element == js.document.body else (element.id or "?")
 
 
+def _clear_clip_summary() -> None:
+    summary = js.document.getElementById("clip-summary")
+    summary.textContent = ""
+    for name in list(summary.getAttributeNames()):
+        if name.startswith("data-"):
+            summary.removeAttribute(name)
+    js.document.getElementById("clip-progress").value = 0
+
+
 def _swap_buttons(hide: str, show: str) -> None:
     """Show one button in another's place; the focus goes with it (a hidden button drops it to the page)."""
     shown = js.document.getElementById(show)
@@ -764,6 +773,7 @@ class App:
         js.document.getElementById("clip").hidden = False
         download = js.document.getElementById("clip-download")
         download.hidden = True
+        _clear_clip_summary()  # the previous file's results must not stand under this one's outcome
         video = self.clip_video
         url = js.URL.createObjectURL(file)
         self.video.hidden = True
@@ -783,7 +793,7 @@ class App:
             stop_button.focus()
         try:
             self.wake.hold()  # a long file takes minutes: a locked screen would pause it
-            record, dropped, rate, stopped_at, duration = await self._clip_frames(video, url)
+            record, dropped, rate, stopped_at, duration, cut = await self._clip_frames(video, url)
         except Exception as error:
             js.console.error(f"clip failed: {error}")
             self.clip_active = False
@@ -819,16 +829,21 @@ class App:
         summary.setAttribute("data-rate", f"{rate:.2f}")  # the playback rate the clip was read at
         summary.setAttribute("data-stopped", "false" if stopped_at is None else f"{stopped_at:.3f}")
         where = None if stopped_at is None else f"{clock_text(stopped_at)} of {clock_text(duration)}"
+        faceless = record.faceless_frames
         summary.textContent = ((f"First {where}: " if where else "")
                                + f"{count_text(frames, 'frame')}, {count_text(blinks, 'blink')}, "
                                + count_text(alarms, "microsleep alarm")
                                + f" (eyes shut ≥ {self.tracker.config.alarm_after_s:g} s)"
                                + (f"; {dropped} frames could not be read" if dropped else "")
+                               + (f"; no face found on {faceless} of the {frames} frames" if faceless else "")
                                + record.light_text())
         summary.setAttribute("data-dark-frames", str(record.dark_frames))
         summary.setAttribute("data-bright-frames", str(record.bright_frames))
         summary.setAttribute("data-small-frames", str(record.small_frames))
-        if stopped_at is None:
+        summary.setAttribute("data-faceless-frames", str(faceless))
+        if cut is not None:  # the file broke off after some frames: what was read is kept
+            self.machine.go(S.CLIP_CUT, detail=f"{file.name}, read up to {where}: {cut}"[:200])
+        elif stopped_at is None:
             self.machine.go(S.CLIP_DONE, detail=file.name)
         else:
             self.machine.go(S.CLIP_STOPPED, detail=f"{file.name}, at {where}")
@@ -838,7 +853,7 @@ class App:
         reader = ClipReader(video, url, rate)
         record = Recording()
         frames = reader.frames()
-        stopped_at = None
+        stopped_at = cut = None
         progress = js.document.getElementById("clip-progress")
         try:
             await reader.open()
@@ -848,7 +863,17 @@ class App:
                 progress.removeAttribute("value")  # indeterminate: the file does not say how long it is
             summary = js.document.getElementById("clip-summary")
             started, shown = js.performance.now(), 0.0
-            async for media_time, canvas in frames:
+            while True:
+                try:
+                    media_time, canvas = await frames.__anext__()
+                except StopAsyncIteration:
+                    break
+                except (ClipError, JsException) as error:  # the file, not the models: damaged or cut off here
+                    if not len(record):
+                        raise
+                    stopped_at, cut = record.rows[-1][1], str(error)  # keep what was read
+                    js.console.error(f"clip failed after {len(record)} frames: {error}")
+                    break
                 # background: read by seeking while the page is not rendered (page_clip.ClipReader._step)
                 result, state = await self.process(canvas, reader.width, reader.height, media_time, media_time,
                                                    background=reader.stepping)
@@ -876,6 +901,6 @@ class App:
         js.console.log(f"clip: {len(record)} frames at playback rate {reader.rate}; {reader.dropped_then_recovered} "
                        f"skipped by the browser and fetched again by seeking; {reader.unrecovered} not recovered; "
                        f"{reader.stepped} read by seeking while the page was not rendered")
-        return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf
+        return record, reader.unrecovered, reader.rate, stopped_at, reader.duration or math.inf, cut
 
 

@@ -61,6 +61,9 @@ CLOCK_MS = 10  # the worker clock's tick while seeking (looks again for a frame 
 NOT_RENDERED = object()  # _next_presented: no frame callback came in time
 MAX_EMPTY_STEPS = 40  # seeking past the last frame of a file of unknown length: this many steps without one is its end
 MAX_SEEK_FAILURES = 3  # seeks in a row that never finish ("seeked"): the file cannot be read on
+# A file this short whose first frame never comes by seeking (a single frame: the element shows it from the start, so
+# no new frame is presented) is read as the one frame the element shows
+SINGLE_FRAME_MAX_S = 0.25
 # _next_by_seeking: first and last distance past a frame (4 ms: below the step of a 240 fps clip)
 PROBE_SEEK_S = 0.004, 16.0
 PROBE_INTERVALS = 4  # steps between frames _probe_by_seeking measures (as many as _probe_step's 5 frames give)
@@ -180,7 +183,7 @@ class ClipReader:
         def on_error(_e):
             err = self.video.error
             js.console.warn(f"clip: media error {err.code if err else '?'}: {err.message if err else ''}")  # the jargon
-            self._error = ClipError("this browser cannot decode this file; try an MP4 (H.264) or WebM file")
+            self._error = ClipError("this browser cannot decode it")
             if not ready.done():
                 ready.set_result(False)
             self._wake(None)
@@ -454,6 +457,11 @@ class ClipReader:
         else:
             await self._until_shown()  # hidden, and frames come only by frame callbacks
             first = await self._seek(0.0)
+            if first is None and 0 < self.duration <= SINGLE_FRAME_MAX_S and int(self.video.readyState) >= 2:
+                t, canvas = self._copy_shown(float(self.video.currentTime))
+                js.console.log(f"clip: one frame, at {t:.3f} s, shown from the start")
+                yield t, canvas
+                return
             if first is None:
                 raise ClipError("no frame could be decoded from this file")
             last_t, last_presented = first[0], first[1]

@@ -47,6 +47,7 @@ class Recording:
         self.dark_frames = 0  # frames whose eyes were too dark to judge well (FrameResult.eyes_dark) ...
         self.bright_frames = 0  # ... or too bright (FrameResult.eyes_bright)
         self.small_frames = 0  # ... or too small in the picture (FrameResult.eyes_small)
+        self.faceless_frames = 0  # frames where no face was found
         self.seen_s = 0.0  # time with the eyes' state known (open or closed) ...
         self.closed_s = 0.0  # ... and closed, each frame holding until the next (at most MAX_HOLD_S)
         self._alarm_on = False
@@ -72,6 +73,7 @@ class Recording:
         self.dark_frames += bool(getattr(result, "eyes_dark", False))
         self.bright_frames += bool(getattr(result, "eyes_bright", False))
         self.small_frames += bool(getattr(result, "eyes_small", False))
+        self.faceless_frames += getattr(result, "status", "face") != "face"
         if self._last is not None and self._last[1] in (OPEN, CLOSED):
             held = min(max(0.0, t - self._last[0]), MAX_HOLD_S)
             self.seen_s += held

@@ -1291,12 +1291,59 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         rows = read_csv(page.input_value("#clip-csv"))
         owner = page.text_content("#eye-left .eye-name small")  # a filmed person's eyes, not the viewer's
+        faceless = (page.get_attribute("#clip-summary", "data-faceless-frames"),
+                    "no face found on 12 of the 12 frames" in page.text_content("#clip-summary"))
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
     assert owner == "(the person's)"
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
+    assert faceless == ("12", True)  # said, not left to be read as "no blinks"
+
+
+@pytest.mark.shared
+def test_a_one_frame_clip_is_read_a_cut_off_one_keeps_what_was_read_and_a_failure_clears_the_last_results(
+        site, playwright, tmp_path):
+    """A video of one frame is that frame (the element shows it from the start: no new frame comes by seeking). An
+    MP4 cut off halfway, its header still promising the whole length, breaks off partway: the frames before are
+    kept, with their CSV, as "clip-cut". A file that then cannot be read at all shows no results of the one before."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    single, whole, cut = tmp_path / "single.mp4", tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    ffmpeg("-i", str(source), "-frames:v", "1", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(single))
+    ffmpeg("-i", str(source), "-frames:v", "120", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(whole))  # the index first: a player starts before the file is complete
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) * 55 // 100])
+    broken = tmp_path / "notes.mp4"
+    broken.write_bytes(b"not a video\n" * 100)
+    browser = launch(playwright)
+    outcome = {}
+    try:
+        page, requests, console = open_page(browser, site)
+        for clip in (single, cut, broken):
+            page.set_input_files("#clip-file", str(clip))
+            page.wait_for_function("document.querySelector('#status').dataset.state === 'processing-clip'",
+                                   timeout=30_000)
+            state = wait_state(page, ["clip-done", "clip-cut", "clip-failed", "model-failed"], 120_000)
+            summary = page.get_attribute("#clip-summary", "data-frames"), page.text_content("#clip-summary")
+            outcome[clip.name] = state, read_csv(page.input_value("#clip-csv")), summary, page.text_content("#status")
+            assert not page.is_disabled("#clip-file")
+        assert page.is_visible("#clip-download") is False  # no CSV offered under a file that could not be read
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    state, rows, (frames, _), status = outcome["single.mp4"]
+    assert state == "clip-done" and frames == "1" and [int(r["frame"]) for r in rows] == [0], (status, rows)
+    state, rows, (frames, text), status = outcome["cut.mp4"]
+    assert state == "clip-cut" and "could not be read to its end" in status, status
+    assert 10 <= len(rows) < 120 and frames == str(len(rows)), (len(rows), frames)
+    assert [int(r["frame"]) for r in rows] == list(range(len(rows))) and text.startswith("First ")
+    state, _, (frames, text), status = outcome["notes.mp4"]
+    assert state == "clip-failed" and frames is None and text == "", (frames, text)
+    assert "Try another file (MP4 or WebM)." in status and "try an MP4" not in status  # said once
 
 
 @pytest.mark.shared

@@ -37,6 +37,7 @@ PROCESSING_CLIP = "processing-clip"
 CLIP_DONE = "clip-done"
 CLIP_FAILED = "clip-failed"
 CLIP_STOPPED = "clip-stopped"
+CLIP_CUT = "clip-cut"
 
 MESSAGES = {
     LOADING: "Loading the models…",
@@ -61,6 +62,8 @@ MESSAGES = {
     CLIP_DONE: "Video processed. Download its CSV, or choose another file.",
     CLIP_FAILED: "This video file could not be read. Try another file (MP4 or WebM).",
     CLIP_STOPPED: "Stopped. The results and the CSV cover the part processed so far.",
+    CLIP_CUT: "The file could not be read to its end (it may be damaged or cut off). The results and the CSV cover the "
+              "part before that.",
 }
 STATES = tuple(MESSAGES)
 
@@ -88,10 +91,11 @@ TRANSITIONS = {
     CAMERA_DENIED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     NO_CAMERA: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
     CAMERA_ENDED: {REQUESTING_CAMERA, PROCESSING_CLIP, READY},
-    PROCESSING_CLIP: {CLIP_DONE, CLIP_FAILED, CLIP_STOPPED, READY},
+    PROCESSING_CLIP: {CLIP_DONE, CLIP_FAILED, CLIP_STOPPED, CLIP_CUT, READY},
     CLIP_DONE: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
     CLIP_FAILED: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
     CLIP_STOPPED: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
+    CLIP_CUT: {PROCESSING_CLIP, REQUESTING_CAMERA, READY},
     MODEL_FAILED: {LOADING},
 }
 # A model can fail to load or to run at any moment.
