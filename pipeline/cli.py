@@ -30,25 +30,24 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """A number where 0 has a meaning of its own (e.g. 'never')."""
+def _float(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:  # also NaN
+
+
+def non_negative_float(text: str) -> float:
+    """A number where 0 has a meaning of its own (e.g. 'never')."""
+    if not _float(text) >= 0:  # also NaN
         raise argparse.ArgumentTypeError(f"{text}: expected a number of at least 0")
-    return value
+    return float(text)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:  # also NaN
+    if not _float(text) > 0:  # also NaN
         raise argparse.ArgumentTypeError(f"{text}: expected a number greater than 0")
-    return value
+    return float(text)
 
 
 def _writable_above(path: Path) -> None:

@@ -1664,6 +1664,18 @@ def test_a_person_far_from_the_camera_is_found_by_the_page_and_by_replay(site, p
     assert same / frames >= 0.95, f"per-frame states agree on {same}/{frames} frames"
 
 
+def far_person_hd_camera(tmp_path) -> Path:
+    """A fake 1280x720 camera: 4 s of mahie_test_1 at 15 fps, the person shrunk to 230x172 in a grey picture (eyes
+    ~7 px apart once Chromium crops and scales it to the 640x480 the page asks for first, ~11 px at 1280x720)."""
+    source = FOCUS_VIDEOS / "mahie_test_1.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    camera = tmp_path / "far_hd.y4m"
+    ffmpeg("-i", str(source), "-t", "4", "-vf", "fps=15,scale=230:172:flags=area,pad=1280:720:525:274:color=gray",
+           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
+    return camera
+
+
 @pytest.mark.shared
 def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site, playwright, tmp_path):
     """A person far from a 1280x720 camera: in the 640x480 picture the page asks for, the eyes are ~7 px (eyes-small);
@@ -1671,13 +1683,7 @@ def test_eyes_small_in_a_640x480_picture_get_the_camera_asked_for_1280x720(site,
     in the larger picture and reads both eyes, no longer small. The note says so. A device that then falls behind
     (CPU throttled 6x: light mode) gets 640x480 back. (Going back when the camera itself sends fewer frames is tested
     in tests/test_page_modules.py: Chromium's fake camera keeps its rate.)"""
-    source = FOCUS_VIDEOS / "mahie_test_1.avi"
-    if not source.exists():
-        pytest.skip(f"needs {source} (../shared)")
-    camera = tmp_path / "far_hd.y4m"  # the fake camera: 1280x720, cropped and scaled to 640x480 when asked for that
-    ffmpeg("-i", str(source), "-t", "4", "-vf", "fps=15,scale=230:172:flags=area,pad=1280:720:525:274:color=gray",
-           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
-    browser = launch(playwright, camera)
+    browser = launch(playwright, far_person_hd_camera(tmp_path))
     try:
         page, requests, _ = open_page(browser, site)
         page.click("#start")
@@ -1730,13 +1736,7 @@ def test_a_camera_whose_picture_stops_after_being_asked_for_1280x720_is_put_back
     """A far person (eyes small in 640x480) makes the page ask for 1280x720; a second later the picture stops
     changing (FREEZE_AFTER_SWITCH_HOOK). The page says the camera is not changing, puts it back to 640x480 with a note
     ("frozen"), and once restarted does not ask this camera again in the visit, although the eyes are still small."""
-    source = FOCUS_VIDEOS / "mahie_test_1.avi"
-    if not source.exists():
-        pytest.skip(f"needs {source} (../shared)")
-    camera = tmp_path / "far_hd.y4m"
-    ffmpeg("-i", str(source), "-t", "4", "-vf", "fps=15,scale=230:172:flags=area,pad=1280:720:525:274:color=gray",
-           "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
-    browser = launch(playwright, camera)
+    browser = launch(playwright, far_person_hd_camera(tmp_path))
     settings = "document.getElementById('video').srcObject.getVideoTracks()[0].getSettings().width"
     try:
         page, requests, _ = open_page(browser, site, init_script=FREEZE_AFTER_SWITCH_HOOK)
