@@ -119,24 +119,22 @@ def _subsample(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def _split_kind(path: Path) -> str | None:
-    """The 'kind' of a split JSON (None: a subject split); a file that is not one is an error."""
-    try:
-        split = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise SystemExit(f"error: split file {path} is not JSON ({error}); expected the split JSON written by "
-                         "pipeline.split or pipeline.train") from None
-    return split.get("kind") if isinstance(split, dict) else None
-
-
 def prepare_data(args, out_dir: Path):
-    data = load_any(args.data, args.img_size, workers=args.workers, cache=not args.no_cache)
-    print(describe(data), flush=True)
     split_path = Path(args.split)
     given = "split" in getattr(args, "_given", ())
     if given and not split_path.exists():  # a mistyped path must not quietly train on a new split
         raise SystemExit(f"error: --split {split_path} not found (leave --split out to use {DEFAULT_SPLIT}, or to "
                          "have a split generated into --out-dir where there is none)")
+    data = load_any(args.data, args.img_size, workers=args.workers, cache=not args.no_cache)
+    print(describe(data), flush=True)
+    # folder data (no subjects) takes an image split: the one given, or the default only if it is one
+    folder_split = load_split(split_path) if data.kind != "mrl" and split_path.exists() else None
+    if folder_split is not None and folder_split.get("kind") != "images":
+        if given:  # a subject split given for data without subjects: refused, not swapped for another
+            raise SystemExit(f"error: --split {split_path} lists people (a subject split), but {data.source} has no "
+                             "subjects; give an image split (kind 'images', written by an earlier run on this data) "
+                             "or leave --split out")
+        folder_split = None
     if data.kind == "mrl" and split_path.exists():
         split = load_split(split_path)
         split_ref = str(split_path)
@@ -144,12 +142,8 @@ def prepare_data(args, out_dir: Path):
         split = make_split(data.subjects, data.labels, args.seed, meta=data.meta)
         split_ref = str(out_dir / "split.json")
         print(f"split file {split_path} not found: generated a subject-disjoint split -> {split_ref}")
-    elif split_path.exists() and (given or _split_kind(split_path) == "images"):
-        if _split_kind(split_path) != "images":  # a subject split given for data without subjects: not ignored
-            raise SystemExit(f"error: --split {split_path} lists people (a subject split), but {data.source} has no "
-                             "subjects; give an image split (kind 'images', written by an earlier run on this data) "
-                             "or leave --split out")
-        split = load_split(split_path)
+    elif folder_split is not None:
+        split = folder_split
         split_ref = str(split_path)
     else:
         split = make_image_split(data.labels, args.seed)
