@@ -43,6 +43,10 @@ from pyodide.ffi import JsException, create_once_callable, create_proxy
 # a 240 fps slow-motion clip at 0.125x.
 PRESENTED_PER_S = 30.0
 MIN_RATE, MAX_RATE = 0.125, 8.0
+# While the shown frame stays the same past a wait's timeout (a still stretch, or sound that outlasts the video), play
+# this fast: the next new frame still pauses the element at once, and playback after it goes back to the step's rate.
+# A 2 s video with 30 s of sound took 18.5 s, most of it waiting for the sound to end (Chromium's highest rate is 16).
+STILL_RATE = 16.0
 # The step known is the smallest of this many recent frames, and the rate follows it: after a fast stretch (slow
 # motion, a burst of a phone's variable rate) a slower one is read at its own pace again, without a seek per frame for
 # steps that look like gaps. A stretch that turns faster again shows as frames unseen or as a shorter step (FASTER).
@@ -413,6 +417,8 @@ class ClipReader:
                 waited_since, late_before = now, late
                 if after is not None and not js.document.hidden and not self._error and (
                         late or self._shown_time() <= after + 1e-6):
+                    if not late and start_playing:
+                        self._hurry_through_still()
                     continue  # held up, or nothing new was presented (a still frame): not another tab in front
                 self._frame_waiter = None
                 self._cancel_frame_callback()  # else it pauses the element whenever the page is rendered again
@@ -421,6 +427,12 @@ class ClipReader:
         if self._error:
             raise self._error
         return result
+
+    def _hurry_through_still(self) -> None:
+        try:
+            self.video.playbackRate = max(self.rate, STILL_RATE)
+        except JsException:  # a browser with a lower highest rate
+            self.video.playbackRate = max(self.rate, MAX_RATE)
 
     def _cancel_frame_callback(self) -> None:
         if self._frame_callback is not None:

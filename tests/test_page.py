@@ -1269,12 +1269,15 @@ def test_a_clip_opened_behind_another_tab_waits_to_be_shown_where_frames_come_by
 
 def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, playwright, tmp_path):
     """A file the browser cannot decode is a state with a message, not a crash: the buttons come back, and a real
-    clip chosen next is processed from its first frame (a test pattern without a face: every frame, eyes unknown)."""
+    clip chosen next is processed from its first frame (a test pattern without a face: every frame, eyes unknown).
+    That clip's sound runs 2 minutes past its 1.2 s of video: played at the clip's own rate (3x) the page would wait
+    40 s for the sound to end, looking stuck; it hurries through a frame that stays the same (16x, 7.5 s)."""
     broken = tmp_path / "holiday.mp4"
     broken.write_bytes(b"this is a text file with a video file's name\n" * 50)
     clip = tmp_path / "pattern.webm"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "12", "-c:v", "libvpx-vp9",
-           "-deadline", "realtime", "-cpu-used", "8", str(clip))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-f", "lavfi", "-i", "sine=frequency=440:duration=120",
+           "-filter_complex", "[0:v]trim=end_frame=12[v]", "-map", "[v]", "-map", "1:a", "-c:v", "libvpx-vp9",
+           "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus", "-b:a", "16k", str(clip))
     browser = launch(playwright)
     try:
         page, requests, console = open_page(browser, site)
@@ -1285,9 +1288,11 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         assert "PipelineStatus" not in message and "FFmpeg" not in message  # the decoder's words go to the console
         assert not page.is_disabled("#start") and not page.is_disabled("#clip-file")
         page.set_input_files("#clip-file", str(clip))
+        chosen = time.monotonic()
         # the state is still "clip-failed" from the first file until the page takes the second one
         page.wait_for_function("document.querySelector('#status').dataset.state !== 'clip-failed'", timeout=30_000)
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
+        took_s = time.monotonic() - chosen
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         rows = read_csv(page.input_value("#clip-csv"))
         owner = page.text_content("#eye-left .eye-name small")  # a filmed person's eyes, not the viewer's
@@ -1300,6 +1305,7 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
     assert [int(r["frame"]) for r in rows] == list(range(12))
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
     assert faceless == ("12", True)  # said, not left to be read as "no blinks"
+    assert took_s < 20, took_s  # not the 40 s the sound lasts at the clip's own rate
 
 
 @pytest.mark.shared
