@@ -78,6 +78,18 @@ def test_frames_reported_together_count_one_by_one():
     assert budget.light
 
 
+def test_a_device_that_takes_over_a_second_per_frame_turns_light():
+    """Each frame takes 1.5 s (far behind the camera's 30 fps): the long waits end with a processed frame, not a
+    camera frame, so they are the device's own slowness and count, not silences that restart the window."""
+    budget = FrameBudget(BudgetConfig(window_s=3.0, max_gap_s=1.0))
+    t = 0.0
+    while t < 10.0 and not budget.light:
+        budget.arrived(t, count=45)  # the frames the camera presented while the one before was processed
+        t += 1.5
+        budget.processed(t)
+    assert budget.light and t <= 6.0, t
+
+
 def test_a_pause_starts_a_new_window_and_its_frame_burst_is_not_counted():
     """A hidden tab or a stalled camera: the first callback after it may report many frames at once."""
     budget = FrameBudget(BudgetConfig(window_s=3.0))

@@ -83,6 +83,8 @@ def test_opening_maps_to_p_open_relative_to_the_usual_gap():
     assert p_open_from_opening(0.15, 0.3, config) < 0.01
     # a tiny baseline (eyes closed since the start) is floored, so closed stays closed
     assert p_open_from_opening(0.03, 0.03, config) < 0.01
+    # ... also a baseline of exactly 0 (openings of 0 so far): floored like any other, not taken for "none yet"
+    assert p_open_from_opening(0.3, 0.0, config) == p_open_from_opening(0.3, 1e-9, config) > 0.95
     absolute = PipelineConfig(iris_relative=False, iris_closed_ratio=0.25)
     assert p_open_from_opening(0.25, 0.3, absolute) == pytest.approx(0.5)
 

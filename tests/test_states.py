@@ -117,6 +117,24 @@ def test_flicker_does_not_change_the_status():
         assert machine.state == S.RUNNING
 
 
+@pytest.mark.parametrize("turns", [
+    [(False, False, False), (True, False, True), (True, False, True)],  # no face, then a face whose eyes are unknown
+    [(True, False, True, "dark"), (True, False, True)],  # eyes crushed to black, then unknown
+])
+def test_two_situations_taking_turns_still_leave_running(turns):
+    """No frame says "running", but neither situation lasts debounce_s on its own: after twice that, the status says
+    the one seen most often instead of "Watching your eyes"."""
+    machine = started(debounce_s=0.4)
+    t = 0.0
+    for i in range(60):
+        face, known, ok, *dark = turns[i % len(turns)]
+        machine.on_frame_result(face, known, ok, t=t, eyes_dark=bool(dark))
+        t += 1 / 30
+        if t > 0.85:
+            assert machine.state != S.RUNNING
+    assert machine.state == (S.UNCERTAIN if len(turns) == 3 else S.EYES_DARK)
+
+
 def test_frame_results_are_ignored_outside_live_states():
     machine = AppStateMachine(debounce_s=0.0)
     assert machine.on_frame_result(False, False, False, t=1.0) == S.LOADING

@@ -160,6 +160,32 @@ def test_bounce_within_refractory_counts_once():
     assert states[-1].blink_count == 1
 
 
+@pytest.mark.parametrize("t0", [0.0, 100.0, 1e5])
+def test_a_reopening_of_one_frame_at_exactly_the_refractory_time_reads_the_same_at_any_clock(t0):
+    """10 fps: closed on 2 frames, open on 1 (0.1 s, the refractory time), closed on 1. Whether the second closure is
+    a bounce must not hang on the float rounding of the clock's value: two blinks wherever the clock starts."""
+    times = [t0 + k / 10 for k in range(30)]
+    states = run(times, blink_eyes([(t0 + 0.95, t0 + 1.15), (t0 + 1.25, t0 + 1.35)]))
+    assert states[-1].blink_count == 2
+
+
+def test_a_longer_alarm_delay_set_during_an_alarm_stops_it_until_the_closure_reaches_it():
+    """The page applies a new delay also to the closure in progress: raised from 1.5 to 3 s while the alarm sounds
+    (2 s into a 5 s closure), the alarm stops and starts again 3 s into the closure, one onset each time."""
+    tracker = EyeStateTracker(TemporalConfig(alarm_after_s=1.5))
+    eyes = blink_eyes([(1.0, 6.0)])
+    states = []
+    for t in frame_times(30, 7.0):
+        if t >= 3.0:
+            tracker.config.alarm_after_s = 3.0
+        states.append(tracker.update(t, eyes(t), eyes(t)))
+    on = [s.t for s in states if s.alarm]
+    assert on and abs(on[0] - 2.5) < 0.05
+    assert not any(s.alarm for s in states if 3.0 <= s.t < 3.97)
+    assert any(s.alarm for s in states if 4.0 <= s.t < 6.0) and not states[-1].alarm
+    assert alarm_onsets(states) == 2
+
+
 def test_unknown_frame_inside_a_blink_keeps_the_closure():
     eyes = blink_eyes([(1.0, 1.2)])
     states = run(frame_times(30, 3.0), lambda t: None if 1.09 < t < 1.12 else eyes(t))

@@ -61,7 +61,10 @@ class FrameBudget:
         return self._add(self._processed, t)
 
     def _add(self, events: deque, t: float, count: int = 1) -> bool:
-        if self._last is None or t - self._last > self.config.max_gap_s:
+        # A silence (a hidden tab, a stalled camera) ends with a camera frame. A long wait that ends with a processed
+        # frame is this device taking that long over one frame (under 1 fps): that is what the window must count.
+        silence = events is self._arrived and self._last is not None and t - self._last > self.config.max_gap_s
+        if self._last is None or silence:
             self._new_window(t)  # frames counted across the silence before it (a burst of presentedFrames) do not count
             count = 1
         self._last = t

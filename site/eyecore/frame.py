@@ -208,7 +208,7 @@ class OpeningBaseline:
 
 
 def p_open_from_opening(opening: float, baseline: float | None, config: PipelineConfig) -> float:
-    reference = max(baseline, config.iris_min_baseline) if config.iris_relative and baseline else 1.0
+    reference = max(baseline, config.iris_min_baseline) if config.iris_relative and baseline is not None else 1.0
     return _sigmoid((opening / reference - config.iris_closed_ratio) / config.iris_ratio_width)
 
 

@@ -172,6 +172,8 @@ class AppStateMachine:
         self.detail = ""
         self._candidate: str | None = None
         self._candidate_since = 0.0
+        self._leaving: dict | None = None  # frames per target since the last frame that agreed with the state
+        self._leaving_since = 0.0
 
     def can_go(self, state: str) -> bool:
         return state == self.state or state in TRANSITIONS[self.state]
@@ -187,7 +189,7 @@ class AppStateMachine:
         message = message or MESSAGES[state]
         changed = (state, message, detail) != (self.state, self.message, self.detail)
         self.state, self.message, self.detail = state, message, detail
-        self._candidate = None
+        self._candidate = self._leaving = None
         if state not in LIVE_STATES:
             self._same_since = None  # a stall is timed within one stretch of live pictures
         if changed and self.on_change is not None:
@@ -240,13 +242,21 @@ class AppStateMachine:
         else:
             target = RUNNING
         if target == self.state:
-            self._candidate = None
-        elif self._candidate in _NO_FACE_STATES and target in _NO_FACE_STATES:
+            self._candidate = self._leaving = None
+            return self.state
+        if self._leaving is None:
+            self._leaving, self._leaving_since = {}, now
+        self._leaving[target] = self._leaving.get(target, 0) + 1
+        if self._candidate in _NO_FACE_STATES and target in _NO_FACE_STATES:
             self._candidate = target  # one situation, no face: a picture flickering round the dark line keeps its time
         elif target != self._candidate:
             self._candidate, self._candidate_since = target, now
-        if self._candidate is not None and now - self._candidate_since >= self.debounce_s:
+        if now - self._candidate_since >= self.debounce_s:
             self.go(target)
+        elif now - self._leaving_since >= 2 * self.debounce_s:
+            # Two situations taking turns (a face found on two frames of three, and eyes unknown on those) never
+            # last debounce_s each, yet no frame agreed with the state shown: the one seen most often is said
+            self.go(max(self._leaving, key=self._leaving.get))
         return self.state
 
     def to_dict(self) -> dict:

@@ -307,8 +307,8 @@ class EyeStateTracker:
                 self._closure_alarmed = False
             self._closure_last_closed = t
             self._closure_seen_until = None
-            if t - self._closure_start >= config.alarm_after_s:
-                self._closure_alarmed = True  # reached on a frame with the eyes seen closed
+            # reached on a frame with the eyes seen closed; a delay raised meanwhile (a setting) stops it again
+            self._closure_alarmed = t - self._closure_start >= config.alarm_after_s
             return None
         if eyes == UNKNOWN:
             if self._last_open_t is not None and t - self._last_open_t > config.unknown_hold_s:
@@ -330,7 +330,8 @@ class EyeStateTracker:
         self._closure_start = None
         duration = t - start
         last_gap = t - last_closed
-        if self._last_blink_end is not None and start - self._last_blink_end < config.refractory_s:
+        # rounded: a reopening of exactly one 10 fps frame must not be a bounce or not depending on the clock's value
+        if self._last_blink_end is not None and round(start - self._last_blink_end, 6) < config.refractory_s:
             self._last_blink_end = t  # a bounce belongs to the blink before it
             return None
         is_blink = (self._closure_after_open
