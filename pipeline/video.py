@@ -19,6 +19,7 @@ import csv
 import itertools
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -180,13 +181,19 @@ def count_frames(path: Path) -> int:
 
 def checked_inputs(videos: list[Path], labels, max_frames: int | None) -> list[tuple]:
     """check_input of every video; the first bad one raises VideoError."""
-    _check_label_count(videos, labels)
+    _check_video_list(videos, labels)
     return [check_input(path, Path(labels[i]) if labels else None, max_frames) for i, path in enumerate(videos)]
 
 
-def _check_label_count(videos: list, labels) -> None:
+def _check_video_list(videos: list, labels) -> None:
     if labels and len(labels) != len(videos):
         raise VideoError(f"--labels: got {len(labels)} label files for {len(videos)} videos (one per video)")
+    seen = {}
+    for video in videos:
+        key = Path(os.path.abspath(video))  # a link under another name may have labels of its own: not resolved
+        if key in seen:  # it would be pooled twice
+            raise VideoError(f"{video} is given twice (also as {seen[key]}); list each video once")
+        seen[key] = video
 
 
 def check_input(path: Path, label_path: Path | None, max_frames: int | None) -> tuple:
@@ -242,7 +249,8 @@ def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: 
         except VideoError as error:  # any .txt may sit beside a video: only a list of frame times is used
             print(f"note: {error}; using the video's own frame times instead", file=sys.stderr)
             times = None
-        if times is not None and len(times) != count and max_frames is None:
+        needed = count if max_frames is None else min(count, max_frames)
+        if times is not None and (len(times) != count if max_frames is None else len(times) < needed):
             print(f"note: {companion(path, '.txt').name} has {len(times)} frame times for {count} frames: "
                   "using the video's own frame times instead", file=sys.stderr)
             times = None
@@ -252,10 +260,14 @@ def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: 
 def _load_optional(path: Path | None, loader, what: str):
     if path is None or not path.exists():
         return None
+    if path.is_dir():
+        raise VideoError(f"{what} {path} is a folder; expected a file")
     try:
         return loader(path)
     except ValueError as error:
         raise VideoError(f"{what} {path}: {error}") from None
+    except OSError as error:
+        raise VideoError(f"{what} {path} cannot be read ({error.strerror or error})") from None
 
 
 def make_pipeline(models_dir, eye_model, use_iris: bool, threads: int = 1, clock=time.thread_time,
@@ -305,7 +317,7 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
     turn out not to fit its decoded frames keeps its rows, unscored), the others replayed and pooled. VideoError when
     no video could be replayed."""
     videos = [Path(v) for v in videos]
-    _check_label_count(videos, labels)
+    _check_video_list(videos, labels)
     errors = {}
 
     def failed(path: Path, error: VideoError) -> None:
@@ -331,9 +343,9 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         except VideoError as error:  # a frame that does not decode, more frames than timestamps
             failed(path, error)
             continue
-        name = path.stem
-        if name in per_frame:
-            name = f"{name}#{i}"
+        name, n = path.stem, i
+        while name in per_frame:  # another video of that name (in another folder); never overwrite its rows
+            name, n = f"{path.stem}#{n}", n + 1
         per_frame[name] = out["rows"]
         info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
                       "timings": out["timings"],
@@ -345,8 +357,15 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         if truth is None and truncated:
             print(f"note: {path}: {out['frames']} frames decoded of the {expected} its header announces "
                   "(a truncated file?)", file=sys.stderr)
+        # --max-frames cuts the labels only where it cut the video: one that ended first needs one label per frame
+        cut = max_frames is not None and out["frames"] >= max_frames
+        if times is not None and max_frames is not None and not cut and len(times) != out["frames"]:
+            failed(path, VideoError(f"timestamp file for {path.name} has {len(times)} entries but {out['frames']} "
+                                    f"frames were decoded (one entry per frame expected); its frames are written, "
+                                    "unscored"))
+            truth = None
         if truth is not None:
-            truth = truth[:out["frames"]] if max_frames is not None else truth
+            truth = truth[:out["frames"]] if cut else truth
             if len(truth) != out["frames"]:
                 failed(path, VideoError(
                     f"label file {label_path} has {len(truth)} labels but {out['frames']} frames were decoded from "

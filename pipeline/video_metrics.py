@@ -262,6 +262,9 @@ def load_tag(path) -> list:
     return [int(blink_of.get(frame, -1) >= 0) for frame in range(max(blink_of) + 1)]
 
 
+MAX_MEDIAN_STEP_S = 1.0  # frame times further apart are not seconds (milliseconds, most likely): no blink is seen
+
+
 def load_timestamps(path) -> list:
     """A `<name>_timestamps.txt` file (a JSON list, or one value per line, of wall-clock strings or numbers of
     seconds) -> seconds since the first frame. Lines of two numbers, `frame time` (the `.txt` beside an Eyeblink8
@@ -299,6 +302,13 @@ def load_timestamps(path) -> list:
         if seconds[index] < seconds[index - 1]:
             raise ValueError(f"{path}[{index}]: frame time {raw[index]!r} is earlier than the one before it "
                              f"({raw[index - 1]!r}); frame times must not go backwards")
+    steps = sorted(b - a for a, b in zip(seconds, seconds[1:]))
+    median = steps[len(steps) // 2] if steps else None
+    if median is not None and median <= 0:
+        raise ValueError(f"{path}: the frame times do not advance (most frames have the time of the one before)")
+    if median is not None and median > MAX_MEDIAN_STEP_S:
+        raise ValueError(f"{path}: frames a median {median:g} apart, under one frame a second: are these times in "
+                         "milliseconds? Expected seconds")
     return [s - seconds[0] for s in seconds]
 
 

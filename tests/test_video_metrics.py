@@ -171,6 +171,12 @@ def test_label_and_timestamp_files_in_other_common_shapes(tmp_path):
     assert load_timestamps(times) == pytest.approx([0.0, 0.1, 0.25])
     times.write_text("2025-02-17 04:30:23.453145\n2025-02-17 04:30:23.553145\n")
     assert load_timestamps(times) == pytest.approx([0.0, 0.1])
+    times.write_text("0\n84.086\n201.295\n")  # milliseconds: no blink could be seen at these times as seconds
+    with pytest.raises(ValueError, match="median 117.209 apart, under one frame a second: .* milliseconds"):
+        load_timestamps(times)
+    times.write_text("5.0\n5.0\n5.0\n")
+    with pytest.raises(ValueError, match="frame times do not advance"):
+        load_timestamps(times)
     times.write_text("12.5\nsoon\n")
     with pytest.raises(ValueError, match=r"\[1\]: 'soon' is neither seconds nor an ISO date-time"):
         load_timestamps(times)

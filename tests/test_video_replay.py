@@ -282,6 +282,61 @@ def test_labels_that_do_not_fit_the_decoded_frames_cost_no_other_video(tmp_path,
     assert code == 0 and "frames decoded of the 40 its header announces (a truncated file?)" in out.err
 
 
+def test_max_frames_past_the_end_of_a_video_still_needs_one_label_and_one_time_per_frame(tmp_path, capsys):
+    """--max-frames cuts the labels and frame times only where it cut the video: a 12-frame clip with 20 labels (or
+    20 frame times) replayed with --max-frames 50 is not scored on the first 12 of them, silently."""
+    video = tmp_path / "clip.avi"
+    _write_video(video, 12)
+    labels = tmp_path / "clip_ideal.csv"
+    labels.write_text("0\n" * 20)
+    code, out = replay([video, "--no-iris", "--max-frames", 50], capsys)
+    assert code == 1 and "has 20 labels but 12 frames were decoded" in out.err
+    code, out = replay([video, "--no-iris", "--max-frames", 8], capsys)  # cut by --max-frames: scored on 8
+    assert code == 0 and "frame F1" in out.out, out.err
+    labels.write_text("0\n" * 12)
+    (tmp_path / "clip_timestamps.txt").write_text("".join(f"{i / 30}\n" for i in range(20)))
+    code, out = replay([video, "--no-iris", "--max-frames", 50], capsys)
+    assert code == 1 and "timestamp file for clip.avi has 20 entries but 12 frames were decoded" in out.err
+
+
+def test_label_paths_that_are_folders_and_videos_given_twice_get_a_message(tmp_path, capsys):
+    video = tmp_path / "clip.avi"
+    _write_video(video, 6)
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    code, out = replay([video, "--no-iris", "--labels", folder], capsys)
+    assert code == 2 and f"label file {folder} is a folder; expected a file" in out.err
+    code, out = replay([video, tmp_path / "." / "clip.avi", "--no-iris"], capsys)
+    assert code == 2 and "is given twice" in out.err
+
+
+def test_videos_of_the_same_name_keep_their_own_rows(tmp_path, capsys):
+    """a/clip, x/clip#2 and b/clip: b's rows must not take the name x's rows already have."""
+    videos = []
+    for folder, stem, frames in (("a", "clip", 4), ("x", "clip#2", 5), ("b", "clip", 6)):
+        (tmp_path / folder).mkdir()
+        videos.append(tmp_path / folder / f"{stem}.avi")
+        _write_video(videos[-1], frames)
+    out_csv = tmp_path / "frames.csv"
+    code, out = replay([*videos, "--no-iris", "--csv", out_csv], capsys)
+    assert code == 0, out.err
+    rows = list(csv.DictReader(open(out_csv)))
+    counts = {name: sum(r["video"] == name for r in rows) for name in {r["video"] for r in rows}}
+    assert sorted(counts.values()) == [4, 5, 6] and counts["clip"] == 4 and counts["clip#2"] == 5
+
+
+def test_a_short_frame_times_file_beside_a_tag_falls_back_also_with_max_frames(tmp_path, capsys):
+    """Any .txt may sit beside an Eyeblink8-style video: times for fewer frames than are replayed are not used (a
+    note), with --max-frames as without it."""
+    video = tmp_path / "clip.avi"
+    _write_video(video, 60)
+    (tmp_path / "clip.tag").write_text("#start\n10:1\n11:1\n#end\n")
+    (tmp_path / "clip.txt").write_text("".join(f"{i} {i / 30}\n" for i in range(40)))
+    for extra in ([], ["--max-frames", 50]):
+        code, out = replay([video, "--no-iris", *extra], capsys)
+        assert code == 0 and "using the video's own frame times instead" in out.err, out.err
+
+
 def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba_eye_model, tmp_path, capsys):
     code, out = replay([MAHIE_1, "--model", rgba_eye_model, "--max-frames", 3], capsys)
     assert code == 2 and "RGBA build" in out.err and "give --model models/eye_state.onnx" in out.err
