@@ -12,7 +12,7 @@
     if (!note) return;
     note.dataset.state = state;
     if (version) note.dataset.version = version;
-    note.textContent = text;
+    if (note.textContent !== text) note.textContent = text;  // a live region: the same words are not said again
     note.hidden = !text;
   }
 

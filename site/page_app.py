@@ -203,10 +203,15 @@ class App:
         delay, sound = js.document.getElementById("alarm-after"), js.document.getElementById("alarm-sound")
         delay.value, sound.checked = f"{self.settings.effective_alarm_s:g}", self.settings.sound
 
+        error = js.document.getElementById("alarm-after-error")
+
         def delay_changed(_e) -> None:
             seconds = page_settings.parse_alarm_s(delay.value)
             delay.setAttribute("aria-invalid", "false" if seconds is not None else "true")
-            if seconds is None:  # the field says it is wrong; the alarm keeps the last valid delay
+            error.hidden = seconds is not None
+            if seconds is None:  # said next to the field; the alarm keeps the last valid delay
+                error.textContent = (f"Not a delay between 0.5 and 10 s: the alarm still sounds after "
+                                     f"{self.settings.effective_alarm_s:g} s.")
                 return
             self.settings.alarm_after_s, self.settings.visit_alarm_s = seconds, None
             if not self.clip_active:  # a file is scored with one delay throughout; the next one uses the new delay
@@ -392,7 +397,10 @@ class App:
         self.beeper.unlock()
         self.timings["start_clicked_ms"] = early.clicked_ms
         start = js.document.getElementById("start")
+        lost_focus = _focused() == ""  # the early click disabled the button, and the focus fell to the page
         start.disabled, start.textContent = False, "Start camera"
+        if lost_focus:
+            start.focus()  # given back, so that it moves on to Stop with the camera (_swap_buttons)
         stream = early.stream  # null (no camera API on this page) arrives as None or as pyodide's jsnull
         asyncio.ensure_future(self.start_camera(early_request=stream if stream else None))
         return True
@@ -787,8 +795,8 @@ class App:
         self._set_light(False, live=False)
         self.tracker = self._new_tracker()
         self.stats.reset()
-        stop_button = js.document.getElementById("clip-stop")
-        stop_button.hidden = False
+        stop_button, tab_note = js.document.getElementById("clip-stop"), js.document.getElementById("clip-tab-note")
+        stop_button.hidden = tab_note.hidden = False  # the note is about processing: shown while it runs
         if _focused() in ("clip-file", "start"):  # now disabled: a keyboard user keeps a place on the page
             stop_button.focus()
         try:
@@ -805,7 +813,7 @@ class App:
             return
         finally:
             js.URL.revokeObjectURL(url)
-            stop_button.hidden = True
+            stop_button.hidden = tab_note.hidden = True
             self.wake.release()
             self.view.show_alarm(False)  # a clip that ends inside a long closure
         self.clip_active = False

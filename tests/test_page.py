@@ -245,7 +245,8 @@ def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwrigh
     remembered = "localStorage.setItem('eyestate.settings', JSON.stringify({camera: 'picked-last-visit'}));"
     try:
         page, requests, console = open_page(browser, site, ready=False, init_script=remembered + GUM_HOOK)
-        page.click("#start")
+        page.focus("#start")
+        page.keyboard.press("Enter")  # a keyboard user: the focus must not be lost to the page for good
         assert page.get_attribute("#status", "data-state") == "loading"
         assert page.is_disabled("#start")
         wanted = LIVE_STATES if allowed else ["camera-denied"]
@@ -255,12 +256,13 @@ def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwrigh
         assert page.evaluate("window.eyestateEarlyStart") is None  # taken over, not asked twice
         calls = page.evaluate("window.gumCalls")
         assert len(calls) == 1 and calls[0]["video"]["deviceId"] == {"ideal": "picked-last-visit"}
+        focused = page.evaluate("document.activeElement.id")
         if allowed:
             assert timings["camera_ms"] > timings["ready_ms"]
-            assert page.is_visible("#stop") and not page.is_visible("#start")
+            assert page.is_visible("#stop") and not page.is_visible("#start") and focused == "stop"
         else:
             assert "blocked" in page.text_content("#status-message")
-            assert page.is_enabled("#start")  # a second try goes through Python's handler
+            assert page.is_enabled("#start") and focused == "start"  # a second try goes through Python's handler
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
@@ -324,6 +326,60 @@ def test_loading_list_ticks_each_model_off_when_it_is_ready(site, playwright):
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+
+
+def _luminance(css_colour: str) -> float:
+    channels = [int(float(v)) / 255 for v in css_colour[css_colour.index("(") + 1:-1].split(",")[:3]]
+    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+# [what, element, its colour property, minimum (WCAG AA: 4.5 for text, 3 for large text and a field's outline)]
+READABLE = [("the alarm banner", "#alarm", "color", 4.5), ("an outlined button", "#stop", "color", 4.5),
+            ("the file button", "label.file-button", "color", 4.5), ("a footer link", ".foot a", "color", 4.5),
+            ("the delay field's outline", "#alarm-after", "borderTopColor", 3.0),
+            ("the camera list's outline", "#camera", "borderTopColor", 3.0)]
+
+
+def test_text_controls_and_the_alarm_are_readable_in_both_themes_also_with_reduced_motion(site, playwright):
+    """Contrast from the computed styles against the background behind each element, in the light and the dark
+    theme with reduced motion asked for (the alarm then does not pulse between two dark reds: before, its dark
+    theme's light red under white text was 2.8:1). Reduced motion also stops the eye bars' animation."""
+    browser = launch(playwright)
+    try:
+        found = {}
+        for scheme in ("light", "dark"):
+            page, _, _ = open_page(browser, site, ready=False, color_scheme=scheme, reduced_motion="reduce")
+            page.wait_for_load_state("load")
+            found[scheme] = page.evaluate("""(readable) => {
+                document.getElementById('alarm').dataset.active = 'true';
+                const behind = (element) => {
+                    for (let e = element; e; e = e.parentElement) {
+                        const colour = getComputedStyle(e).backgroundColor;
+                        if (colour !== 'rgba(0, 0, 0, 0)' && colour !== 'transparent') return colour;
+                    }
+                    return getComputedStyle(document.body).backgroundColor;
+                };
+                const pairs = readable.map(([what, selector, property]) => {
+                    const element = document.querySelector(selector);
+                    const own = getComputedStyle(element)[property];
+                    return [what, own, property === 'color' ? behind(element) : behind(element.parentElement)];
+                });
+                const bar = getComputedStyle(document.querySelector('.bar-fill')).transitionDuration;
+                return {pairs, bar};
+            }""", [r[:3] for r in READABLE])
+            page.context.close()
+    finally:
+        browser.close()
+    for scheme, result in found.items():
+        for (what, colour, background), (*_, minimum) in zip(result["pairs"], READABLE):
+            assert _contrast(colour, background) >= minimum, (scheme, what, colour, background)
+        assert result["bar"] == "0s", scheme
 
 
 def test_the_timeline_scale_lines_up_with_the_plot(site, playwright):
@@ -817,6 +873,9 @@ def test_the_alarm_delay_setting_is_kept_and_scores_a_video_file(site, playwrigh
         page.fill("#alarm-after", "0.1")  # out of range: marked, and the last valid delay stays
         page.dispatch_event("#alarm-after", "change")
         assert page.get_attribute("#alarm-after", "aria-invalid") == "true"
+        # said in words next to the field (an alert), with the delay that still holds
+        assert page.is_visible("#alarm-after-error") and "still sounds after 3 s" in page.text_content(
+            "#alarm-after-error")
         assert stored()["alarm_after_s"] == 3.0
         assert score() == {"alarms": "0", "delay": "3.0", "alarm_rows": 0}
 
@@ -1295,6 +1354,7 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
         took_s = time.monotonic() - chosen
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
         rows = read_csv(page.input_value("#clip-csv"))
+        tab_note_hidden = page.is_hidden("#clip-tab-note")  # it speaks of processing, which is over
         owner = page.text_content("#eye-left .eye-name small")  # a filmed person's eyes, not the viewer's
         faceless = (page.get_attribute("#clip-summary", "data-faceless-frames"),
                     "no face found on 12 of the 12 frames" in page.text_content("#clip-summary"))
@@ -1306,6 +1366,7 @@ def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, 
     assert {r["state"] for r in rows} <= {"unknown", "no-face", ""}, {r["state"] for r in rows}
     assert faceless == ("12", True)  # said, not left to be read as "no blinks"
     assert took_s < 20, took_s  # not the 40 s the sound lasts at the clip's own rate
+    assert tab_note_hidden
 
 
 @pytest.mark.shared
