@@ -19,6 +19,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from pipeline.cli import non_negative_int, positive_int
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGE = REPO_ROOT / "scripts" / "bench_ortweb.html"
 ORT_DIST = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
@@ -134,12 +136,21 @@ class OrtWebBench:
         return False
 
 
+def _model_file(text: str) -> str:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; expected an .onnx model file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such model file (expected an .onnx model)")
+    return text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="+")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--runs", type=int, default=300)
-    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("models", nargs="+", type=_model_file)
+    p.add_argument("--batch", type=positive_int, default=2)
+    p.add_argument("--runs", type=positive_int, default=300)
+    p.add_argument("--warmup", type=non_negative_int, default=50)
     args = p.parse_args(argv)
     with OrtWebBench() as bench:
         for m in args.models:

@@ -57,3 +57,15 @@ def test_ortweb_latency_in_headless_chromium(tiny_onnx):
     assert r["threads"] == 1 and r["batch"] == 2 and r["runs"] == 30
     assert r["cross_origin_isolated"]  # COOP/COEP served, so performance.now() has fine resolution
     assert 0 < r["min_ms"] <= r["median_ms"] <= r["p95_ms"]
+
+
+def test_ortweb_bench_refuses_a_missing_model_and_zero_runs_before_starting_a_browser(tmp_path, capsys):
+    from pipeline.ortweb_bench import main
+
+    shipped = str(Path(__file__).resolve().parents[1] / "models" / "eye_state.onnx")
+    for argv, said in (([str(tmp_path / "none.onnx")], "none.onnx: no such model file"),
+                       ([str(tmp_path)], "is a folder; expected an .onnx model file"),
+                       ([shipped, "--runs", "0"], "--runs: 0: expected a whole number of at least 1")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and said in capsys.readouterr().err
