@@ -61,6 +61,22 @@ def number_param(name: str, default, low: float, high: float):
     return value
 
 
+# A camera call's outcome as a value, never a rejection, with the promise kept in JS: a camera picked in the list
+# that is gone by then is refused with Chromium's own OverconstrainedError, which Pyodide failed to raise into Python
+# ("invalid exception object"; a promise a call returns to Python is wrapped at once, so it cannot be caught later):
+# the await never ended, and the page kept waiting for permission.
+_SETTLE = """.then((value) => ({ok: true, value}),
+    (e) => ({ok: false, name: String((e && e.name) || "Error"), message: String((e && e.message) || e)}));"""
+_GET_USER_MEDIA = js.Function.new("devices", "constraints", "return devices.getUserMedia(constraints)" + _SETTLE)
+_APPLY_CONSTRAINTS = js.Function.new("track", "constraints", "return track.applyConstraints(constraints)" + _SETTLE)
+
+
+class _CameraRefused(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
 def _error_name(error) -> str:
     """DOMException name of a JS error raised into Python (e.g. NotAllowedError)."""
     for candidate in (getattr(error, "js_error", None), error):
@@ -410,9 +426,9 @@ class App:
         if self.clip_active:
             return
         switching = device_id is not None and self.live  # a camera picked in the list while one runs
-        self._camera_request += 1  # a newer start, or a video file, makes this one's late stream unwanted
-        mine = self._camera_request
         self.stop_camera(summary=not switching)
+        self._camera_request += 1  # a newer start, a Stop or a video file makes this one's late stream unwanted
+        mine = self._camera_request
         async with self._frame_lock:  # a frame still in flight belongs to the stream just stopped
             pass
         self.machine.go(S.REQUESTING_CAMERA)
@@ -428,10 +444,14 @@ class App:
         else:  # a phone's selfie camera
             video["facingMode"] = {"ideal": "user"}
         try:
-            request = early_request if early_request is not None else \
-                devices.getUserMedia(js_obj({"video": video, "audio": False}))
-            stream = await request
-        except JsException as error:
+            if early_request is not None:  # index.html's: no deviceId of its own, so never that error
+                stream = await early_request
+            else:
+                outcome = await _GET_USER_MEDIA(devices, js_obj({"video": video, "audio": False}))
+                if not outcome.ok:
+                    raise _CameraRefused(outcome.name)
+                stream = outcome.value
+        except (JsException, _CameraRefused) as error:
             if not self.clip_active and mine == self._camera_request:  # not when a file or a newer start took over
                 self.machine.camera_error(_error_name(error))
             return
@@ -511,6 +531,7 @@ class App:
 
     def stop_camera(self, to_ready: bool = False, summary: bool = True) -> None:
         self.live = False
+        self._camera_request += 1  # a camera still being asked for is not wanted any more
         self._source_epoch += 1
         if not self.clip_active:
             self.wake.release()
@@ -571,6 +592,10 @@ class App:
     def _on_tick(self) -> None:
         """Background watching: read a frame when the camera frame callbacks have stopped."""
         if not self.live or self._busy or js.performance.now() / 1000.0 - self._last_callback < BACKGROUND_AFTER_S:
+            return
+        stream = self.stream
+        if stream is not None and any(t.readyState == "ended" for t in stream.getVideoTracks()):
+            self._camera_ended(stream)  # ended without an "ended" event (track.stop() fires none): not a dark picture
             return
         self._busy = True
         self._ticked = True
@@ -677,10 +702,9 @@ class App:
             asyncio.ensure_future(self._ask_picture(self.stream, SHARP if action == RAISE else STANDARD))
 
     async def _ask_picture(self, stream, size: tuple) -> None:
-        try:
-            await stream.getVideoTracks()[0].applyConstraints(js_obj(constraints(size)))
-        except JsException as error:  # a camera that cannot: it goes on as it was
-            js.console.warn(f"camera picture {size[0]}x{size[1]} refused: {error}")
+        outcome = await _APPLY_CONSTRAINTS(stream.getVideoTracks()[0], js_obj(constraints(size)))
+        if not outcome.ok:  # a camera that cannot: it goes on as it was
+            js.console.warn(f"camera picture {size[0]}x{size[1]} refused: {outcome.name} {outcome.message}")
 
     def _picture_changed(self, frame) -> bool:
         """Whether this camera picture differs from the one before, from an averaged 64x48 thumbnail (a frozen camera
@@ -756,7 +780,7 @@ class App:
 
     def _set_busy(self, busy: bool) -> None:
         """While a clip is processed, the camera and a second clip cannot be started."""
-        for element_id in ("start", "clip-file"):
+        for element_id in ("start", "camera", "clip-file"):  # picking a camera starts it
             js.document.getElementById(element_id).disabled = busy
 
     def _clip_chosen(self, event) -> None:
@@ -770,8 +794,7 @@ class App:
         """Every frame of a local video file, in order, exactly once (method: page_clip.py)."""
         if self.clip_active:
             return
-        self.stop_camera()
-        self._camera_request += 1  # a camera still being asked for is no longer wanted
+        self.stop_camera()  # also drops a camera still being asked for
         self.clip_active = True
         self._clip_stop = False  # set by the "Stop processing" button
         self._set_busy(True)

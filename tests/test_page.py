@@ -467,6 +467,16 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
         assert page.is_visible("#start")
         page.click("#start")
         assert wait_state(page, ["no-face"], 30_000) == "no-face"
+        # Stopped by code without an "ended" event (track.stop() fires none): ended, not a "too dark" picture
+        page.evaluate("document.getElementById('video').srcObject.getVideoTracks()[0].stop()")
+        assert wait_state(page, ["camera-ended", "camera-dark"], 10_000) == "camera-ended"
+        # A camera picked in the list that is gone by then: Chromium's own OverconstrainedError, which Pyodide
+        # could not raise (the page waited for permission for ever)
+        page.evaluate("""() => { const picker = document.getElementById('camera');
+            picker.append(new Option('Gone', 'gone-device')); picker.value = 'gone-device';
+            picker.dispatchEvent(new Event('change')); }""")
+        assert wait_state(page, ["no-camera", *LIVE_STATES], 10_000) == "no-camera"
+        assert page.is_visible("#start") and not page.is_visible("#stop")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
