@@ -477,6 +477,18 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
             picker.dispatchEvent(new Event('change')); }""")
         assert wait_state(page, ["no-camera", *LIVE_STATES], 10_000) == "no-camera"
         assert page.is_visible("#start") and not page.is_visible("#stop")
+        # Stop while the camera is still being asked for (1.5 s late here): its stream is not taken when it comes
+        page.evaluate("""() => { const devices = navigator.mediaDevices, ask = devices.getUserMedia.bind(devices);
+            window.lateStreams = [];
+            devices.getUserMedia = async (c) => { await new Promise((r) => setTimeout(r, 1500));
+                const stream = await ask(c); window.lateStreams.push(stream); return stream; }; }""")
+        page.click("#start")
+        page.wait_for_function("document.getElementById('status').dataset.state === 'requesting-camera'")
+        page.evaluate("document.getElementById('stop').click()")
+        page.wait_for_function("window.lateStreams.length === 1", timeout=10_000)
+        page.wait_for_timeout(500)
+        assert page.get_attribute("#status", "data-state") == "ready" and page.is_visible("#start")
+        assert page.evaluate("window.lateStreams[0].getTracks().every((t) => t.readyState === 'ended')")
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
