@@ -87,9 +87,10 @@ def step(msg: str) -> None:
 
 def installed_version(package: str) -> str | None:
     pkg = NODE_MODULES / package / "package.json"
-    if not pkg.exists():
+    try:
+        return json.loads(pkg.read_text()).get("version")
+    except (OSError, ValueError, AttributeError):  # not installed, or broken: reinstalled like a missing one
         return None
-    return json.loads(pkg.read_text()).get("version")
 
 
 def node_modules_stale() -> bool:
@@ -97,7 +98,7 @@ def node_modules_stale() -> bool:
         return True
     marker = NODE_MODULES / ".package-lock.json"  # npm writes it on every install
     lock = ROOT / "package-lock.json"
-    return not marker.exists() or marker.stat().st_mtime < lock.stat().st_mtime
+    return not marker.exists() or not lock.exists() or marker.stat().st_mtime < lock.stat().st_mtime
 
 
 def ensure_npm_runtimes() -> None:
@@ -287,7 +288,13 @@ def fuse_rgba_input(src: Path, dst: Path, spec: dict) -> None:
         sys.path.insert(0, str(SITE))
     from eyecore.preprocess import GRAY_WEIGHTS
 
-    model = onnx.load(str(src))
+    try:
+        model = onnx.load(str(src))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # a cut-off or foreign file: protobuf's DecodeError, the checker's ValidationError
+        raise BuildError(f"{src} is not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); export it "
+                         "again (`python -m pipeline.export`, then `python -m pipeline.quantize` for the int8 "
+                         "one)") from None
     graph = model.graph
     if len(graph.input) != 1:
         raise BuildError(f"{src.name}: expected one input, found {len(graph.input)}")
@@ -329,9 +336,15 @@ def model_input_specs(face_json: Path, eye_json: Path) -> dict:
     for name, entry in json.loads(face_json.read_text())["models"].items():
         lo, hi = entry["input"]["range"]
         specs[name] = input_spec(entry["input"]["channels"], entry["input"]["layout"], (hi - lo) / 255.0, lo)
-    pre = json.loads(eye_json.read_text())["preprocess"]
-    specs["eye_state"] = input_spec("gray" if pre["channels"] == 1 else "rgb", "NCHW",
-                                    1.0 / (255.0 * pre["std"]), -pre["mean"] / pre["std"])
+    try:
+        pre = json.loads(eye_json.read_text())["preprocess"]
+        channels, mean, std = pre["channels"], float(pre["mean"]), float(pre["std"])
+        if channels not in (1, 3) or not std > 0:
+            raise ValueError(f"channels {channels!r} and std {std!r}: expected 1 or 3, and std above 0")
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise BuildError(f"{eye_json} is not a valid eye model description ({type(exc).__name__}: {exc}); it is "
+                         "written with the model by `python -m pipeline.export`") from None
+    specs["eye_state"] = input_spec("gray" if channels == 1 else "rgb", "NCHW", 1.0 / (255.0 * std), -mean / std)
     return specs
 
 
@@ -421,7 +434,11 @@ def shipped_recipe(models_dir: Path = MODELS) -> list[str]:
         meta = models_dir / "eye_state.json"
         model = json.loads(meta.read_text()).get("model") if meta.exists() else None
         return ["--model", model] if model else []
-    words = shlex.split(json.loads(card.read_text())["training"]["command"])
+    try:
+        words = shlex.split(json.loads(card.read_text())["training"]["command"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"{card}: cannot read the training command of the shipped model ({type(exc).__name__}: "
+                         f"{exc}); expected {{\"training\": {{\"command\": \"python -m pipeline.train ...\"}}}}") from None
     if words[:3] != ["python", "-m", "pipeline.train"]:
         raise BuildError(f"{card}: training.command should start with `python -m pipeline.train`, got {words[:3]}")
     args = words[3:]
@@ -460,21 +477,66 @@ def retrain(models_dir: Path = MODELS) -> None:
     step("--retrain: update the prose in models/MODEL_CARD.md from models/model_card.json")
 
 
+def check_out_folder(out: Path) -> None:
+    """The folder a build replaces must be an earlier build (its manifest.json, written last) or empty: --out names
+    a folder that is deleted, and a slip (`--out site`, `--out .`) must not take the sources with it."""
+    out = out.resolve()
+    for source in (ROOT, SITE, MODELS, NODE_MODULES, ROOT / ".git"):
+        if out == source or out in source.parents or (source != ROOT and source in out.parents):
+            raise BuildError(f"--out {out} would replace {source} or a folder around it; give a folder of its "
+                             "own (default dist/)")
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} is a file; expected a folder for the site")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise BuildError(f"--out {out} holds files but no manifest.json, so it is not an earlier build: a build "
+                         "replaces the whole folder; give a new or empty one")
+
+
+def check_model_card(models_dir: Path) -> None:
+    """A note when a shipped model file is not the one models/model_card.json measured: its numbers are not this
+    model's (a file exported by hand, or damaged)."""
+    card = models_dir / "model_card.json"
+    try:
+        files = json.loads(card.read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return  # no card (a model of one's own) or not one to compare with
+    for name, facts in files.items():
+        path = models_dir / name
+        if isinstance(facts, dict) and path.is_file() and facts.get("sha256") not in (
+                None, hashlib.sha256(path.read_bytes()).hexdigest()):
+            step(f"note: {path} is not the file {card.name} describes (sha256 differs): the model card's numbers "
+                 "are not this model's (`python scripts/model_card.py` updates it)")
+
+
 def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool = False) -> dict:
+    """Builds into a folder beside `out` and puts it in place only when complete: a failed or interrupted build
+    leaves the earlier site as it was."""
     started = time.perf_counter()
+    check_out_folder(out)
     if not skip_npm:
         ensure_npm_runtimes()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    copy_runtimes(out)
-    py_files = copy_site(out)
-    shipped = copy_models(out, models_dir)
-    write_licences_page(out)  # after the models: it links the licence files they bring
-    write_page_config(out, shipped)
-    write_pyscript_config(out, py_files)
-    write_service_worker(out, write_manifest(out))
-    manifest = write_manifest(out)
+    check_model_card(models_dir)
+    staging = out.parent / f".{out.name}.building"
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)  # left by an interrupted build
+        staging.mkdir(parents=True)
+        copy_runtimes(staging)
+        py_files = copy_site(staging)
+        shipped = copy_models(staging, models_dir)
+        write_licences_page(staging)  # after the models: it links the licence files they bring
+        write_page_config(staging, shipped)
+        write_pyscript_config(staging, py_files)
+        write_service_worker(staging, write_manifest(staging))
+        manifest = write_manifest(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except OSError as exc:
+        raise BuildError(f"cannot write the site to {out} ({exc})") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     step(f"dist ready: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB "
          f"in {time.perf_counter() - started:.1f} s -> {out}")
     return manifest
@@ -518,13 +580,23 @@ def make_server(directory: Path, port: int = 8000, host: str = "127.0.0.1",
     return SiteServer((host, port), functools.partial(handler, directory=str(directory)))
 
 
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: expected a port number from 0 to 65535")
+    return port
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
     parser.add_argument("--models", type=Path, default=MODELS,
                         help="folder with eye_state.onnx, eye_state.json (and eye_state.int8.onnx); default models/")
     parser.add_argument("--serve", action="store_true", help="serve the built site after building")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=port_number, default=8000, help="0: any free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--retrain", action="store_true", help="train, export and quantize before building")
     parser.add_argument("--no-build", action="store_true", help="with --serve: serve the existing dist/")
@@ -534,13 +606,18 @@ def main(argv=None) -> int:
             retrain(args.models)
         if not args.no_build:
             build(args.out, args.models)
-        elif not (args.out / "index.html").exists():
-            raise BuildError(f"{args.out} has no index.html; run `python build.py` first")
+        elif not (args.out / "manifest.json").exists():  # written last: a finished build
+            raise BuildError(f"{args.out} holds no finished build (no manifest.json); run `python build.py` first")
+        if args.serve:
+            try:
+                server = make_server(args.out, args.port, args.host)
+            except OSError as exc:  # a port in use, a host name that does not resolve
+                raise BuildError(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); is another "
+                                 "server running there? Pick another with --port N (0: any free one)") from None
     except BuildError as exc:
         print(f"[build] error: {exc}", file=sys.stderr)
         return 1
     if args.serve:
-        server = make_server(args.out, args.port, args.host)
         step(f"serving {args.out} at http://{args.host}:{server.server_port}/ (Ctrl+C stops)")
         try:
             server.serve_forever()

@@ -229,6 +229,59 @@ def test_missing_eye_model_says_what_to_run(tmp_path):
         build.build(tmp_path / "dist", models_dir=tmp_path, skip_npm=True)
 
 
+def test_a_build_refuses_an_out_folder_that_is_not_a_site_build(tmp_path):
+    """--out names a folder the build replaces whole: never the sources, a file, or a folder of other things."""
+    # the check alone for the repository's own folders: a regression must not get to delete them here
+    for out, said in ((ROOT / "site", "would replace"), (ROOT / "models", "would replace"), (ROOT, "would replace"),
+                      (ROOT / "site" / "dist", "would replace"), (ROOT / "README.md", "is a file")):
+        with pytest.raises(build.BuildError, match=said):
+            build.check_out_folder(out)
+    (tmp_path / "holiday.jpg").write_bytes(b"not a site")
+    with pytest.raises(build.BuildError, match="holds files but no manifest.json"):
+        build.build(tmp_path, skip_npm=True)
+    assert (tmp_path / "holiday.jpg").exists() and (ROOT / "site" / "index.html").exists()
+
+
+def test_a_failed_build_leaves_the_site_before_it_and_says_what_is_wrong(tmp_path, capsys):
+    """A model file cut off, its description unreadable: a message, and the earlier build still served whole (the
+    new one is made beside it and put in place only when complete). A model that is not the file its model card
+    measured gets a note."""
+    if build.node_modules_stale():
+        pytest.skip("node_modules is not installed (run scripts/test.sh)")
+    out = tmp_path / "dist"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    (out / "index.html").write_text("the earlier build")
+    models = tmp_path / "models"
+    models.mkdir()
+    tiny_eye_model(models / "eye_state.onnx")
+    good = (models / "eye_state.onnx").read_bytes()
+    (models / "model_card.json").write_text(json.dumps({"files": {"eye_state.onnx": {"sha256": "0" * 64}}}))
+    (models / "eye_state.onnx").write_bytes(good[:len(good) // 2])
+    with pytest.raises(build.BuildError, match=r"eye_state\.onnx is not a readable ONNX model.*pipeline\.export"):
+        build.build(out, models_dir=models, skip_npm=True)
+    assert "is not the file model_card.json describes" in capsys.readouterr().out
+    (models / "eye_state.onnx").write_bytes(good)
+    (models / "eye_state.json").write_text('{"preprocess": {"channels": 1, "mean": 0.5, "std": 0}}')
+    with pytest.raises(build.BuildError, match=r"eye_state\.json is not a valid eye model description"):
+        build.build(out, models_dir=models, skip_npm=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "models"]  # no half-built folder left
+    assert (out / "index.html").read_text() == "the earlier build"
+    assert build.main(["--out", str(tmp_path / "never-built"), "--serve", "--no-build"]) == 1
+    assert "no finished build" in capsys.readouterr().err
+
+
+def test_serve_says_when_the_port_is_taken_or_not_a_port(built, capsys):
+    out, _, _ = built
+    with serve(out) as base:  # holds a port
+        port = base.rsplit(":", 1)[1].strip("/")
+        assert build.main(["--out", str(out), "--serve", "--no-build", "--port", port]) == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        build.main(["--serve", "--port", "99999"])
+    assert stop.value.code == 2 and "expected a port number from 0 to 65535" in capsys.readouterr().err
+
+
 def test_runtime_versions_are_pinned_in_package_files():
     package = json.loads((ROOT / "package.json").read_text())
     lock = json.loads((ROOT / "package-lock.json").read_text())
