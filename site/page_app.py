@@ -747,15 +747,18 @@ class App:
     def _show_session_summary(self) -> None:
         """After a camera session: how long, blinks, alarms, closed share (from page_record.Recording)."""
         element = js.document.getElementById("session-summary")
-        if not len(self.session) or self.session.duration_s < 1.0:
-            element.hidden = True
+        if not len(self.session) or self.session.duration_s < 1.0:  # too short to sum up: nothing of an earlier one
+            element.hidden, element.textContent = True, ""
+            for name in list(element.getAttributeNames()):
+                if name.startswith("data-"):
+                    element.removeAttribute(name)
             return
         summary = self.session.summary()
         for key, value in summary.items():
             element.setAttribute(f"data-{key.replace('_', '-')}", str(value))
         blinks, alarms = count_text(summary["blinks"], "blink"), count_text(summary["alarms"], "microsleep alarm")
         element.textContent = (f"Camera session {clock_text(summary['seconds'])}: {blinks} "
-                               f"({summary['blinks_per_min']:g} a minute), {alarms}, "
+                               f"({summary['blinks_per_min']:g} a minute with the eyes in view), {alarms}, "
                                f"eyes closed {summary['closed_share'] * 100:.0f} % of the time they were seen "
                                f"(seen {summary['seen_share'] * 100:.0f} % of the session)"
                                f"{self.session.light_text()}.")

@@ -13,6 +13,7 @@ from collections import deque
 from eyecore.temporal import CLOSED, OPEN, label_blink_frames
 
 MAX_HOLD_S = 1.0  # a longer pause between frames (a stalled camera) counts as not seen, as in the tracker
+RATE_MIN_SPAN_S = 10.0  # the blink rate divides by at least this much seen time (TemporalConfig.rate_min_span_s)
 CSV_COLUMNS = ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right", "state", "blink_id",
                "alarm"]
 
@@ -75,7 +76,8 @@ class Recording:
         self.small_frames += bool(getattr(result, "eyes_small", False))
         self.faceless_frames += getattr(result, "status", "face") != "face"
         if self._last is not None and self._last[1] in (OPEN, CLOSED):
-            held = min(max(0.0, t - self._last[0]), MAX_HOLD_S)
+            gap = max(0.0, t - self._last[0])
+            held = gap if gap <= MAX_HOLD_S else 0.0  # the whole pause unseen: the tracker resets after it
             self.seen_s += held
             self.closed_s += held if self._last[1] == CLOSED else 0.0
         self._last = (t, state.eyes)
@@ -96,9 +98,10 @@ class Recording:
 
     def summary(self) -> dict:
         """The whole session at a glance (also what `limit` dropped from the rows)."""
-        minutes = self.duration_s / 60
+        # per minute with the eyes in view, as the live blink rate counts it (time without a face has no blinks)
+        minutes = max(self.seen_s, RATE_MIN_SPAN_S) / 60
         return {"seconds": round(self.duration_s, 1), "frames": self.frames, "blinks": self.total_blinks,
-                "blinks_per_min": round(self.total_blinks / minutes, 1) if minutes > 0 else 0.0,
+                "blinks_per_min": round(self.total_blinks / minutes, 1) if self.frames else 0.0,
                 "alarms": self.alarms, "closed_share": round(self.closed_s / self.seen_s, 4) if self.seen_s else 0.0,
                 "seen_share": round(self.seen_s / self.duration_s, 4) if self.duration_s > 0 else 0.0,
                 "dark_share": round(self.dark_frames / self.frames, 4) if self.frames else 0.0,

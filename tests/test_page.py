@@ -629,8 +629,14 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
             page.click("#session-csv")
         name = download.value.suggested_filename
         rows = read_csv(Path(download.value.path()).read_text())
-        summary = page.evaluate("""() => { const e = document.getElementById('session-summary');
-            return {hidden: e.hidden, text: e.textContent, alarms: e.dataset.alarms, frames: e.dataset.frames}; }""")
+        read_summary = """() => { const e = document.getElementById('session-summary');
+            return {hidden: e.hidden, text: e.textContent, alarms: e.dataset.alarms, frames: e.dataset.frames}; }"""
+        summary = page.evaluate(read_summary)
+        # a session too short to sum up leaves nothing of the one before on the summary (its data-* too)
+        page.click("#start")
+        wait_state(page, LIVE_STATES, 30_000)
+        page.click("#stop")
+        short = page.evaluate(read_summary)
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
@@ -645,6 +651,8 @@ def test_long_closure_raises_the_microsleep_alarm(site, playwright, tmp_path):
     assert any(r["alarm"] == "1" and r["state"] == "closed" for r in rows)
     assert not summary["hidden"] and summary["text"].startswith("Camera session 0:")
     assert int(summary["alarms"]) >= 1 and int(summary["frames"]) == len(rows)
+    assert (short["hidden"] and short["frames"] is None and short["text"] == "") or (
+        not short["hidden"] and short["frames"] != summary["frames"]), short  # not the first session's numbers
 
 
 @pytest.mark.shared

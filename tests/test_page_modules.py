@@ -89,12 +89,27 @@ def test_session_summary_counts_the_whole_session_even_past_the_row_limit():
     summary = recording.summary()
     assert summary["frames"] == 210 and summary["seconds"] == pytest.approx(7.0 - 1 / 30, abs=0.06)
     assert summary["blinks"] == 2 and recording.blink_count == 1  # one blink's rows were dropped, not its count
-    assert summary["blinks_per_min"] == pytest.approx(2 / (summary["seconds"] / 60), abs=0.1)
+    # per minute with the eyes in view, as the live rate counts, over at least 10 s: 2 blinks in ~6.3 s seen
+    assert summary["blinks_per_min"] == 12.0
     assert summary["alarms"] == 1
     # closed 0.2 + 2.0 + 0.15 s of ~7 s; every 10th frame has no face but the eyes' state holds through it
     assert summary["closed_share"] == pytest.approx(2.35 / 7.0, abs=0.03)
     assert 0.9 <= summary["seen_share"] <= 1.0
     assert Recording().summary()["blinks_per_min"] == 0.0
+
+
+def test_a_pause_longer_than_the_hold_is_unseen_time_and_the_rate_counts_seen_time_only():
+    """2 s of open eyes with a blink, a 3 s pause (a stalled camera), 2 s more: the pause is not seen time (not its
+    first second either), as in the tracker, and the blink rate is per minute of the 4 s seen (floored at 10 s, as
+    the live rate is), not of the 7 s session."""
+    tracker, recording = EyeStateTracker(), Recording(relative_time=True)
+    times = [k / 30 for k in range(60)] + [5.0 + k / 30 for k in range(60)]
+    for t in times:
+        eye = SimpleNamespace(p_open=0.05 if 1.0 <= t < 1.15 else 0.95)
+        recording.add(t, SimpleNamespace(left=eye, right=eye), tracker.update(t, eye.p_open, eye.p_open))
+    summary = recording.summary()
+    assert summary["seen_share"] == pytest.approx(2 * (2 - 1 / 30) / summary["seconds"], abs=0.01)
+    assert summary["blinks"] == 1 and summary["blinks_per_min"] == 6.0  # 1 per 10 s (the floor)
 
 
 def test_frames_whose_eyes_were_too_dark_bright_or_small_are_counted_and_said():
