@@ -456,7 +456,7 @@ def retrain(models_dir: Path = MODELS) -> None:
     videos = sorted((ROOT.parent / "shared" / "data" / "videos" / "focus").glob("*.avi"))
     results = ROOT / "docs" / "results"
     commands = [
-        ["-m", "pipeline.train", *shipped_recipe(models_dir), "--out-dir", str(weights)],
+        ["-m", "pipeline.train", *shipped_recipe(models_dir), "--out-dir", str(weights), "--overwrite"],
         ["-m", "pipeline.export", "--weights", str(models_dir / "eye_state.pth"), "--out", str(models_dir / "eye_state.onnx")],
         ["-m", "pipeline.quantize", "--model", str(models_dir / "eye_state.onnx"), "--calib", str(mrl),
          "--out", str(models_dir / "eye_state.int8.onnx")],

@@ -47,7 +47,9 @@ RESUMABLE_OVERRIDES = ("epochs", "device", "threads", "workers", "patience", "st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # no abbreviations: which options were given is read from the command line's own words (args._given)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--model", default="mobilenetv3_small_050", help=f"timm model name or {BASELINE}")
     ap.add_argument("--pretrained", action="store_true", help="ImageNet weights from --pretrained-path or the local cache")
     ap.add_argument("--pretrained-path", default=None)
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--stop-after", type=positive_int, default=None,
                     help="stop after this many epochs in this run (time-boxing); continue later with --resume")
     ap.add_argument("--no-cache", action="store_true", help="do not use the .cache/ copy of the decoded data")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir (else refused)")
     return ap
 
 
@@ -359,6 +362,8 @@ def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
     if not args.resume:
         return args, None
     path = Path(args.out_dir) / "last.pth" if args.resume == "auto" else Path(args.resume)
+    if path.is_dir():
+        path = path / "last.pth"  # a run's folder: its training state
     if not path.is_file():
         raise SystemExit(f"--resume: {path} not found (expected last.pth of an earlier run in --out-dir)")
     try:
@@ -368,6 +373,13 @@ def resolve_resume(args) -> tuple[argparse.Namespace, dict | None]:
     if not isinstance(state, dict) or "args" not in state or "epoch" not in state:
         raise SystemExit(f"--resume: {path} is a torch file but not a training state (expected last.pth written by "
                          "pipeline.train)")
+    if "optimizer" not in state or not isinstance(state["args"], dict) or not {"model", "epochs"} <= set(state["args"]):
+        raise SystemExit(f"--resume: {path} holds model weights but not pipeline.train's training state (optimizer, "
+                         "schedule, arguments); resume from the run's last.pth")
+    if args.resume != "auto" and "out_dir" in args._given and Path(args.out_dir).resolve() != path.parent.resolve():
+        raise SystemExit(f"--resume continues a run in its own folder ({path.parent}); drop --out-dir "
+                         f"{args.out_dir}, or copy that folder there first and resume the copy")
+    args.out_dir = str(path.parent)
     merged = dict(state["args"])
     for key in RESUMABLE_OVERRIDES:
         if key in args._given:
@@ -390,10 +402,18 @@ def train(args) -> dict:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
     torch.set_num_threads(args.threads or (2 if device.type == "cpu" else torch.get_num_threads()))
-    if state and (state["epoch"] + 1 >= args.epochs or str(state.get("finished")).startswith("early stop")):
+    done = state["epoch"] + 1 if state else 0
+    if state and not state.get("finished") and done >= args.epochs:  # paused, and asked for no more epochs
+        raise SystemExit(f"--epochs {args.epochs}: the run in {out_dir} has done {done} epochs already; continue it "
+                         f"with --epochs above {done}, or without --epochs to finish its own {state['args']['epochs']}")
+    if state and (done >= args.epochs or str(state.get("finished")).startswith("early stop")):
         print(f"{out_dir / 'last.pth'} is a finished run ({state['finished']}); nothing to do "
               "(a completed run continues only with a larger --epochs)")
         return state["summary"]
+    earlier = [name for name in ("last.pth", "best.pth", "history.json") if (out_dir / name).exists()]
+    if not state and earlier and not args.overwrite:  # never replace a finished or paused run silently
+        raise SystemExit(f"error: {out_dir} holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
+                         "choose another --out-dir, or replace it with --overwrite")
     try:  # fail before loading any data
         check_model_name(args.model)
         augment = BatchAugment(parse_augmentations(args.augmentations))

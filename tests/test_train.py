@@ -95,8 +95,18 @@ def test_resume_says_which_flags_it_ignores_and_forgets_an_earlier_stop(tmp_path
     data = _synthetic_eyes(tmp_path / "eyes", n=24)
     out = tmp_path / "run"
     main([*TINY, "--data", str(data), "--out-dir", str(out), "--stop-after", "1"])
-    capsys.readouterr()
-    summary = main(["--out-dir", str(out), "--resume", "--epochs", "3", "--lr", "5", "--batch-size", "4"])
+    # Mistakes around a paused run, each refused before any data is loaded:
+    for argv, said in (
+            ([*TINY, "--data", str(data), "--out-dir", str(out)], "holds an earlier run .*--resume.*--overwrite"),
+            (["--resume", str(out / "best.pth")], "holds model weights but not pipeline.train's training state"),
+            (["--resume", str(out), "--out-dir", str(tmp_path / "elsewhere")], "continues a run in its own folder"),
+            (["--resume", str(out), "--epochs", "1"], "has done 1 epochs already; continue it with --epochs above 1")):
+        with pytest.raises(SystemExit, match=said):
+            main(argv)
+    with pytest.raises(SystemExit):  # an abbreviation is not taken for --model (it would slip past the checks)
+        main(["--out-dir", str(out), "--resume", "--mod", "resnet18"])
+    assert "unrecognized arguments: --mod" in capsys.readouterr().err
+    summary = main(["--resume", str(out), "--epochs", "3", "--lr", "5", "--batch-size", "4"])  # the run's folder
     printed = capsys.readouterr().out
     assert "ignored: --batch-size 4 (the run keeps 32); --lr 5.0 (the run keeps 0.003)" in printed
     assert summary["finished"] == "completed 3 epochs" and summary["epochs_run"] == 3
