@@ -116,6 +116,7 @@ async def boot() -> None:
             view.stage_done("iris_landmark", 0, ok=True)
             js.document.querySelector('#loading li[data-stage="iris_landmark"] .ms').textContent = "not needed"
         sessions = await load_models(view, config, timings, needed)
+        machine.go(S.LOADING, message="Models loaded; starting…")  # not "Loading the models" once they are
         runtime = WebRuntime(ort, sessions, config["inputs"])
         app = App(runtime, pipeline_config, machine, view, timings)
         app.wire()
