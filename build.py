@@ -152,8 +152,24 @@ def copy_runtimes(out: Path) -> None:
                 raise BuildError(f"{src / name} is missing; run `npm ci`")
             shutil.copy2(src / name, vendor / folder / name)
         step(f"vendor/{folder}: {len(names)} files")
+    check_wasm(sorted(vendor.rglob("*.wasm")))
     shutil.copy2(NODE_MODULES / "@pyscript" / "core" / "LICENSE", vendor / "pyscript" / "LICENSE")
     shutil.copy2(precompiled_stdlib(NODE_MODULES / "pyodide"), vendor / "pyodide" / "python_stdlib.zip")
+
+
+def check_wasm(paths: list[Path]) -> None:
+    """Each WebAssembly runtime is whole (WebAssembly.validate in Node.js, which the build has): a damaged copy in
+    node_modules (a cut-off download) would otherwise ship, and the page would fail on every visitor's machine."""
+    node = shutil.which("node")
+    if not node or not paths:
+        return
+    script = ("const fs = require('fs'); const bad = process.argv.slice(1).filter("
+              "(p) => !WebAssembly.validate(fs.readFileSync(p))); console.log(JSON.stringify(bad));")
+    done = subprocess.run([node, "-e", script, *map(str, paths)], capture_output=True, text=True)
+    bad = json.loads(done.stdout or "[]") if done.returncode == 0 else []
+    if bad:
+        raise BuildError(f"damaged WebAssembly runtime(s): {', '.join(Path(p).name for p in bad)}; reinstall the npm "
+                         "packages (`rm -rf node_modules && npm ci`)")
 
 
 def precompiled_stdlib(pyodide_dir: Path) -> Path:

@@ -317,3 +317,17 @@ def test_retrain_reproduces_the_shipped_recipe_from_the_model_card(tmp_path):
     (tmp_path / "model_card.json").write_text(json.dumps({"training": {"command": "python train.py --epochs 3"}}))
     with pytest.raises(build.BuildError, match="pipeline.train"):
         build.shipped_recipe(tmp_path)
+
+
+def test_a_damaged_webassembly_runtime_is_refused(tmp_path):
+    """A cut-off pyodide.asm.wasm in node_modules would ship and fail on every visitor's machine."""
+    if not shutil.which("node"):
+        pytest.skip("Node.js is not installed (scripts/test.sh installs it)")
+    good = ROOT / "node_modules" / "pyodide" / "pyodide.asm.wasm"
+    if not good.exists():
+        pytest.skip("node_modules is not installed (run scripts/test.sh)")
+    cut = tmp_path / "pyodide.asm.wasm"
+    cut.write_bytes(good.read_bytes()[:1000])
+    build.check_wasm([good])
+    with pytest.raises(build.BuildError, match="damaged WebAssembly runtime.*pyodide.asm.wasm.*npm ci"):
+        build.check_wasm([good, cut])
