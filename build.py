@@ -503,6 +503,8 @@ def check_out_folder(out: Path) -> None:
                              "own (default dist/)")
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out} is a file; expected a folder for the site")
+    if out == (ROOT / "dist").resolve():  # the default: the build's own (gitignored), also one a failed build left
+        return
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise BuildError(f"--out {out} holds files but no manifest.json, so it is not an earlier build: a build "
                          "replaces the whole folder; give a new or empty one")
@@ -532,10 +534,11 @@ def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool =
     if not skip_npm:
         ensure_npm_runtimes()
     check_model_card(models_dir)
-    staging = out.parent / f".{out.name}.building"
+    staging, old = out.parent / f".{out.name}.building", out.parent / f".{out.name}.old"
     try:
-        if staging.exists():
-            shutil.rmtree(staging)  # left by an interrupted build
+        for leftover in (staging, old):  # left by an interrupted build
+            if leftover.exists():
+                shutil.rmtree(leftover)
         staging.mkdir(parents=True)
         copy_runtimes(staging)
         py_files = copy_site(staging)
@@ -545,11 +548,18 @@ def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool =
         write_pyscript_config(staging, py_files)
         write_service_worker(staging, write_manifest(staging))
         manifest = write_manifest(staging)
+        # the earlier site goes aside, not away, until the new one is in its place
         if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+            out.rename(old)
+        try:
+            staging.rename(out)
+        except OSError:
+            if old.exists() and not out.exists():
+                old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
-        raise BuildError(f"cannot write the site to {out} ({exc})") from None
+        raise BuildError(f"cannot build the site in {out} ({exc})") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -210,7 +210,7 @@ def check_input(path: Path, label_path: Path | None, max_frames: int | None) -> 
         raise VideoError(f"label file {label_path} does not exist")
     _, count = video_info(path)
     if is_tag:
-        truth, times, count = _fit_tag(path, label_path, truth, times, count, max_frames)
+        truth, times, count = _fit_tag(path, label_path, truth, times)
     given = [(what, values) for what, values in (("label file", truth), ("timestamp file", times))
              if values is not None]
     if max_frames is None and given and (count <= 0 or any(len(values) != count for _, values in given)):
@@ -233,12 +233,11 @@ def label_file_beside(video: Path) -> Path | None:
     return None
 
 
-def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: int | None):
+def _fit_tag(path: Path, tag: Path, truth: list, times):
     """A .tag has no record for frames past its last one: they count as open (video_metrics.load_tag), so its
     labels are padded to the video's length; a record past the video's end is an error. Its `<name>.txt` frame
     times are used when they cover every frame, else the video's own frame times (with a note)."""
-    if max_frames is None or count <= 0 or len(truth) > count:
-        count = count_frames(path)  # the header's count can be an estimate: the labels are padded to it
+    count = count_frames(path)  # the header's count can be an estimate: the labels are padded to the decoded one
     if len(truth) > count:
         raise VideoError(f"label file {tag} has records up to frame {len(truth) - 1} but {path.name} has "
                          f"{count} frames (frame IDs count from 0)")
@@ -249,8 +248,7 @@ def _fit_tag(path: Path, tag: Path, truth: list, times, count: int, max_frames: 
         except VideoError as error:  # any .txt may sit beside a video: only a list of frame times is used
             print(f"note: {error}; using the video's own frame times instead", file=sys.stderr)
             times = None
-        needed = count if max_frames is None else min(count, max_frames)
-        if times is not None and (len(times) != count if max_frames is None else len(times) < needed):
+        if times is not None and len(times) != count:
             print(f"note: {companion(path, '.txt').name} has {len(times)} frame times for {count} frames: "
                   "using the video's own frame times instead", file=sys.stderr)
             times = None

@@ -33,7 +33,7 @@ def training_record(run: Path, checkpoint: dict) -> dict:
     from pipeline.train import build_parser  # the recipe = every argument that differs from the trainer's default
 
     defaults = vars(build_parser().parse_args([]))
-    skip = {"out_dir", "resume", "stop_after", "data", "split", "device", "workers"}
+    skip = {"out_dir", "resume", "stop_after", "data", "split", "device", "workers", "overwrite"}
     command = ["python", "-m", "pipeline.train"]
     for key, value in args.items():
         if key in skip or key not in defaults or value == defaults[key]:

@@ -169,7 +169,7 @@ class App:
         self.video = js.document.getElementById("video")
         self.clip_video = js.document.getElementById("clip-video")
         self.stream = None
-        self._camera_request = 0  # counts camera starts and video files: a late camera stream of an older one is closed
+        self._camera_request = 0  # counts camera starts, stops and video files: a stream asked for before is closed
         self.live = False
         self.clip_active = False
         self._clip_stop = False
@@ -614,8 +614,8 @@ class App:
             presented = getattr(metadata, "presentedFrames", None) if metadata is not None else None
             count = 1 if presented is None or self._presented is None else int(presented) - self._presented
             self._presented = None if presented is None else int(presented)
-            if not after_background:
-                self.budget.arrived(js.performance.now() / 1000.0, count)
+            # after the clock's frames, one frame: the silence before it starts the budget's count afresh
+            self.budget.arrived(js.performance.now() / 1000.0, 1 if after_background else count)
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
         if self._busy:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped

@@ -325,16 +325,23 @@ def test_videos_of_the_same_name_keep_their_own_rows(tmp_path, capsys):
     assert sorted(counts.values()) == [4, 5, 6] and counts["clip"] == 4 and counts["clip#2"] == 5
 
 
-def test_a_short_frame_times_file_beside_a_tag_falls_back_also_with_max_frames(tmp_path, capsys):
-    """Any .txt may sit beside an Eyeblink8-style video: times for fewer frames than are replayed are not used (a
-    note), with --max-frames as without it."""
+def test_frame_times_beside_a_tag_that_do_not_fit_fall_back_also_with_max_frames(tmp_path, capsys):
+    """Any .txt may sit beside an Eyeblink8-style video: times for fewer or more frames than it has are not used (a
+    note), with --max-frames as without it. A cut file whose header promises more frames is scored on the frames
+    that decode (the .tag's labels are padded to those), with --max-frames past its end too."""
     video = tmp_path / "clip.avi"
     _write_video(video, 60)
     (tmp_path / "clip.tag").write_text("#start\n10:1\n11:1\n#end\n")
-    (tmp_path / "clip.txt").write_text("".join(f"{i} {i / 30}\n" for i in range(40)))
-    for extra in ([], ["--max-frames", 50]):
+    for times in (40, 70):
+        (tmp_path / "clip.txt").write_text("".join(f"{i} {i / 30}\n" for i in range(times)))
+        for extra in ([], ["--max-frames", 50], ["--max-frames", 100]):
+            code, out = replay([video, "--no-iris", *extra], capsys)
+            assert code == 0 and "using the video's own frame times instead" in out.err, (times, extra, out.err)
+    (tmp_path / "clip.txt").unlink()
+    _write_video(video, 60, keep=0.8)
+    for extra in ([], ["--max-frames", 1000]):
         code, out = replay([video, "--no-iris", *extra], capsys)
-        assert code == 0 and "using the video's own frame times instead" in out.err, out.err
+        assert code == 0 and "frame F1" in out.out, (extra, out.err)
 
 
 def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba_eye_model, tmp_path, capsys):

@@ -53,7 +53,9 @@ class FrameBudget:
         self._since = self._last = None
 
     def arrived(self, t: float, count: int = 1) -> bool:
-        """`count` camera frames arrived by time t (seconds): a busy page hears of several at once. Returns `light`."""
+        """`count` camera frames arrived by time t (seconds): a busy page hears of several at once. Returns `light`.
+        After any silence (frames read another way, a stalled camera) the first camera frame must be reported here
+        before the next processed one: only an arrival after a silence starts the count afresh (_add)."""
         return self._add(self._arrived, t, max(1, count))
 
     def processed(self, t: float) -> bool:

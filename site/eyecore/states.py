@@ -253,10 +253,11 @@ class AppStateMachine:
             self._candidate, self._candidate_since = target, now
         if now - self._candidate_since >= self.debounce_s:
             self.go(target)
-        elif now - self._leaving_since >= 2 * self.debounce_s:
+        elif now - self._leaving_since >= 2 * self.debounce_s and sum(self._leaving.values()) >= 3:
             # Two situations taking turns (a face found on two frames of three, and eyes unknown on those) never
-            # last debounce_s each, yet no frame agreed with the state shown: the one seen most often is said
-            self.go(max(self._leaving, key=self._leaving.get))
+            # last debounce_s each, yet no frame agreed with the state shown: the one seen most often is said (a tie:
+            # this frame's). Three frames at least: at 1 fps two frames are one change, left to the debounce.
+            self.go(max(self._leaving, key=lambda s: (self._leaving[s], s == target)))
         return self.state
 
     def to_dict(self) -> dict:
