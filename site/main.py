@@ -43,6 +43,10 @@ async def fetch_json(url: str) -> dict:
     return json.loads(await response.text())
 
 
+# Browser features the page cannot run without (web_runtime.py draws camera pictures and eye crops on them)
+REQUIRED_APIS = ("OffscreenCanvas", "WebAssembly")
+
+
 def give_up_start() -> None:
     """The page cannot run: Start stays disabled (a click would otherwise open the camera through index.html's
     early start), and a camera that an early Start click already opened is closed."""
@@ -92,6 +96,13 @@ async def boot() -> None:
     view.stage_done("pyodide", PYTHON_STARTED)
     timings["modules_ms"] = js.performance.now()
     view.stage_done("modules", timings["modules_ms"])
+    missing = [name for name in REQUIRED_APIS if not hasattr(js, name)]
+    if missing:  # said as what it is: no reload can help
+        give_up_start()
+        machine.go(S.MODEL_FAILED, detail=f"missing: {', '.join(missing)}",
+                   message="This browser lacks what the page needs to read the camera. Use a current Chrome, Edge, "
+                           "Firefox or Safari (16.4 or later).")
+        return
     try:
         config = await fetch_json("page_config.json")
         eye_meta = await fetch_json(config["eye_model_json"])

@@ -167,6 +167,9 @@ class App:
         self.wake = ScreenWake()  # the screen stays on while the camera runs or a file is processed
         self.session = Recording(LIVE_RECORD_LIMIT, relative_time=True)  # the latest camera session, for its CSV
         self.video = js.document.getElementById("video")
+        # no video frame callbacks (Firefox before 132): live frames come by animation frames, which are not camera
+        # frames (60 a second, or the same picture again), so each picture is compared with the one before
+        self._by_animation_frames = not hasattr(self.video, "requestVideoFrameCallback")
         self.clip_video = js.document.getElementById("clip-video")
         self.stream = None
         self._camera_request = 0  # counts camera starts, stops and video files: a stream asked for before is closed
@@ -615,7 +618,9 @@ class App:
             count = 1 if presented is None or self._presented is None else int(presented) - self._presented
             self._presented = None if presented is None else int(presented)
             # after the clock's frames, one frame: the silence before it starts the budget's count afresh
-            self.budget.arrived(js.performance.now() / 1000.0, 1 if after_background else count)
+            # (animation frames are counted in _live_step, and only new pictures)
+            if not self._by_animation_frames:
+                self.budget.arrived(js.performance.now() / 1000.0, 1 if after_background else count)
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
         if self._busy:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped
@@ -650,10 +655,16 @@ class App:
                     started = js.performance.now()
                     frame = self.runtime.snapshot(self.video, width, height)
                     # A frame callback means a new frame; the clock may re-read the last one (a frozen camera), so
-                    # only its reads are compared, each with the clock's read before it
-                    changed = self._picture_changed(frame) if background else True
+                    # only its reads are compared, each with the clock's read before it (and animation frames)
+                    by_animation = self._by_animation_frames and not background
+                    changed = self._picture_changed(frame) if background or by_animation else True
                     luma = None if changed else mean_luma(self._last_thumb)
-                    if luma is not None and luma < S.DARK_LUMA:
+                    if by_animation and changed and self.budget is not None:
+                        self.budget.arrived(started / 1000.0)  # a camera frame, as a frame callback would say
+                    if by_animation and not changed and not self.tracker.alarm_on and \
+                            self.machine.on_camera_picture(False, started / 1000.0) != S.CAMERA_STALLED:
+                        pass  # the picture of the last animation frame again: nothing new, nothing counted
+                    elif luma is not None and luma < S.DARK_LUMA:
                         self._show_black(started / 1000.0, luma)
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on):
@@ -668,7 +679,7 @@ class App:
                             self._record_live(started / 1000.0, *done)
                             if not background:  # the clock's pace says nothing of the camera's
                                 self._check_resolution(started / 1000.0, done[0], (width, height))
-                    if not background:
+                    if not background and (changed or not by_animation):
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
                 if not self._has_pending:
                     break

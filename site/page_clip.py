@@ -181,6 +181,9 @@ class ClipReader:
             self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * step))
 
     async def open(self) -> None:
+        if not hasattr(self.video, "requestVideoFrameCallback"):
+            raise ClipError("this browser cannot read a video file frame by frame (it has no video frame callbacks: "
+                            "Firefox before 132); a current Chrome, Edge, Firefox or Safari can")
         loop = asyncio.get_event_loop()
         ready = loop.create_future()
 
@@ -415,6 +418,20 @@ class ClipReader:
                 now = js.performance.now()
                 late = (now - waited_since) / 1000 > timeout + LATE_TIMER_S and not late_before
                 waited_since, late_before = now, late
+                if not self._can_step():  # frames only by frame callbacks (no VideoFrame with the frame's own time)
+                    if js.document.hidden and not self._error:
+                        # they stop behind another tab: the element must not play on unseen to its end
+                        self.video.pause()
+                        await self._until_shown()
+                        waited_since = js.performance.now()
+                        try:
+                            await self.video.play()
+                        except JsException as error:  # a frame came before play() settled and paused it
+                            if not (waiter.done() and str(error).startswith("AbortError")):
+                                raise
+                    elif start_playing and not late and not self._error:
+                        self._hurry_through_still()  # in front a callback comes for every frame: a still one
+                    continue
                 if after is not None and not js.document.hidden and not self._error and (
                         late or self._shown_time() <= after + 1e-6):
                     if not late and start_playing:
@@ -542,7 +559,8 @@ class ClipReader:
         """Resume playback for the next frame now, while the caller processes this one (it is paused and copied the
         moment it is presented, as always); awaited before anything else moves the playhead. 17.8 -> 21.7 frames
         per second on a 30 fps clip (docs/BENCHMARKS.md section 5, table H)."""
-        timeout = NOT_RENDERED_AFTER_S if self._can_step() else None  # else it waits for the page to be rendered
+        # without stepping by seeking, the timeout only checks for another tab in front (then it waits to be shown)
+        timeout = NOT_RENDERED_AFTER_S
         self._ahead = asyncio.ensure_future(self._next_presented(True, timeout, after))
         return self._ahead
 
@@ -556,6 +574,7 @@ class ClipReader:
     async def _fill_gap(self, after: float, before: float, step: float):
         t = after
         while t + STEP_FACTOR * step < before:
+            await self._until_shown()  # these seeks need frame callbacks, which stop behind another tab
             got = await self._seek(t + STEP_FACTOR * step)
             if got is None or not (t < got[0] < before):
                 js.console.log(f"clip gap ({after:.4f}, {before:.4f}) step {step:.4f}: seek to "

@@ -9,7 +9,7 @@ TensorSpec differs from what a model was built with is refused, never silently c
 
 ort-web is asynchronous: the page drives `FramePipeline.process_async`, which awaits `run_async`
 for each model call. No JSPI (`run_sync`) is needed, so the page runs in every browser with
-WebAssembly and WebRTC, not only in Chromium.
+WebAssembly, OffscreenCanvas and the camera API, not only in Chromium (main.REQUIRED_APIS: one without is told so).
 """
 from __future__ import annotations
 

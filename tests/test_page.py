@@ -1356,6 +1356,37 @@ def test_a_clip_opened_behind_another_tab_waits_to_be_shown_where_frames_come_by
     assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
 
 
+@pytest.mark.shared
+def test_a_clip_put_behind_another_tab_where_frames_come_by_frame_callbacks_waits_and_loses_no_frame(
+        site, playwright, tmp_path):
+    """Where frames come only by frame callbacks (Safari's VideoFrame stamps), they stop behind another tab: the
+    element must not play on unseen to its end. Before, the clip ended "done" with the frames after the switch
+    missing (42 of 119); now it pauses until the page is shown, then reads every frame."""
+    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
+    if not source.exists():
+        pytest.skip(f"needs {source} (../shared)")
+    clip = video_to_webm(source, tmp_path / "clip.webm", 0, 90)
+    browser = launch(playwright)
+    try:
+        page, requests, console = open_page(
+            browser, site, init_script=BEHIND_TAB_HOOK + OTHER_VIDEOFRAMES["playback-position-timestamps"])
+        page.set_input_files("#clip-file", str(clip))
+        page.wait_for_function("window.eyestateLog.length >= 10", polling=50, timeout=60_000)
+        page.evaluate("window.behindTab(true)")
+        time.sleep(4)  # longer than the rest of the 3 s clip takes to play
+        waiting = (page.get_attribute("#status", "data-state"), page.text_content("#clip-summary"))
+        page.evaluate("window.behindTab(false)")
+        state = wait_state(page, ["clip-done", "clip-failed", "clip-cut", "model-failed"], 120_000)
+        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
+        rows = read_csv(page.input_value("#clip-csv"))
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+    assert waiting[0] == "processing-clip" and waiting[1].startswith("Waiting for this tab"), waiting
+    assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
+
+
 def test_a_file_that_is_not_a_video_fails_clearly_and_the_next_clip_works(site, playwright, tmp_path):
     """A file the browser cannot decode is a state with a message, not a crash: the buttons come back, and a real
     clip chosen next is processed from its first frame (a test pattern without a face: every frame, eyes unknown).
@@ -1553,13 +1584,17 @@ def test_a_model_failing_mid_run_stops_the_camera(site, playwright, tmp_path):
         browser.close()
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["lit", "dark"])
-def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site, playwright, tmp_path, dark):
+@pytest.mark.parametrize("dark, animation_frames", [(False, False), (True, False), (False, True)],
+                         ids=["lit", "dark", "lit-no-video-frame-callbacks"])
+def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site, playwright, tmp_path, dark,
+                                                                            animation_frames):
     """The video stops changing (here: the page's video element paused, as when a USB camera hangs without ending
     its track): after 2 s the page says the camera may have frozen and that the eyes are not watched, shows both eyes
     unknown, and goes back to watching with the first new picture. A picture frozen in a very dark room (mean luma
     below the dark line, the face still found) is "too dark" at once instead, and is not processed again either: a
-    camera frozen on closed eyes must not raise the alarm."""
+    camera frozen on closed eyes must not raise the alarm. Without video frame callbacks (Firefox before 132) frames
+    come by animation frames, which are no camera frames: the same picture is not processed again, there as when
+    running (before, ~50 "processed" frames a second of a 30 fps camera, and a frozen one was never noticed)."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -1567,10 +1602,13 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
     ffmpeg("-i", str(source), "-t", "10", *(["-vf", "lutyuv=y='16+(val-16)*0.15'"] if dark else []),
            "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(camera))
     browser = launch(playwright, camera)
+    no_callbacks = "delete HTMLVideoElement.prototype.requestVideoFrameCallback;" if animation_frames else None
     try:
-        page, requests, _ = open_page(browser, site)
+        page, requests, _ = open_page(browser, site, init_script=no_callbacks)
         page.click("#start")
         assert wait_state(page, ["running"], 30_000) == "running"
+        time.sleep(2)
+        assert 0 < float(page.get_attribute("#fps", "data-fps")) <= 33  # a 30 fps camera
         page.evaluate("document.getElementById('video').pause()")
         before = len(frame_log(page))
         frozen = "camera-dark" if dark else "camera-stalled"
@@ -1584,6 +1622,32 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
+
+
+def test_a_browser_without_what_the_page_needs_is_told_so_not_to_reload(site, playwright, tmp_path):
+    """No OffscreenCanvas (Safari before 16.4): the page cannot read the camera, and says that, not "the models could
+    not be loaded ... reload". No video frame callbacks (Firefox before 132): the camera still works (animation
+    frames), but a video file cannot be read frame by frame, which its failure says."""
+    clip = tmp_path / "pattern.webm"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "5", "-c:v", "libvpx-vp9",
+           "-deadline", "realtime", "-cpu-used", "8", str(clip))
+    browser = launch(playwright)
+    try:
+        page, _, _ = open_page(browser, site, ready=False, init_script="delete window.OffscreenCanvas;")
+        assert wait_state(page, ["model-failed", "ready"], BOOT_TIMEOUT_MS) == "model-failed"
+        no_canvas = (page.text_content("#status-message"), page.text_content("#status-detail"),
+                     page.is_disabled("#start"))
+        page.context.close()
+        page, requests, _ = open_page(browser, site,
+                                      init_script="delete HTMLVideoElement.prototype.requestVideoFrameCallback;")
+        page.set_input_files("#clip-file", str(clip))
+        assert wait_state(page, ["clip-failed", "clip-done", "model-failed"], 30_000) == "clip-failed"
+        no_callbacks = page.text_content("#status")
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+    assert "lacks what the page needs" in no_canvas[0] and "OffscreenCanvas" in no_canvas[1] and no_canvas[2]
+    assert "frame by frame" in no_callbacks and "Firefox before 132" in no_callbacks
 
 
 @pytest.mark.shared
