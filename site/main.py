@@ -138,6 +138,7 @@ async def boot() -> None:
         return
     js.window.eyestateApp = app  # for debugging in the console
     view.loading_finished()
+    js.document.getElementById("start").disabled = False  # index.html disables it on an error before Python was up
     machine.go(S.READY)
     timings["ready_ms"] = js.performance.now()
     app.take_early_start()

@@ -1626,7 +1626,7 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
 
 def test_a_browser_without_what_the_page_needs_is_told_so_not_to_reload(site, playwright, tmp_path):
     """No OffscreenCanvas (Safari before 16.4): the page cannot read the camera, and says that, not "the models could
-    not be loaded ... reload". No video frame callbacks (Firefox before 132): the camera still works (animation
+    not be loaded ... reload". Python that cannot start at all is said too. No video frame callbacks (Firefox before 132): the camera still works (animation
     frames), but a video file cannot be read frame by frame, which its failure says."""
     clip = tmp_path / "pattern.webm"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "5", "-c:v", "libvpx-vp9",
@@ -1638,6 +1638,11 @@ def test_a_browser_without_what_the_page_needs_is_told_so_not_to_reload(site, pl
         no_canvas = (page.text_content("#status-message"), page.text_content("#status-detail"),
                      page.is_disabled("#start"))
         page.context.close()
+        # PyScript itself cannot start (no Worker): not "Loading the Python runtime…" for ever
+        page, _, _ = open_page(browser, site, ready=False, init_script="delete window.Worker;")
+        assert wait_state(page, ["model-failed", "ready"], BOOT_TIMEOUT_MS) == "model-failed"
+        no_python = (page.text_content("#status-message"), page.is_disabled("#start"))
+        page.context.close()
         page, requests, _ = open_page(browser, site,
                                       init_script="delete HTMLVideoElement.prototype.requestVideoFrameCallback;")
         page.set_input_files("#clip-file", str(clip))
@@ -1647,6 +1652,8 @@ def test_a_browser_without_what_the_page_needs_is_told_so_not_to_reload(site, pl
     finally:
         browser.close()
     assert "lacks what the page needs" in no_canvas[0] and "OffscreenCanvas" in no_canvas[1] and no_canvas[2]
+    assert no_python == ("The page could not start in this browser. Use a current Chrome, Edge, Firefox or Safari, "
+                         "or reload the page.", True)
     assert "frame by frame" in no_callbacks and "Firefox before 132" in no_callbacks
 
 
