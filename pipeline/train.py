@@ -14,6 +14,7 @@ ImageNet weights exist: there is no network here, and timm publishes none for `e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -421,10 +422,52 @@ def train(args) -> dict:
         raise SystemExit(f"error: {error}") from None
     if args.pretrained and not state:
         check_pretrained_available(args.model, args.pretrained_path)
-    random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
+    with run_lock(out_dir):
+        return _fit(args, state, out_dir, device, augment)
 
-    train_set, val_set, split_record = prepare_data(args, out_dir)
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path):
+    """One run at a time in a folder: two at once would mix their checkpoints and history. A lock left by a killed
+    run (its process is gone) is taken over."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = out_dir / "run.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and _alive(owner):
+                raise SystemExit(f"error: another training run (process {owner}) is writing to {out_dir}; wait for "
+                                 f"it, or choose another --out-dir") from None
+            lock.unlink(missing_ok=True)  # left by a run that was killed
+    else:
+        raise SystemExit(f"error: cannot take {lock}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _fit(args, state: dict | None, out_dir: Path, device, augment) -> dict:
+    random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
+    train_set, val_set, split_record = prepare_data(args, out_dir)
     spec = DEFAULT_SPEC.__class__(size=args.img_size)
     preprocess = {"size": spec.size, "channels": 1, "mean": spec.mean, "std": spec.std, "gray": spec.gray}
     model = create_model(args.model, args.num_classes, 1, pretrained=args.pretrained and not state,

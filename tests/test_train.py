@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -297,3 +298,23 @@ def test_training_with_mixup_blends_its_batches(tmp_path, monkeypatch):
     data = _synthetic_eyes(tmp_path / "eyes")
     main([*TINY, "--mixup", "0.4", "--data", str(data), "--out-dir", str(tmp_path / "run")])
     assert len(weights) == 6 and all(0.5 <= w < 1 for w in weights)  # 2 epochs of 3 batches, every one blended
+
+
+def test_one_run_at_a_time_in_a_folder_and_a_killed_runs_lock_is_taken_over(tmp_path):
+    """Two runs writing to one --out-dir would mix their checkpoints: the second is refused while the first's process
+    lives; a lock left by a run that was killed is taken over, and a finished run leaves none."""
+    import subprocess
+
+    data = _synthetic_eyes(tmp_path / "eyes")
+    out = tmp_path / "run"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "run.lock").write_text(str(other.pid))
+        with pytest.raises(SystemExit, match=f"another training run \\(process {other.pid}\\) is writing to"):
+            main([*TINY, "--data", str(data), "--out-dir", str(out)])
+    finally:
+        other.kill()
+        other.wait()
+    summary = main([*TINY, "--data", str(data), "--out-dir", str(out)])  # its process is gone now
+    assert summary["finished"] == "completed 2 epochs" and not (out / "run.lock").exists()
