@@ -536,6 +536,8 @@ def build(out: Path = ROOT / "dist", models_dir: Path = MODELS, skip_npm: bool =
     check_model_card(models_dir)
     staging, old = out.parent / f".{out.name}.building", out.parent / f".{out.name}.old"
     try:
+        if old.exists() and not out.exists():  # interrupted between the two renames: the earlier site comes back
+            old.rename(out)
         for leftover in (staging, old):  # left by an interrupted build
             if leftover.exists():
                 shutil.rmtree(leftover)

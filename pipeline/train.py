@@ -428,41 +428,36 @@ def train(args) -> dict:
 
 @contextlib.contextmanager
 def run_lock(out_dir: Path):
-    """One run at a time in a folder: two at once would mix their checkpoints and history. A lock left by a killed
-    run (its process is gone) is taken over."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = out_dir / "run.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and owner != os.getpid() and _alive(owner):
-                raise SystemExit(f"error: another training run (process {owner}) is writing to {out_dir}; wait for "
-                                 f"it, or choose another --out-dir") from None
-            lock.unlink(missing_ok=True)  # left by a run that was killed
-    else:
-        raise SystemExit(f"error: cannot take {lock}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+    """One run at a time in a folder: two at once would mix their checkpoints and history. An advisory lock on
+    `run.lock`, which the system lets go of when the process ends, killed or not. A folder this call made is removed
+    again when the run fails before writing anything into it."""
     try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
         yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
+        return
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(out_dir / "run.lock", "a+")
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "?"
+            raise SystemExit(f"error: another training run (process {owner}) is writing to {out_dir}; wait for it, "
+                             "or choose another --out-dir") from None
+        lock.seek(0), lock.truncate(), lock.write(str(os.getpid())), lock.flush()  # who holds it, for that message
+        try:
+            yield
+        except BaseException:
+            if made and [p.name for p in out_dir.iterdir()] == ["run.lock"]:  # nothing of the run: no folder either
+                lock.close()
+                (out_dir / "run.lock").unlink(missing_ok=True)
+                out_dir.rmdir()
+            raise
+    finally:
+        lock.close()
 
 
 def _fit(args, state: dict | None, out_dir: Path, device, augment) -> dict:

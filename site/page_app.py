@@ -660,14 +660,16 @@ class App:
                     changed = self._picture_changed(frame) if background or by_animation else True
                     luma = None if changed else mean_luma(self._last_thumb)
                     if by_animation and changed and self.budget is not None:
-                        self.budget.arrived(started / 1000.0)  # a camera frame, as a frame callback would say
-                    if by_animation and not changed and not self.tracker.alarm_on and \
+                        # one camera frame per new picture (no presentedFrames here: a busy device goes unnoticed,
+                        # so light mode does not start by itself in these browsers)
+                        self.budget.arrived(started / 1000.0)
+                    if by_animation and not changed and not (luma is not None and luma < S.DARK_LUMA) and \
                             self.machine.on_camera_picture(False, started / 1000.0) != S.CAMERA_STALLED:
                         pass  # the picture of the last animation frame again: nothing new, nothing counted
                     elif luma is not None and luma < S.DARK_LUMA:
                         self._show_black(started / 1000.0, luma)
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
-                            or (not changed and self.tracker.alarm_on):
+                            or (not changed and self.tracker.alarm_on and not by_animation):
                         self._show_nothing_seen(started / 1000.0)  # a running alarm goes on sounding
                         if self.machine.state == S.CAMERA_STALLED:  # frozen by a switch to more pixels?
                             before = self.sharper.state

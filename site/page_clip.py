@@ -424,11 +424,12 @@ class ClipReader:
                         self.video.pause()
                         await self._until_shown()
                         waited_since = js.performance.now()
-                        try:
-                            await self.video.play()
-                        except JsException as error:  # a frame came before play() settled and paused it
-                            if not (waiter.done() and str(error).startswith("AbortError")):
-                                raise
+                        if not waiter.done():  # (its frame may have come as the page was shown again)
+                            try:
+                                await self.video.play()
+                            except JsException as error:  # a frame came before play() settled and paused it
+                                if not (waiter.done() and str(error).startswith("AbortError")):
+                                    raise
                     elif start_playing and not late and not self._error:
                         self._hurry_through_still()  # in front a callback comes for every frame: a still one
                     continue

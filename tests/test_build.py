@@ -244,14 +244,15 @@ def test_a_build_refuses_an_out_folder_that_is_not_a_site_build(tmp_path):
 
 def test_a_failed_build_leaves_the_site_before_it_and_says_what_is_wrong(tmp_path, capsys):
     """A model file cut off, its description unreadable: a message, and the earlier build still served whole (the
-    new one is made beside it and put in place only when complete). A model that is not the file its model card
+    new one is made beside it and put in place only when complete; one an interrupted build left aside comes back). A model that is not the file its model card
     measured gets a note."""
     if build.node_modules_stale():
         pytest.skip("node_modules is not installed (run scripts/test.sh)")
     out = tmp_path / "dist"
-    out.mkdir()
-    (out / "manifest.json").write_text("{}")
-    (out / "index.html").write_text("the earlier build")
+    aside = tmp_path / ".dist.old"  # as an interrupted build left it: put aside, the new one not yet in its place
+    aside.mkdir()
+    (aside / "manifest.json").write_text("{}")
+    (aside / "index.html").write_text("the earlier build")
     models = tmp_path / "models"
     models.mkdir()
     tiny_eye_model(models / "eye_state.onnx")

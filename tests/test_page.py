@@ -1584,8 +1584,8 @@ def test_a_model_failing_mid_run_stops_the_camera(site, playwright, tmp_path):
         browser.close()
 
 
-@pytest.mark.parametrize("dark, animation_frames", [(False, False), (True, False), (False, True)],
-                         ids=["lit", "dark", "lit-no-video-frame-callbacks"])
+@pytest.mark.parametrize("dark, animation_frames", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["lit", "dark", "lit-no-video-frame-callbacks", "dark-no-video-frame-callbacks"])
 def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site, playwright, tmp_path, dark,
                                                                             animation_frames):
     """The video stops changing (here: the page's video element paused, as when a USB camera hangs without ending

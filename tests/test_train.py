@@ -154,7 +154,7 @@ def test_user_mistakes_get_a_message_not_a_traceback_and_cost_no_data_loading(tm
         main([*TINY, "--data", str(data), "--split", str(a_file), "--out-dir", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="lists people .* has no subjects"):  # not ignored for a new image split
         main([*TINY, "--data", str(data), "--split", str(SPLIT_FILE), "--out-dir", str(tmp_path / "o")])
-
+    assert not (tmp_path / "o").exists()  # refused runs leave no folder behind
 
 
 def test_pretrained_from_local_file_trains_head_first_then_everything(tmp_path):
@@ -300,21 +300,23 @@ def test_training_with_mixup_blends_its_batches(tmp_path, monkeypatch):
     assert len(weights) == 6 and all(0.5 <= w < 1 for w in weights)  # 2 epochs of 3 batches, every one blended
 
 
-def test_one_run_at_a_time_in_a_folder_and_a_killed_runs_lock_is_taken_over(tmp_path):
-    """Two runs writing to one --out-dir would mix their checkpoints: the second is refused while the first's process
-    lives; a lock left by a run that was killed is taken over, and a finished run leaves none."""
+def test_one_run_at_a_time_in_a_folder_and_a_killed_runs_lock_is_let_go(tmp_path):
+    """Two runs writing to one --out-dir would mix their checkpoints: the second is refused while the first holds
+    the folder's lock; the system lets go of it when that process ends (here: killed), and the next run goes on."""
     import subprocess
 
     data = _synthetic_eyes(tmp_path / "eyes")
     out = tmp_path / "run"
     out.mkdir()
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = ("import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+              "f.write(str(os.getpid())); f.flush(); print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", holder, str(out / "run.lock")], stdout=subprocess.PIPE, text=True)
     try:
-        (out / "run.lock").write_text(str(other.pid))
+        assert other.stdout.readline().strip() == "held"
         with pytest.raises(SystemExit, match=f"another training run \\(process {other.pid}\\) is writing to"):
             main([*TINY, "--data", str(data), "--out-dir", str(out)])
     finally:
         other.kill()
         other.wait()
     summary = main([*TINY, "--data", str(data), "--out-dir", str(out)])  # its process is gone now
-    assert summary["finished"] == "completed 2 epochs" and not (out / "run.lock").exists()
+    assert summary["finished"] == "completed 2 epochs"
