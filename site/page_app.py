@@ -603,6 +603,8 @@ class App:
         self._busy = True
         self._ticked = True
         self._clock_read_at = js.performance.now() / 1000.0
+        if self.budget is not None:  # the clock's reads say nothing of this device's speed: the count starts afresh
+            self.budget.reset()  # after them (light mode, if on, stays)
         asyncio.ensure_future(self._live_step(None, background=True))
 
     def _on_video_frame(self, _now, metadata=None) -> None:
@@ -617,10 +619,9 @@ class App:
             presented = getattr(metadata, "presentedFrames", None) if metadata is not None else None
             count = 1 if presented is None or self._presented is None else int(presented) - self._presented
             self._presented = None if presented is None else int(presented)
-            # after the clock's frames, one frame: the silence before it starts the budget's count afresh
             # (animation frames are counted in _live_step, and only new pictures)
-            if not self._by_animation_frames:
-                self.budget.arrived(js.performance.now() / 1000.0, 1 if after_background else count)
+            if not after_background and not self._by_animation_frames:
+                self.budget.arrived(js.performance.now() / 1000.0, count)
         media_time = getattr(metadata, "mediaTime", None) if metadata is not None else None
         if self._busy:
             self._pending = media_time  # only the newest waiting frame counts; older ones are skipped

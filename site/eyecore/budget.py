@@ -54,8 +54,9 @@ class FrameBudget:
 
     def arrived(self, t: float, count: int = 1) -> bool:
         """`count` camera frames arrived by time t (seconds): a busy page hears of several at once. Returns `light`.
-        After any silence (frames read another way, a stalled camera) the first camera frame must be reported here
-        before the next processed one: only an arrival after a silence starts the count afresh (_add)."""
+        After a silence the first camera frame must be reported here before the next processed one (only an arrival
+        after a silence starts the count afresh, _add), or the count reset(): the page resets it whenever its clock
+        reads a frame (another tab in front, a stalled camera)."""
         return self._add(self._arrived, t, max(1, count))
 
     def processed(self, t: float) -> bool:
