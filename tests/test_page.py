@@ -1323,58 +1323,40 @@ def test_a_clip_whose_frame_rate_rises_is_read_whole_behind_another_tab(site, pl
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("stamps", ["playback-position-timestamps", "whole-second-timestamps"])
-def test_a_clip_opened_behind_another_tab_waits_to_be_shown_where_frames_come_by_frame_callbacks(
-        site, playwright, tmp_path, stamps):
+@pytest.mark.parametrize("stamps, when", [("playback-position-timestamps", "opened"),
+                                          ("whole-second-timestamps", "opened"),
+                                          ("playback-position-timestamps", "mid-clip")])
+def test_a_clip_behind_another_tab_waits_to_be_shown_where_frames_come_by_frame_callbacks(
+        site, playwright, tmp_path, stamps, when):
     """Where a VideoFrame of the element does not carry the frame's own time (Safari's playback-position stamps,
-    Firefox's whole seconds), frames come only by frame callbacks: a clip opened behind another tab waits, saying so,
-    and is read once the page is shown. The clip lasts 2.5 s: a first version of the probe by seeking took Firefox's
-    stamp at 2 s for a frame 2 µs after the first and then stepped through the file 2 µs at a time, for ever."""
+    Firefox's whole seconds), frames come only by frame callbacks, which stop behind another tab.
+    - Opened there, a clip waits, saying so, and is read once the page is shown. The clip lasts 2.5 s: a first
+      version of the probe by seeking took Firefox's stamp at 2 s for a frame 2 µs after the first and then stepped
+      through the file 2 µs at a time, for ever.
+    - Put there mid-clip, the element must not play on unseen to its end: before, the clip ended "done" with the
+      frames after the switch missing (42 of 119); it pauses until the page is shown, then reads every frame."""
     source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
-    clip = video_to_webm(source, tmp_path / "clip.webm", 0, 75)
+    clip = video_to_webm(source, tmp_path / "clip.webm", 0, 75 if when == "opened" else 90)
     browser = launch(playwright)
     try:
         page, requests, console = open_page(browser, site, init_script=BEHIND_TAB_HOOK + OTHER_VIDEOFRAMES[stamps])
-        page.evaluate("window.behindTab(true)")
-        page.set_input_files("#clip-file", str(clip))
-        page.wait_for_function("document.getElementById('clip-summary').textContent.startsWith('Waiting for this tab')",
-                               polling=100, timeout=30_000)
-        time.sleep(1)
+        if when == "opened":
+            page.evaluate("window.behindTab(true)")
+            page.set_input_files("#clip-file", str(clip))
+            page.wait_for_function(
+                "document.getElementById('clip-summary').textContent.startsWith('Waiting for this tab')",
+                polling=100, timeout=30_000)
+            time.sleep(1)
+            assert frame_log(page) == []
+        else:
+            page.set_input_files("#clip-file", str(clip))
+            page.wait_for_function("window.eyestateLog.length >= 10", polling=50, timeout=60_000)
+            page.evaluate("window.behindTab(true)")
+            time.sleep(4)  # longer than the rest of the 3 s clip takes to play
+            assert page.text_content("#clip-summary").startswith("Waiting for this tab")
         assert page.get_attribute("#status", "data-state") == "processing-clip"
-        assert frame_log(page) == []
-        page.evaluate("window.behindTab(false)")
-        state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 120_000)
-        assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
-        rows = read_csv(page.input_value("#clip-csv"))
-        assert_same_origin_only(requests, site)
-    finally:
-        browser.close()
-
-    assert any("do not carry the frame's own time" in line for line in console)
-    assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
-
-
-@pytest.mark.shared
-def test_a_clip_put_behind_another_tab_where_frames_come_by_frame_callbacks_waits_and_loses_no_frame(
-        site, playwright, tmp_path):
-    """Where frames come only by frame callbacks (Safari's VideoFrame stamps), they stop behind another tab: the
-    element must not play on unseen to its end. Before, the clip ended "done" with the frames after the switch
-    missing (42 of 119); now it pauses until the page is shown, then reads every frame."""
-    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
-    if not source.exists():
-        pytest.skip(f"needs {source} (../shared)")
-    clip = video_to_webm(source, tmp_path / "clip.webm", 0, 90)
-    browser = launch(playwright)
-    try:
-        page, requests, console = open_page(
-            browser, site, init_script=BEHIND_TAB_HOOK + OTHER_VIDEOFRAMES["playback-position-timestamps"])
-        page.set_input_files("#clip-file", str(clip))
-        page.wait_for_function("window.eyestateLog.length >= 10", polling=50, timeout=60_000)
-        page.evaluate("window.behindTab(true)")
-        time.sleep(4)  # longer than the rest of the 3 s clip takes to play
-        waiting = (page.get_attribute("#status", "data-state"), page.text_content("#clip-summary"))
         page.evaluate("window.behindTab(false)")
         state = wait_state(page, ["clip-done", "clip-failed", "clip-cut", "model-failed"], 120_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
@@ -1383,7 +1365,7 @@ def test_a_clip_put_behind_another_tab_where_frames_come_by_frame_callbacks_wait
     finally:
         browser.close()
 
-    assert waiting[0] == "processing-clip" and waiting[1].startswith("Waiting for this tab"), waiting
+    assert any("do not carry the frame's own time" in line for line in console)
     assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
 
 
