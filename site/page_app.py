@@ -71,12 +71,6 @@ _GET_USER_MEDIA = js.Function.new("devices", "constraints", "return devices.getU
 _APPLY_CONSTRAINTS = js.Function.new("track", "constraints", "return track.applyConstraints(constraints)" + _SETTLE)
 
 
-class _CameraRefused(Exception):
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.name = name
-
-
 def _error_name(error) -> str:
     """DOMException name of a JS error raised into Python (e.g. NotAllowedError)."""
     for candidate in (getattr(error, "js_error", None), error):
@@ -121,13 +115,12 @@ def _focused() -> str:
     return "" if element is None or element == js.document.body else (element.id or "?")
 
 
-def _clear_clip_summary() -> None:
-    summary = js.document.getElementById("clip-summary")
-    summary.textContent = ""
-    for name in list(summary.getAttributeNames()):
+def _clear_summary(element) -> None:
+    """A summary's text and data-* attributes: nothing of an earlier clip or session is left to read."""
+    element.textContent = ""
+    for name in list(element.getAttributeNames()):
         if name.startswith("data-"):
-            summary.removeAttribute(name)
-    js.document.getElementById("clip-progress").value = 0
+            element.removeAttribute(name)
 
 
 def _swap_buttons(hide: str, show: str) -> None:
@@ -446,17 +439,18 @@ class App:
             video["deviceId"] = {"ideal": self.settings.camera}
         else:  # a phone's selfie camera
             video["facingMode"] = {"ideal": "user"}
+        refused = None  # the error name of a camera request that failed
         try:
             if early_request is not None:  # index.html's: no deviceId of its own, so never that error
                 stream = await early_request
             else:
                 outcome = await _GET_USER_MEDIA(devices, js_obj({"video": video, "audio": False}))
-                if not outcome.ok:
-                    raise _CameraRefused(outcome.name)
-                stream = outcome.value
-        except (JsException, _CameraRefused) as error:
+                stream, refused = (outcome.value, None) if outcome.ok else (None, outcome.name)
+        except JsException as error:
+            refused = _error_name(error)
+        if refused is not None:
             if not self.clip_active and mine == self._camera_request:  # not when a file or a newer start took over
-                self.machine.camera_error(_error_name(error))
+                self.machine.camera_error(refused)
             return
         if self.clip_active or mine != self._camera_request:  # a file (or another start) came while the camera
             for track in stream.getTracks():                   # started: that goes on, this camera not
@@ -664,10 +658,8 @@ class App:
                         # one camera frame per new picture (no presentedFrames here: a busy device goes unnoticed,
                         # so light mode does not start by itself in these browsers)
                         self.budget.arrived(started / 1000.0)
-                    if by_animation and not changed and not (luma is not None and luma < S.DARK_LUMA) and \
-                            self.machine.on_camera_picture(False, started / 1000.0) != S.CAMERA_STALLED:
-                        pass  # the picture of the last animation frame again: nothing new, nothing counted
-                    elif luma is not None and luma < S.DARK_LUMA:
+                    # a repeated picture that is neither dark nor frozen long enough falls through: nothing new
+                    if luma is not None and luma < S.DARK_LUMA:
                         self._show_black(started / 1000.0, luma)
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on and not by_animation):
@@ -762,10 +754,8 @@ class App:
         """After a camera session: how long, blinks, alarms, closed share (from page_record.Recording)."""
         element = js.document.getElementById("session-summary")
         if not len(self.session) or self.session.duration_s < 1.0:  # too short to sum up: nothing of an earlier one
-            element.hidden, element.textContent = True, ""
-            for name in list(element.getAttributeNames()):
-                if name.startswith("data-"):
-                    element.removeAttribute(name)
+            element.hidden = True
+            _clear_summary(element)
             return
         summary = self.session.summary()
         for key, value in summary.items():
@@ -821,7 +811,8 @@ class App:
         js.document.getElementById("clip").hidden = False
         download = js.document.getElementById("clip-download")
         download.hidden = True
-        _clear_clip_summary()  # the previous file's results must not stand under this one's outcome
+        _clear_summary(js.document.getElementById("clip-summary"))  # the previous file's results must not stand
+        js.document.getElementById("clip-progress").value = 0  # under this one's outcome
         video = self.clip_video
         url = js.URL.createObjectURL(file)
         self.video.hidden = True
