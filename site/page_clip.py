@@ -53,6 +53,12 @@ STILL_RATE = 16.0
 RATE_WINDOW = 30
 GAP_FACTOR = 1.5
 FASTER = 0.9  # a frame step this much shorter than the shortest of the last RATE_WINDOW: the frame rate rose
+# Two gaps in a row without a frame in them, each this many times the step known: the frame rate fell (a slow-motion
+# stretch ended). The step follows at once, not after RATE_WINDOW frames that would each look like a gap (a seek or two
+# and a slow play each: 52 s for 200 frames, 5 ms then 42 ms steps, before; 14 s after). Uneven steps (a phone's 16, 17
+# and 33 ms; 24, 60, 24 fps) keep the shortest of the window: read at a 33 ms step, a 60 fps stretch lost frames that
+# looked like steps. One such gap is a still frame (played at 8x, the 30 fps frames after it were skipped).
+FELL_FACTOR = 4.0
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0
 SEEKED_GRACE_S = 0.25  # after "seeked", how long a new frame may take to be presented
@@ -107,6 +113,10 @@ class ClipReader:
         self._frame_callback = None  # id of the pending frame callback of _next_presented
         self._counting = 0  # generation of the _count_callback chain (a new stepping run starts a new one)
         self._seek_failures = 0  # in a row
+        self._hurried = False  # played fast through a still frame since the last frame (_hurry_through_still)
+        self._may_hurry = True  # not while playing again frames that went by in a hurry
+        self._fell_before = False  # the last frame came after a gap without a frame, FELL_FACTOR steps long
+        self._gap_last = None  # _seek_after: (end of a gap, time of the last frame before it)
         self._recent_steps = deque(maxlen=RATE_WINDOW)  # frame steps, and steps guessed for gaps (frames())
         self._dropped_at_play = self._dropped_at_frame = 0  # getVideoPlaybackQuality's count (_dropped)
         self._callback_frame_unseen = False
@@ -446,7 +456,35 @@ class ClipReader:
             raise self._error
         return result
 
+    async def _went_by(self, still: float, t: float, unseen: int) -> bool:
+        """Whether frames between the still frame and the frame at `t` went by unseen (counted, or one seek tells)."""
+        if unseen:
+            return True
+        if not self._can_step():
+            return True  # not known without the frames' own times: played again, as if
+        self._gap_last = t, await self._frame_before(t)  # (as _seek_after looks for, when nothing went by)
+        return self._gap_last[1] is None or self._gap_last[1] > still + 1e-6
+
+    async def _play_again_from(self, still: float) -> None:
+        """Play on from the still frame at `still` at the step's rate all along (no hurry this time)."""
+        js.console.log(f"clip: frames after the still frame at {still:.3f} s went by; playing again")
+        await self._resume_at(still)
+        self._hurried, self._may_hurry, self._ended = False, False, False
+        self._fetch_next(still)
+
+    async def _resume_at(self, t: float) -> None:
+        """Move the playhead to the frame at `t` (paused), so that playback goes on after it."""
+        if self._can_step():
+            await self._seeked_at(t)
+        else:
+            again = await self._seek(t)
+            if again is not None:
+                self.recycle(again[2])
+
     def _hurry_through_still(self) -> None:
+        if not self._may_hurry:
+            return
+        self._hurried = True
         try:
             self.video.playbackRate = max(self.rate, STILL_RATE)
         except JsException:  # a browser with a lower highest rate
@@ -510,6 +548,12 @@ class ClipReader:
                 self._fetch_next(last_t)
                 continue
             if got is None:
+                if self._hurried and self._may_hurry and self._can_step() and await self._frame_after(last_t):
+                    # hurrying through a still frame ran to the end past the frames after it (all read by seeking, a
+                    # seek each step of the still too, before: 56 s for 89 frames)
+                    await self._play_again_from(last_t)
+                    last_presented = None
+                    continue
                 break
             t, presented, canvas = got
             if t <= last_t:
@@ -521,6 +565,15 @@ class ClipReader:
             unseen = max(self._dropped_at_frame - self._dropped_at_play,
                          presented - last_presented - 1 if last_presented is not None else 0)
             unseen += self._callback_frame_unseen
+            if self._hurried and self._may_hurry and await self._went_by(last_t, t, unseen):
+                # Played past frames while hurrying through a still one: played again from the still frame (one seek),
+                # not one seek or two each (50 frames after a 2 s still took 37 s; with none counted unseen, a seek
+                # each step of the still: 60, 22 s)
+                self.recycle(canvas)
+                await self._play_again_from(last_t)
+                last_presented = None
+                continue
+            self._hurried, self._may_hurry = False, True
             jumped = unseen > 0
             gap = step is not None and t - last_t > GAP_FACTOR * step
             seek_step = step
@@ -532,18 +585,19 @@ class ClipReader:
                 # (24 then 60 fps at 1.25x: 1 of 108 frames, once in 24 traced runs). Costs a seek or two each time
                 # the frame rate rises.
                 gap, seek_step = True, (t - last_t) / 2
+            fell = gap and not jumped and t - last_t > FELL_FACTOR * step  # with nothing counted unseen
             if jumped or gap:
                 async for missing_t, missing_canvas in self._missing(last_t, t, seek_step):
+                    fell = False
                     yield missing_t, missing_canvas
                     self._recent_steps.append(missing_t - last_t)
                     last_t = missing_t
-                # resume where the current frame is, so playback goes on after it
-                if self._can_step():
-                    await self._seeked_at(t)
-                else:
-                    again = await self._seek(t)
-                    if again is not None:
-                        self.recycle(again[2])
+                await self._resume_at(t)  # so playback goes on after the current frame
+            if fell and self._fell_before:  # twice in a row: one such gap alone is a still frame
+                js.console.log(f"clip: the frame rate fell at {t:.3f} s: frame step {step:.4f} -> {t - last_t:.4f} s")
+                self._recent_steps.clear()
+                fell = False
+            self._fell_before = fell
             self._recent_steps.append(t - last_t)
             step = min(self._recent_steps)
             self._follow_step(step)
@@ -651,9 +705,17 @@ class ClipReader:
     async def _seek_after(self, after: float, step: float, before: float = math.inf):
         """(mediaTime, canvas) of the first frame in (after, before), by seeking; None when there is none (also at the
         end of the file: then self._at_end)."""
-        target, empty, gap_checked = after + STEP_FACTOR * step, 0, False
+        target, empty = after + STEP_FACTOR * step, 0
         if before < math.inf:  # a gap: up to the frame just before its end at least (a count of frames unseen was short)
             target = min(target, before - 1e-4)
+            # Most gaps hold no frame (the frame rate fell: a phone's variable rate, the end of a slow-motion stretch).
+            # One seek just before the gap's end tells: otherwise a seek one step in waited SEEKED_GRACE_S for a frame
+            # that is not there (about 1 s a frame for the 30 frames of RATE_WINDOW after a rate fell 8x).
+            if self._gap_last is None or self._gap_last[0] != before:
+                self._gap_last = before, await self._frame_before(before)
+            last = self._gap_last[1]  # the gap's last frame; each frame read in it is one seek, no look back again
+            if last is not None and last <= after + 1e-6:
+                return None  # no frame in the gap (None: not known, looked for below)
         while target < before:
             if not await self._seeked_at(target):
                 if before < math.inf:
@@ -674,13 +736,8 @@ class ClipReader:
             if before < math.inf:
                 if target >= before - 2e-4:
                     return None  # no frame up to the one at `before`: the gap is closed, or was not a drop
-                # Nothing up to `target`: the step known is too short there (a variable frame rate, or one guessed
-                # from a count of frames unseen), or the gap was not a drop. One seek tells which.
-                if not gap_checked:
-                    gap_checked = True
-                    last = await self._frame_before(before)
-                    if last is None or last <= after + 1e-6:
-                        return None  # no frame there: the gap was not a drop
+                # nothing up to `target`: the step known is too short there (a variable frame rate, or one guessed from
+                # a count of frames unseen); a frame lies further in the gap (checked above)
                 target = min(target + step, before - 1e-4)
                 continue
             empty += 1

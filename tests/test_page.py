@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -812,14 +813,25 @@ OTHER_VIDEOFRAMES = {
 }
 
 
-@pytest.mark.shared
-@pytest.mark.parametrize("frames_by", list(OTHER_VIDEOFRAMES))
-def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_path, frames_by):
+@pytest.fixture(scope="module")
+def focus_clip(tmp_path_factory) -> Path:
+    """CLIP_VIDEO's first CLIP_FRAMES frames as a clip the page plays (made once)."""
     source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     # Browsers do not play .avi/MPEG-4 part 2: lossless VP9 keeps the decoded pixels of the source.
-    clip = video_to_webm(source, tmp_path / "clip.webm", 0, CLIP_FRAMES)
+    return video_to_webm(source, tmp_path_factory.mktemp("focus_clip") / "clip.webm", 0, CLIP_FRAMES)
+
+
+@pytest.fixture(scope="module")
+def focus_clip_replay(focus_clip, page_eye_model, tmp_path_factory) -> list:
+    return replay_csv_rows(focus_clip, page_eye_model, tmp_path_factory.mktemp("focus_replay"))
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("frames_by", list(OTHER_VIDEOFRAMES))
+def test_clip_mode_matches_offline_replay(site, playwright, focus_clip, focus_clip_replay, tmp_path, frames_by):
+    source, clip = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi", focus_clip
     # the live camera runs (a face, so model calls are in flight) when the clip is chosen: the clip must
     # wait for the live frame to finish and then own the pipeline alone
     browser = launch(playwright, video_to_y4m(source, tmp_path / "camera.y4m", 0, 5))
@@ -847,7 +859,7 @@ def test_clip_mode_matches_offline_replay(site, playwright, page_eye_model, tmp_
     assert list(page_rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
                                   "state", "blink_id", "alarm"]
 
-    replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
+    replay_rows = focus_clip_replay
     assert len(replay_rows) == CLIP_FRAMES
 
     page_blinks = {int(r["blink_id"]) for r in page_rows} - {0}
@@ -981,6 +993,12 @@ class ClipRead(NamedTuple):
     dropped: str  # frames that could not be read
     stepped: int  # frames read by seeking as if behind another tab
     size: list  # the video element's [width, height]
+    console: list  # the page's console lines
+
+
+def rate_falls(console: list) -> list:
+    """Clip times at which the reader saw the frame rate fall (page_clip.FELL_FACTOR)."""
+    return [float(m.group(1)) for line in console if (m := re.search(r"the frame rate fell at ([\d.]+) s", line))]
 
 
 def read_clip(site, playwright, clip) -> ClipRead:
@@ -996,7 +1014,8 @@ def read_clip(site, playwright, clip) -> ClipRead:
                         dropped=page.get_attribute("#clip-summary", "data-dropped"),
                         stepped=page.evaluate("Array.from(window.eyestateLog).filter(e => e.background).length"),
                         size=page.evaluate("['videoWidth', 'videoHeight'].map((k) => "
-                                           "document.getElementById('clip-video')[k])"))
+                                           "document.getElementById('clip-video')[k])"),
+                        console=console)
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
@@ -1053,13 +1072,13 @@ def test_a_240_fps_slow_motion_clip_gives_every_frame_once(site, playwright, tmp
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
 
 
-@pytest.mark.parametrize("source_fps, seconds, select, frames, rate", [
-    (240, 3, "gte(t\\,1)+not(mod(n\\,8))", 510, 0.125),  # 1 s at 30 fps, 2 s at 240 fps
-    (120, 3, "if(between(t\\,1\\,2)\\,not(mod(n\\,2))\\,not(mod(n\\,5)))", 108, 0.5),  # 24, 60, 24 fps
-    (240, 1.75, "lt(t\\,0.25)+not(mod(n\\,8))", 105, 1.0),  # 0.25 s at 240 fps, 1.5 s at 30 fps
+@pytest.mark.parametrize("source_fps, seconds, select, frames, rate, fell", [
+    (240, 3, "gte(t\\,1)+not(mod(n\\,8))", 510, 0.125, False),  # 1 s at 30 fps, 2 s at 240 fps
+    (120, 3, "if(between(t\\,1\\,2)\\,not(mod(n\\,2))\\,not(mod(n\\,5)))", 108, 0.5, False),  # 24, 60, 24 fps
+    (240, 1.75, "lt(t\\,0.25)+not(mod(n\\,8))", 105, 1.0, True),  # 0.25 s at 240 fps, 1.5 s at 30 fps
 ], ids=["30-then-240-fps", "24-60-24-fps", "240-then-30-fps"])
 def test_a_clip_whose_frame_rate_changes_gives_every_frame_once(site, playwright, tmp_path, source_fps, seconds,
-                                                                select, frames, rate):
+                                                                select, frames, rate, fell):
     """The probe sees the first frames only. Read at the rate and step of its start, a clip lost frames at a faster
     stretch without a jump in presentedFrames and within 1.5 x the step (30 then 240 fps: 409, 394, 493 and 510 of
     510 in four runs; 24, 60, 24 fps: 106 and 107 of 108), none reported. The count of frames dropped unseen (and a
@@ -1078,6 +1097,8 @@ def test_a_clip_whose_frame_rate_changes_gives_every_frame_once(site, playwright
     assert read.rate == pytest.approx(rate, abs=0.01)  # followed the last stretch's step
     assert read.dropped == "0" and len(read.rows) == len(times)
     assert [float(r["time"]) for r in read.rows] == pytest.approx(times, abs=0.002)
+    # an 8x fall is followed at once (page_clip.FELL_FACTOR); 60 then 24 fps keeps the shorter step for 30 frames
+    assert [t < 0.4 for t in rate_falls(read.console)] == ([True] if fell else []), read.console
 
 
 @pytest.mark.shared
@@ -1091,9 +1112,12 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
     clip = varying_rate_demo_clip(tmp_path / "vfr.mp4")
     times = decoded_times(clip)
     assert len(times) == 200 and times[1] - times[0] < 0.006
-    rows, _, dropped, *_ = read_clip(site, playwright, clip)
-    assert dropped == "0" and len(rows) == len(times)
+    read = read_clip(site, playwright, clip)
+    rows = read.rows
+    assert read.dropped == "0" and len(rows) == len(times)
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+    # the step follows the fall at once (page_clip.FELL_FACTOR): 30 frames more at 0.15x took 40 s here
+    assert [t < 0.9 for t in rate_falls(read.console)] == [True], read.console  # at 0.80 s (the second 42 ms step)
     replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert [float(r["time"]) for r in replay_rows] == pytest.approx(times, abs=0.002)
     for table in (rows, replay_rows):
@@ -1125,9 +1149,9 @@ def test_a_still_frame_held_for_two_seconds_is_waited_for_not_taken_for_another_
            "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libvpx-vp9", "-lossless", "1", str(clip))
     times = decoded_times(clip)
     assert max(b - a for a, b in zip(times, times[1:])) > 2.0  # the still this test is about
-    rows, rate, dropped, stepped, _ = read_clip(site, playwright, clip)
-    assert dropped == "0" and len(rows) == len(times) and stepped == 0
-    assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
+    read = read_clip(site, playwright, clip)
+    assert read.dropped == "0" and len(read.rows) == len(times) and read.stepped == 0
+    assert [float(r["time"]) for r in read.rows] == pytest.approx(times, abs=0.002)
 
 
 @pytest.mark.shared
@@ -1164,18 +1188,15 @@ def test_a_clip_in_front_on_a_device_that_holds_the_main_thread_is_not_taken_for
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("hidden", [False, True], ids=["not-rendered", "hidden"])
-def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, tmp_path, hidden):
+def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, focus_clip):
     """Behind another tab the page is not rendered and frame callbacks nearly stop (headless Chromium: about one a
     second while the pipeline runs; this clip then "finished" with 130 of its 360 frames, 19 counted unreadable). The
     reader then reads each frame by seeking (page_clip.ClipReader._step) and plays again once the page is in front. The
-    clip, hidden, shown and hidden again until it ends, gives exactly the CSV of a run in front: the same frames, in
-    order, with the same pixels (so the same p(open), states and blinks). `hidden`: as in real Chrome, no frame
-    callback at all and document.hidden (BEHIND_TAB_HOOK)."""
-    source = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi"
-    if not source.exists():
-        pytest.skip(f"needs {source} (../shared)")
-    clip = video_to_webm(source, tmp_path / "clip.webm", 0, CLIP_FRAMES)
+    clip, put behind another tab, shown and put behind again until it ends, gives exactly the CSV of a run in front:
+    the same frames, in order, with the same pixels (so the same p(open), states and blinks). The first time behind is
+    headless Chromium's own (another page in front); the second is real Chrome's, imitated: no frame callback at all
+    and document.hidden (BEHIND_TAB_HOOK)."""
+    clip = focus_clip
     browser = launch(playwright)
     count = "Array.from(window.eyestateLog).filter(e => e.app === 'processing-clip').length"
     done = "['clip-done', 'clip-failed', 'model-failed'].includes(document.getElementById('status').dataset.state)"
@@ -1196,15 +1217,13 @@ def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playw
         page.wait_for_function(f"{count} >= {before + 60}", timeout=120_000)
         other = page.context.new_page()
         other.goto("about:blank")
-        other.bring_to_front()
-        page.evaluate(f"window.behindTab({str(hidden).lower()})")
+        other.bring_to_front()  # headless Chromium's own "behind another tab"
         # interval polling: the page renders no frames in the background, so no requestAnimationFrame polling
         page.wait_for_function(f"{count} >= {before + 170}", polling=100, timeout=120_000)
         page.bring_to_front()
-        page.evaluate("window.behindTab(false)")
         page.wait_for_function(f"{count} >= {before + 240}", timeout=120_000)
         other.bring_to_front()
-        page.evaluate(f"window.behindTab({str(hidden).lower()})")
+        page.evaluate("window.behindTab(true)")  # real Chrome's
         page.wait_for_function(done, polling=100, timeout=120_000)
         page.bring_to_front()
         page.evaluate("window.behindTab(false)")
@@ -1216,11 +1235,11 @@ def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playw
 
     assert front_summary == {"frames": str(CLIP_FRAMES), "blinks": "2", "dropped": "0"}
     assert summary == front_summary and rows == front_rows  # every frame once, in order, with the same results
-    hidden = [bool(e.get("background")) for e in log]  # frames read by seeking while the page was not rendered
-    runs = [flag for i, flag in enumerate(hidden) if i == 0 or flag != hidden[i - 1]]
+    behind = [bool(e.get("background")) for e in log]  # frames read by seeking while the page was not rendered
+    runs = [flag for i, flag in enumerate(behind) if i == 0 or flag != behind[i - 1]]
     # front, behind, front again (played), behind to the end; a busy machine may add a pause in front
     assert runs[0] is False and runs[-1] is True and len(runs) >= 4, runs
-    assert sum(hidden) >= 150
+    assert sum(behind) >= 150
     assert sum("reading frames by seeking" in line for line in console) >= 2
     assert sum("rendered again" in line for line in console) >= 1
     spans = {True: [0, 0.0], False: [0, 0.0]}  # frames and seconds, behind and in front (second run)
@@ -1775,7 +1794,8 @@ def test_a_phone_video_stored_sideways_is_read_upright_by_the_page_and_by_replay
            "-crf", "10", "-pix_fmt", "yuv420p", str(sideways))
     clip = tmp_path / "phone.mp4"
     ffmpeg("-i", str(sideways), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(clip))  # turn it back to show it
-    page_rows, *_, size = read_clip(site, playwright, clip)
+    read = read_clip(site, playwright, clip)
+    page_rows, size = read.rows, read.size
     assert size == [640, 480]  # upright, as the source (the face pipeline follows a tilted face, so this is the check)
     import cv2
 
