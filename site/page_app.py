@@ -37,7 +37,10 @@ PROBE_BITS = 12  # frame-index code in test videos (?probe=1)
 # "FaceMesh skips"). Clip mode runs FaceMesh on every frame, as pipeline.video does. ?hold=S sets it (0: never).
 LIVE_LANDMARK_HOLD_S = 0.2
 # When the page is not rendered (another tab or window in front), camera frame callbacks stop; a worker's clock
-# (ticker.js) then reads a frame this often, once no callback has come for BACKGROUND_AFTER_S.
+# (ticker.js) then reads a frame this often, once no callback has come for BACKGROUND_AFTER_S, counted from the end of
+# the last frame processed in front: while a frame is processed no callback can come, and a device slower than that per
+# frame had the clock read a frame after each one, which restarts the frame budget's count (on a CPU throttled 6x, 122
+# of 149 frames, and light mode never came).
 BACKGROUND_TICK_MS = 66  # ~15 fps: blinks (100-300 ms) still span a frame, at a fraction of the CPU
 BACKGROUND_AFTER_S = 0.3
 
@@ -179,6 +182,7 @@ class App:
         self._pending = None  # media time of the newest frame that arrived while busy
         self._has_pending = False
         self._last_callback = 0.0  # seconds (performance.now) of the latest camera frame callback
+        self._front_done = 0.0  # ... and of the end of the latest frame processed from one
         self._ticker = None  # the background clock (ticker.js), while live
         self._ticked = False  # the clock read a frame since the last camera frame callback
         self._clock_read_at = -1e9  # seconds (performance.now) of the clock's latest frame read
@@ -588,7 +592,8 @@ class App:
 
     def _on_tick(self) -> None:
         """Background watching: read a frame when the camera frame callbacks have stopped."""
-        if not self.live or self._busy or js.performance.now() / 1000.0 - self._last_callback < BACKGROUND_AFTER_S:
+        quiet_since = max(self._last_callback, self._front_done)
+        if not self.live or self._busy or js.performance.now() / 1000.0 - quiet_since < BACKGROUND_AFTER_S:
             return
         stream = self.stream
         if stream is not None and any(t.readyState == "ended" for t in stream.getVideoTracks()):
@@ -676,6 +681,8 @@ class App:
                                 self._check_resolution(started / 1000.0, done[0], (width, height))
                     if not background and (changed or not by_animation):
                         self._check_budget()  # a repeated picture is handled too: the device keeps up
+                if not background:
+                    self._front_done = js.performance.now() / 1000.0
                 if not self._has_pending:
                     break
                 media_time, self._has_pending, background = self._pending, False, False

@@ -469,7 +469,7 @@ class ClipReader:
         """Play on from the still frame at `still` at the step's rate all along (no hurry this time)."""
         js.console.log(f"clip: frames after the still frame at {still:.3f} s went by; playing again")
         await self._resume_at(still)
-        self._hurried, self._may_hurry, self._ended = False, False, False
+        self._hurried, self._may_hurry, self._ended, self._fell_before = False, False, False, False
         self._fetch_next(still)
 
     async def _resume_at(self, t: float) -> None:
@@ -544,13 +544,15 @@ class ClipReader:
                     last_t = t
                 if self._at_end:
                     return
-                last_presented = None
+                last_presented, self._hurried, self._fell_before = None, False, False
                 self._fetch_next(last_t)
                 continue
             if got is None:
-                if self._hurried and self._may_hurry and self._can_step() and await self._frame_after(last_t):
-                    # hurrying through a still frame ran to the end past the frames after it (all read by seeking, a
-                    # seek each step of the still too, before: 56 s for 89 frames)
+                if self._hurried and self._may_hurry and (
+                        not (self._can_step() and self.duration) or await self._frame_after(last_t)):
+                    # Hurrying through a still frame ran to the end past the frames after it (all read by seeking, a
+                    # seek each step of the still too, before: 56 s for 89 frames). Where that cannot be told (no
+                    # frames' own times, a file of unknown length), played again too: slower, not frames lost.
                     await self._play_again_from(last_t)
                     last_presented = None
                     continue
@@ -585,7 +587,8 @@ class ClipReader:
                 # (24 then 60 fps at 1.25x: 1 of 108 frames, once in 24 traced runs). Costs a seek or two each time
                 # the frame rate rises.
                 gap, seek_step = True, (t - last_t) / 2
-            fell = gap and not jumped and t - last_t > FELL_FACTOR * step  # with nothing counted unseen
+            # (not without the frames' own times: no FASTER check there would catch a rate that rises again)
+            fell = gap and not jumped and t - last_t > FELL_FACTOR * step and self._can_step()
             if jumped or gap:
                 async for missing_t, missing_canvas in self._missing(last_t, t, seek_step):
                     fell = False
@@ -735,6 +738,8 @@ class ClipReader:
                 self.recycle(canvas)
             if before < math.inf:
                 if target >= before - 2e-4:
+                    if self._gap_last[1] is not None and self._gap_last[1] > after + 1e-6:
+                        self.unrecovered += 1  # a frame known to be there (the look before) did not show in time
                     return None  # no frame up to the one at `before`: the gap is closed, or was not a drop
                 # nothing up to `target`: the step known is too short there (a variable frame rate, or one guessed from
                 # a count of frames unseen); a frame lies further in the gap (checked above)
