@@ -55,9 +55,10 @@ GAP_FACTOR = 1.5
 FASTER = 0.9  # a frame step this much shorter than the shortest of the last RATE_WINDOW: the frame rate rose
 # Two gaps in a row without a frame in them, each this many times the step known: the frame rate fell (a slow-motion
 # stretch ended). The step follows at once, not after RATE_WINDOW frames that would each look like a gap (a seek or two
-# and a slow play each: 52 s for 200 frames, 5 ms then 42 ms steps, before; 14 s after). Uneven steps (a phone's 16, 17
-# and 33 ms; 24, 60, 24 fps) keep the shortest of the window: read at a 33 ms step, a 60 fps stretch lost frames that
-# looked like steps. One such gap is a still frame (played at 8x, the 30 fps frames after it were skipped).
+# and a slow play each: 200 frames of 5 then 42 ms steps took 55.9 s, now 15.0; docs/BENCHMARKS.md H2). Uneven steps
+# (a phone's 16, 17 and 33 ms; 24, 60, 24 fps) keep the shortest of the window: read at a 33 ms step, a 60 fps stretch
+# lost frames that looked like steps. One such gap is a still frame (played at 8x, the 30 fps frames after it were
+# skipped).
 FELL_FACTOR = 4.0
 STEP_FACTOR = 1.25
 SEEK_TIMEOUT_S = 2.0

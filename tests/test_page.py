@@ -1121,7 +1121,7 @@ def test_a_clip_of_varying_frame_rate_gives_the_same_times_and_alarm_as_replay(s
     rows = read.rows
     assert read.dropped == "0" and len(rows) == len(times)
     assert [float(r["time"]) for r in rows] == pytest.approx(times, abs=0.002)
-    # the step follows the fall at once (page_clip.FELL_FACTOR): 30 frames more at 0.15x took 40 s here
+    # the step follows the fall at once (page_clip.FELL_FACTOR): 30 frames more at 0.15x, ~1 s each, before
     assert [t < 0.9 for t in rate_falls(read.console)] == [True], read.console  # at 0.80 s (the second 42 ms step)
     replay_rows = replay_csv_rows(clip, page_eye_model, tmp_path)
     assert [float(r["time"]) for r in replay_rows] == pytest.approx(times, abs=0.002)
