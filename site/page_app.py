@@ -168,6 +168,8 @@ class App:
         self._by_animation_frames = not hasattr(self.video, "requestVideoFrameCallback")
         self.clip_video = js.document.getElementById("clip-video")
         self.stream = None
+        self._picked_camera = None  # a camera picked in the list while stopped, for the next Start
+        self._starting = None  # the _camera_request of a camera start under way
         self._camera_request = 0  # counts camera starts, stops and video files: a stream asked for before is closed
         self.live = False
         self.clip_active = False
@@ -300,14 +302,19 @@ class App:
     def _camera_picked(self, device_id: str) -> None:
         self.settings.camera = device_id  # the next visit starts with it
         page_settings.save(self.settings)
-        asyncio.ensure_future(self.start_camera(device_id))
+        if self.live or self._camera_starting():
+            self._picked_camera = None
+            asyncio.ensure_future(self.start_camera(device_id))  # switch now
+        else:  # stopped: picking a camera does not turn it on; the next Start asks for exactly this one
+            self._picked_camera = device_id
 
     def _new_tracker(self) -> EyeStateTracker:
         return EyeStateTracker(self.settings.temporal_config())
 
     def _start_clicked(self) -> None:
         self.beeper.unlock()  # inside the click: browsers allow sound only after a gesture
-        asyncio.ensure_future(self.start_camera())
+        picked, self._picked_camera = self._picked_camera, None  # once: a later Start takes another if it is gone
+        asyncio.ensure_future(self.start_camera(picked))
 
     # -- per frame -------------------------------------------------------------------------------
 
@@ -428,9 +435,22 @@ class App:
         switching = device_id is not None and self.live  # a camera picked in the list while one runs
         self.stop_camera(summary=not switching)
         self._camera_request += 1  # a newer start, a Stop or a video file makes this one's late stream unwanted
-        mine = self._camera_request
+        mine = self._starting = self._camera_request
+        try:
+            await self._open_camera(mine, device_id, early_request, switching)
+        finally:
+            if self._starting == mine:
+                self._starting = None
+
+    def _camera_starting(self) -> bool:
+        """A start (or a switch to a picked camera) is under way and still wanted."""
+        return self._starting is not None and self._starting == self._camera_request
+
+    async def _open_camera(self, mine: int, device_id: str | None, early_request, switching: bool) -> None:
         async with self._frame_lock:  # a frame still in flight belongs to the stream just stopped
             pass
+        if self.clip_active or mine != self._camera_request or not self.machine.can_go(S.REQUESTING_CAMERA):
+            return  # a file, a Stop or a newer start came meanwhile, or that frame's model failed
         self.machine.go(S.REQUESTING_CAMERA)
         devices = getattr(js.navigator, "mediaDevices", None)
         if early_request is None and (devices is None or not hasattr(devices, "getUserMedia")):
@@ -454,7 +474,9 @@ class App:
             refused = _error_name(error)
         if refused is not None:
             if not self.clip_active and mine == self._camera_request:  # not when a file or a newer start took over
-                self.machine.camera_error(refused)
+                self.machine.camera_error(refused, picked=bool(device_id))
+                if device_id:  # the list may show a camera that is gone: list what is there now
+                    asyncio.ensure_future(self._list_cameras())
             return
         if self.clip_active or mine != self._camera_request:  # a file (or another start) came while the camera
             for track in stream.getTracks():                   # started: that goes on, this camera not
@@ -505,7 +527,8 @@ class App:
         self._start_ticker()
         self._request_frame()
 
-    async def _list_cameras(self, track) -> None:
+    async def _list_cameras(self, track=None) -> None:
+        """Fills the camera picker (shown with two cameras or more), the running `track`'s camera selected."""
         try:
             devices = await js.navigator.mediaDevices.enumerateDevices()
         except JsException:
@@ -515,7 +538,7 @@ class App:
         js.document.getElementById("camera-picker").hidden = len(cameras) < 2
         if len(cameras) < 2:
             return
-        current = track.getSettings().deviceId
+        current = track.getSettings().deviceId if track is not None else None
         picker.textContent = ""
         for i, cam in enumerate(cameras):
             option = js.document.createElement("option")

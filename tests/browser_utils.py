@@ -199,10 +199,12 @@ def decode_probe(values) -> int | None:
     return sum(1 << bit for bit, v in enumerate(values[:CODE_BITS]) if v >= 128)
 
 
-def launch(playwright, fake_video: Path | None = None, fake_ui: bool = True, extra_flags=()):
+def launch(playwright, fake_video: Path | None = None, fake_ui: bool = True, extra_flags=(), cameras: int = 1):
     flags = list(CHROMIUM_FLAGS)
-    if fake_video is not None:
+    if fake_video is not None:  # one camera that plays the file
         flags += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_video}"]
+    elif cameras > 1:  # Chromium's own test pattern (no face), from that many cameras
+        flags.append(f"--use-fake-device-for-media-stream=device-count={cameras}")
     if fake_ui:
         flags.append("--use-fake-ui-for-media-stream")
     flags += list(extra_flags)

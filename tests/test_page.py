@@ -269,6 +269,11 @@ def test_start_clicked_while_loading_opens_the_camera_once_ready(site, playwrigh
         browser.close()
 
 
+# The tracks of index.html's early camera request (window.keptTracks, set by the test) are all stopped. Not an async
+# function: wait_for_function takes the promise one returns for a true value and returns at once.
+CAMERA_RELEASED = "window.keptTracks && window.keptTracks.every((track) => track.readyState === 'ended')"
+
+
 def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site, playwright, tmp_path):
     video = synthetic_y4m(tmp_path / "plain.y4m", duration_s=2)
     browser = launch(playwright, video)
@@ -280,15 +285,14 @@ def test_start_clicked_while_loading_releases_the_camera_if_the_models_fail(site
         page.route("**/page_config.json", lambda route: held.append(route))
         page.goto(site + "index.html?eye=no-such-model")
         page.click("#start")
-        page.evaluate("window.keptStream = window.eyestateEarlyStart.stream")
+        page.evaluate("window.eyestateEarlyStart.stream.then((stream) => { window.keptTracks = stream.getTracks(); })")
         while not held:  # index.html's preload and main.py each ask for it; one answer is enough to fail
             page.wait_for_timeout(50)
         for route in held:
             route.continue_()
         page.unroute("**/page_config.json")
         assert wait_state(page, ["model-failed", "ready", *LIVE_STATES], BOOT_TIMEOUT_MS) == "model-failed"
-        page.wait_for_function("""async () => (await window.keptStream).getTracks()
-            .every((track) => track.readyState === 'ended')""", timeout=10_000)  # the camera is off again
+        page.wait_for_function(CAMERA_RELEASED, timeout=10_000)  # the camera is off again
         assert page.is_disabled("#start") and page.text_content("#start") == "Start camera"
         assert_same_origin_only(requests, site)
     finally:
@@ -471,13 +475,6 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
         # Stopped by code without an "ended" event (track.stop() fires none): ended, not a "too dark" picture
         page.evaluate("document.getElementById('video').srcObject.getVideoTracks()[0].stop()")
         assert wait_state(page, ["camera-ended", "camera-dark"], 10_000) == "camera-ended"
-        # A camera picked in the list that is gone by then: Chromium's own OverconstrainedError, which Pyodide
-        # could not raise (the page waited for permission for ever)
-        page.evaluate("""() => { const picker = document.getElementById('camera');
-            picker.append(new Option('Gone', 'gone-device')); picker.value = 'gone-device';
-            picker.dispatchEvent(new Event('change')); }""")
-        assert wait_state(page, ["no-camera", *LIVE_STATES], 10_000) == "no-camera"
-        assert page.is_visible("#start") and not page.is_visible("#stop")
         # Stop while the camera is still being asked for (1.5 s late here): its stream is not taken when it comes
         page.evaluate("""() => { const devices = navigator.mediaDevices, ask = devices.getUserMedia.bind(devices);
             window.lateStreams = [];
@@ -490,6 +487,54 @@ def test_video_without_a_face_shows_no_face_then_camera_ended(site, playwright, 
         page.wait_for_timeout(500)
         assert page.get_attribute("#status", "data-state") == "ready" and page.is_visible("#start")
         assert page.evaluate("window.lateStreams[0].getTracks().every((t) => t.readyState === 'ended')")
+        assert_same_origin_only(requests, site)
+    finally:
+        browser.close()
+
+
+def test_a_camera_picked_in_the_list_is_switched_to_while_running_and_waits_for_start_when_stopped(site, playwright):
+    """Two cameras: the list shows them, the running one selected. Picking the other while one runs switches to
+    exactly that one. Picking one while stopped does not turn the camera on (picking is not permission to film);
+    Start then asks for exactly it, and one gone by then says so, not "no camera" (Chromium's own
+    OverconstrainedError, which Pyodide could not raise: the page once waited for permission for ever)."""
+    browser = launch(playwright, cameras=2)
+    picked = "document.getElementById('camera').value"
+    try:
+        page, requests, _ = open_page(browser, site, init_script=GUM_HOOK)
+        page.click("#start")
+        assert wait_state(page, ["no-camera", *LIVE_STATES], 30_000) in LIVE_STATES
+        page.wait_for_selector("#camera-picker", state="visible")
+        cameras = page.evaluate("Array.from(document.getElementById('camera').options).map((o) => o.value)")
+        running = page.evaluate("document.getElementById('video').srcObject.getVideoTracks()[0].getSettings().deviceId")
+        assert len(cameras) == 2 and page.evaluate(picked) == running
+        other = next(c for c in cameras if c != running)
+        page.select_option("#camera", other)  # while running: switched to at once
+        page.wait_for_function(f"""document.getElementById('video').srcObject &&
+            document.getElementById('video').srcObject.getVideoTracks()[0].getSettings().deviceId === '{other}'""")
+        assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"exact": other}
+        assert wait_state(page, LIVE_STATES, 30_000) in LIVE_STATES
+        page.click("#stop")
+        calls = len(page.evaluate("window.gumCalls"))
+        page.select_option("#camera", running)  # while stopped: remembered, the camera stays off
+        page.wait_for_timeout(1_000)
+        assert len(page.evaluate("window.gumCalls")) == calls
+        assert page.evaluate("document.getElementById('video').srcObject") is None
+        assert page.get_attribute("#status", "data-state") == "ready" and page.is_visible("#start")
+        page.click("#start")
+        assert wait_state(page, ["no-camera", *LIVE_STATES], 30_000) in LIVE_STATES
+        assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"exact": running}
+        page.click("#stop")
+        page.evaluate("""() => { const picker = document.getElementById('camera');
+            picker.append(new Option('Gone', 'gone-device')); picker.value = 'gone-device';
+            picker.dispatchEvent(new Event('change')); }""")
+        page.click("#start")
+        assert wait_state(page, ["no-camera", *LIVE_STATES], 10_000) == "no-camera"
+        assert "picked in the list is not there" in page.text_content("#status-message")
+        assert page.is_visible("#start") and not page.is_visible("#stop")
+        page.wait_for_function("Array.from(document.getElementById('camera').options).length === 2")  # listed again
+        page.click("#start")  # once: the next Start takes a camera that is there
+        assert wait_state(page, LIVE_STATES, 30_000) in LIVE_STATES
+        assert page.evaluate("window.gumCalls")[-1]["video"]["deviceId"] == {"ideal": "gone-device"}
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
@@ -1637,16 +1682,29 @@ def test_a_browser_without_what_the_page_needs_is_told_so_not_to_reload(site, pl
     clip = tmp_path / "pattern.webm"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-frames:v", "5", "-c:v", "libvpx-vp9",
            "-deadline", "realtime", "-cpu-used", "8", str(clip))
-    browser = launch(playwright)
+    browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=2))
     try:
         page, _, _ = open_page(browser, site, ready=False, init_script="delete window.OffscreenCanvas;")
         assert wait_state(page, ["model-failed", "ready"], BOOT_TIMEOUT_MS) == "model-failed"
         no_canvas = (page.text_content("#status-message"), page.text_content("#status-detail"),
                      page.is_disabled("#start"))
         page.context.close()
-        # PyScript itself cannot start (no Worker): not "Loading the Python runtime…" for ever
-        page, _, _ = open_page(browser, site, ready=False, init_script="delete window.Worker;")
+        # PyScript itself cannot start (no Worker): not "Loading the Python runtime…" for ever; a Start clicked while
+        # it loaded (index.html opened the camera) does not leave the camera on
+        context = browser.new_context(service_workers="block")
+        context.add_init_script("delete window.Worker;")
+        page = context.new_page()
+        held = []  # PyScript waits until Start was clicked, so its failure comes after the click
+        page.route("**/vendor/pyscript/core.js", lambda route: held.append(route))
+        page.goto(site + "index.html", wait_until="commit")  # "load" would wait for the held script
+        page.wait_for_selector('script[type="py"]', state="attached")  # parsed past the early-start script
+        page.click("#start")
+        page.evaluate("window.eyestateEarlyStart.stream.then((stream) => { window.keptTracks = stream.getTracks(); })")
+        page.wait_for_function("window.keptTracks && window.keptTracks.every((t) => t.readyState === 'live')")
+        for route in held:
+            route.continue_()
         assert wait_state(page, ["model-failed", "ready"], BOOT_TIMEOUT_MS) == "model-failed"
+        page.wait_for_function(CAMERA_RELEASED, timeout=10_000)
         no_python = (page.text_content("#status-message"), page.is_disabled("#start"))
         page.context.close()
         page, requests, _ = open_page(browser, site,

@@ -86,6 +86,16 @@ def test_camera_errors_enter_their_state_with_a_specific_message():
     machine.camera_error("NotReadableError")
     assert machine.state == S.CAMERA_ENDED and machine.message == S.CAMERA_BUSY_MESSAGE
     assert "SomethingNewError" in error_message("SomethingNewError")
+    # the camera picked in the list is gone: that one, not "no camera at all"; other errors keep their message
+    machine.go(S.REQUESTING_CAMERA)
+    assert machine.camera_error("OverconstrainedError", picked=True) == S.NO_CAMERA
+    assert machine.message == S.PICKED_CAMERA_GONE_MESSAGE
+    machine.go(S.REQUESTING_CAMERA)
+    machine.camera_error("OverconstrainedError")
+    assert machine.message == S.MESSAGES[S.NO_CAMERA]
+    machine.go(S.REQUESTING_CAMERA)
+    assert machine.camera_error("NotAllowedError", picked=True) == S.CAMERA_DENIED
+    assert "Allow it in the address bar" in machine.message
 
 
 def test_frame_results_are_debounced():

@@ -68,6 +68,8 @@ MESSAGES = {
 STATES = tuple(MESSAGES)
 
 CAMERA_BUSY_MESSAGE = ("The camera is in use by another app or tab. Close it there and press Start camera.")
+PICKED_CAMERA_GONE_MESSAGE = ("The camera picked in the list is not there any more (unplugged or turned off). "
+                              "Press Start camera to use another one.")
 UNSUPPORTED_MESSAGE = ("This browser cannot open a camera on this page (it needs https:// or "
                        "localhost). You can still choose a video file.")
 
@@ -196,10 +198,12 @@ class AppStateMachine:
             self.on_change(self)
         return changed
 
-    def camera_error(self, name: str) -> str:
-        """Enter the state for a getUserMedia / track error name, with its specific message."""
+    def camera_error(self, name: str, picked: bool = False) -> str:
+        """Enter the state for a getUserMedia / track error name, with its specific message. `picked`: the request
+        asked for exactly the camera picked in the list, so "not found" means that camera, not every camera."""
         state = error_to_state(name)
-        self.go(state, message=error_message(name))
+        gone = picked and state == NO_CAMERA and name != "NotSupportedError"
+        self.go(state, message=PICKED_CAMERA_GONE_MESSAGE if gone else error_message(name))
         return state
 
     def on_camera_picture(self, changed: bool, t: float | None = None) -> str:
