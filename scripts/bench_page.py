@@ -22,6 +22,7 @@ in the page; how long until every frame is processed (variants such as "?cliprat
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -97,12 +98,16 @@ def measure(playwright, base: str, video: Path, seconds: float, variant: str, wa
             "pictures": " then ".join(dict.fromkeys(e.get("size", "?") for e in window))}
 
 
-def measure_clip(playwright, base: str, clip: Path, variant: str) -> dict:
+def measure_clip(playwright, base: str, clip: Path, variant: str, cpu_throttle: float = 1.0) -> dict:
     browser = launch(playwright, None)
     try:
         page = browser.new_page()
+        console = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(base + "index.html" + variant)
         wait_state(page, "ready", 180_000)
+        if cpu_throttle > 1:  # after start-up: the clip is read on a weak device
+            page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": cpu_throttle})
         start = time.perf_counter()
         page.set_input_files("#clip-file", str(clip))
         state = wait_state(page, ["clip-done", "clip-failed"], 900_000)
@@ -114,9 +119,11 @@ def measure_clip(playwright, base: str, clip: Path, variant: str) -> dict:
         browser.close()
     if state != "clip-done" or not log:
         raise RuntimeError(f"{variant or '(default)'}: the clip was not processed ({state})")
+    # page_clip.py's closing line: "...; N skipped by the browser and fetched again by seeking; ..."
+    skipped = [int(m.group(1)) for line in console if (m := re.search(r"(\d+) skipped by the browser", line))]
     return {"variant": variant or "(default)", "seconds": seconds, "fps": rows / seconds, "rate": float(rate),
             "pipeline_ms": statistics.median(e["stages"]["total"] for e in log if "total" in e["stages"]),
-            "frames": rows}
+            "frames": rows, "skipped": skipped[-1] if skipped else float("nan")}
 
 
 SECOND_VISITS = {"HTTP cache, no offline copy": "block", "offline copy, site up": "allow",
@@ -181,17 +188,19 @@ def clip_benchmark(args, source: Path, base_dir: Path) -> int:
     with serve(ROOT / "dist") as base, sync_playwright() as playwright:
         for _ in range(args.repeat):
             for variant in args.variant or [""]:
-                runs.append(measure_clip(playwright, base, clip, variant))
-    print(f"\nclip mode: {what}; Chromium headless, --disable-gpu; median of {args.repeat} run(s)\n")
-    print("| variant | playback rate | frames processed | seconds | seconds, each run | frames per second "
-          "| pipeline median ms |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+                runs.append(measure_clip(playwright, base, clip, variant, args.cpu_throttle))
+    throttle = f", CPU throttled {args.cpu_throttle:g}x" if args.cpu_throttle > 1 else ""
+    print(f"\nclip mode: {what}; Chromium headless, --disable-gpu{throttle}; median of {args.repeat} run(s)\n")
+    print("| variant | playback rate | frames processed | skipped, fetched by seeking | seconds | seconds, each run "
+          "| frames per second | pipeline median ms |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     for variant in dict.fromkeys(r["variant"] for r in runs):
         mine = [r for r in runs if r["variant"] == variant]
-        med = {k: statistics.median(r[k] for r in mine) for k in ("rate", "frames", "seconds", "fps", "pipeline_ms")}
+        med = {k: statistics.median(r[k] for r in mine)
+               for k in ("rate", "frames", "skipped", "seconds", "fps", "pipeline_ms")}
         each = ", ".join(f"{r['seconds']:.1f}" for r in mine)
-        print(f"| {variant} | {med['rate']:.2f} | {med['frames']:.0f} | {med['seconds']:.1f} | {each} | "
-              f"{med['fps']:.1f} | {med['pipeline_ms']:.1f} |")
+        print(f"| {variant} | {med['rate']:.2f} | {med['frames']:.0f} | {med['skipped']:.0f} | {med['seconds']:.1f} | "
+              f"{each} | {med['fps']:.1f} | {med['pipeline_ms']:.1f} |")
     return 0
 
 

@@ -43,6 +43,8 @@ LIVE_LANDMARK_HOLD_S = 0.2
 # of 149 frames, and light mode never came).
 BACKGROUND_TICK_MS = 66  # ~15 fps: blinks (100-300 ms) still span a frame, at a fraction of the CPU
 BACKGROUND_AFTER_S = 0.3
+# The same dark picture read this long is a black one (a privacy shutter sends exact black), not a frame read twice
+BLACK_AFTER_S = 0.5
 
 
 def query_param(name: str):
@@ -190,6 +192,7 @@ class App:
         self._clock_read_at = -1e9  # seconds (performance.now) of the clock's latest frame read
         self._thumb = None  # 64x48 canvas context (_thumbnail): is a camera picture new (a frozen camera repeats one)?
         self._last_thumb = b""
+        self._same_picture_since = None  # seconds (performance.now) since when the pictures read are the same
         # One frame at a time through the pipeline and tracker: model calls are awaited, and ort-web refuses
         # a second run of a session while one is in flight.
         self._frame_lock = asyncio.Lock()
@@ -682,12 +685,17 @@ class App:
                     by_animation = self._by_animation_frames and not background
                     changed = self._picture_changed(frame) if background or by_animation else True
                     luma = None if changed else mean_luma(self._last_thumb)
+                    if changed or self._same_picture_since is None:
+                        self._same_picture_since = started / 1000.0
                     if by_animation and changed and self.budget is not None:
                         # one camera frame per new picture (no presentedFrames here: a busy device goes unnoticed,
                         # so light mode does not start by itself in these browsers)
                         self.budget.arrived(started / 1000.0)
-                    # a repeated picture that is neither dark nor frozen long enough falls through: nothing new
-                    if luma is not None and luma < S.DARK_LUMA:
+                    # a repeated picture that is neither dark nor frozen long enough falls through: nothing new. Dark
+                    # only after BLACK_AFTER_S: read twice (animation frames come at 60 a second), a camera frame of a
+                    # dark room with a face in it made the page say "too dark" for good (no video frame callbacks)
+                    if luma is not None and luma < S.DARK_LUMA \
+                            and started / 1000.0 - self._same_picture_since >= BLACK_AFTER_S:
                         self._show_black(started / 1000.0, luma)
                     elif self.machine.on_camera_picture(changed, started / 1000.0) == S.CAMERA_STALLED \
                             or (not changed and self.tracker.alarm_on and not by_animation):

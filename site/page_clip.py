@@ -2,7 +2,8 @@
 
 Method. The video plays; each requestVideoFrameCallback pauses it at once and copies the presented
 frame into a canvas, so nothing new is presented until playback resumes. It resumes as soon as a frame is handed
-out, so the next frame is on its way while the pipeline works on this one. A browser may still
+out (from the third frame on, once a frame's processing time is known), so the next frame is on its way while the
+pipeline works on this one, at a rate that presents no more frames than the pipeline keeps up with. A browser may still
 present frames the page never sees (its callbacks coalesce when the main thread is busy) or, when they come faster
 than the display refreshes, decode frames it never presents. A gap is noticed by metadata.presentedFrames jumping by
 more than one, by the element's count of dropped frames (getVideoPlaybackQuality) rising while it played, by a
@@ -43,6 +44,15 @@ from pyodide.ffi import JsException, create_once_callable, create_proxy
 # a 240 fps slow-motion clip at 0.125x.
 PRESENTED_PER_S = 30.0
 MIN_RATE, MAX_RATE = 0.125, 8.0
+# ... fewer where the device is slower than that. Playback resumes when a frame is handed out, and the next frame's
+# callback runs at the first display refresh after the caller is done with this one (callbacks coalesce on a busy
+# main thread): two frames presented by then lose the first of them, fetched again by seeking (about 0.5 s each). So
+# at most KEEP_UP presentations per frame's processing time (the 80th percentile of the last PROCESSING_WINDOW frames)
+# plus a refresh: on a CPU throttled 4x (100 ms a frame) 67 of 120 frames of a 30 fps clip were skipped and it took
+# 39.0 s, now 5 and 23.2 s (docs/BENCHMARKS.md section 5, H3).
+KEEP_UP = 1.8
+REFRESH_S = 0.02
+PROCESSING_WINDOW = 15
 # While the shown frame stays the same past a wait's timeout (a still stretch, or sound that outlasts the video), play
 # this fast: the next new frame still pauses the element at once, and playback after it goes back to the step's rate.
 # A 2 s video with 30 s of sound took 18.5 s, most of it waiting for the sound to end (Chromium's highest rate is 16).
@@ -119,6 +129,7 @@ class ClipReader:
         self._fell_before = False  # the last frame came after a gap without a frame, FELL_FACTOR steps long
         self._gap_last = None  # _seek_after: (end of a gap, time of the last frame before it)
         self._recent_steps = deque(maxlen=RATE_WINDOW)  # frame steps, and steps guessed for gaps (frames())
+        self._processing_s = deque(maxlen=PROCESSING_WINDOW)  # the caller's time on each frame handed out (frames())
         self._dropped_at_play = self._dropped_at_frame = 0  # getVideoPlaybackQuality's count (_dropped)
         self._callback_frame_unseen = False
         self._closed = False
@@ -187,9 +198,16 @@ class ClipReader:
             return 0
         return int(self.video.getVideoPlaybackQuality().droppedVideoFrames)
 
+    def presented_per_s(self) -> float:
+        """Frames to present a second: PRESENTED_PER_S, or fewer when the caller takes longer on a frame (KEEP_UP)."""
+        if not self._processing_s:
+            return PRESENTED_PER_S
+        slow = sorted(self._processing_s)[int(0.8 * (len(self._processing_s) - 1))]
+        return min(PRESENTED_PER_S, KEEP_UP / (slow + REFRESH_S))
+
     def _follow_step(self, step: float) -> None:
         if self._rate_follows_step:
-            self.rate = min(MAX_RATE, max(MIN_RATE, PRESENTED_PER_S * step))
+            self.rate = min(MAX_RATE, max(MIN_RATE, self.presented_per_s() * step))
 
     async def open(self) -> None:
         if not hasattr(self.video, "requestVideoFrameCallback"):
@@ -534,8 +552,7 @@ class ClipReader:
             if first is None:
                 raise ClipError("no frame could be decoded from this file")
             last_t, last_presented = first[0], first[1]
-            self._fetch_next(last_t)
-            yield first[0], first[2]
+            yield first[0], first[2]  # the next frame is fetched once this one is processed (below)
         while True:
             got = await (self._ahead or self._fetch_next(last_t))
             self._ahead = None
@@ -606,8 +623,11 @@ class ClipReader:
             step = min(self._recent_steps)
             self._follow_step(step)
             last_t, last_presented = t, None if (jumped or gap) else presented
-            self._fetch_next(last_t)
+            if self._processing_s:  # else fetched once this frame is processed: frames presented meanwhile
+                self._fetch_next(last_t)  # would each be a seek (the first frame's time, with warm-up, is not kept)
+            handed_out = js.performance.now()
             yield t, canvas
+            self._processing_s.append((js.performance.now() - handed_out) / 1000)
         # frames presented after the last callback, right before "ended" (all the rest when playback ran to the end
         # unseen behind another tab before NOT_RENDERED_AFTER_S had passed)
         if step is not None:

@@ -303,10 +303,12 @@ def test_start_stays_disabled_when_the_models_failed_before_a_click(site, playwr
     """A click after a failed start-up must not open the camera through index.html's early start."""
     browser = launch(playwright, synthetic_y4m(tmp_path / "plain.y4m", duration_s=2))
     try:
-        page, requests, _ = open_page(browser, site, "?eye=no-such-model", ready=False)
+        page, requests, _ = open_page(browser, site, "?eye=no-such-model", ready=False, init_script=GUM_HOOK)
         assert wait_state(page, ["model-failed", "ready", *LIVE_STATES], BOOT_TIMEOUT_MS) == "model-failed"
         assert page.is_disabled("#start")
-        assert page.evaluate("window.eyestateEarlyStart") is None
+        page.evaluate("document.getElementById('start').click()")  # a click on the disabled button: nothing
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.gumCalls") == [] and page.evaluate("window.eyestateEarlyStart") is None
         assert "could not be loaded" in page.text_content("#status-message")
         assert_same_origin_only(requests, site)
     finally:
@@ -1074,14 +1076,15 @@ def read_clip(site, playwright, clip) -> ClipRead:
 
 @pytest.mark.shared
 def test_a_low_frame_rate_clip_plays_faster_and_still_gives_every_frame_once(site, playwright, tmp_path):
-    """Clip mode plays a 6 fps clip at about 5x (page_clip.PRESENTED_PER_S): frames come closer together, so more may
-    slip past the pause and be fetched again by seeking; the CSV must still hold every frame once, in order."""
+    """Clip mode plays a 6 fps clip at up to 5x (page_clip.PRESENTED_PER_S, fewer where the pipeline takes longer on a
+    frame: KEEP_UP): frames come closer together, so more may slip past the pause and be fetched again by seeking; the
+    CSV must still hold every frame once, in order."""
     source = FOCUS_VIDEOS / "soniya_test_5_low_fps.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
     clip = video_to_webm(source, tmp_path / "slow.webm", 0, 60)
     rows, rate, dropped, *_ = read_clip(site, playwright, clip)
-    assert 4 <= rate <= 6, rate  # 30 presentations a second at ~0.163 s per frame
+    assert 2 <= rate <= 6, rate  # up to 30 presentations a second at ~0.163 s per frame (3.95 seen: 24 a second)
     assert dropped == "0" and len(rows) == 60
     assert [float(r["time"]) for r in rows] == pytest.approx(decoded_times(clip), abs=0.002)
 
@@ -1642,10 +1645,12 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
     """The video stops changing (here: the page's video element paused, as when a USB camera hangs without ending
     its track): after 2 s the page says the camera may have frozen and that the eyes are not watched, shows both eyes
     unknown, and goes back to watching with the first new picture. A picture frozen in a very dark room (mean luma
-    below the dark line, the face still found) is "too dark" at once instead, and is not processed again either: a
-    camera frozen on closed eyes must not raise the alarm. Without video frame callbacks (Firefox before 132) frames
-    come by animation frames, which are no camera frames: the same picture is not processed again, there as when
-    running (before, ~50 "processed" frames a second of a 30 fps camera, and a frozen one was never noticed)."""
+    below the dark line, the face still found) is "too dark" after half a second instead, and is not processed again
+    either: a camera frozen on closed eyes must not raise the alarm. Without video frame callbacks (Firefox before 132)
+    frames come by animation frames, which are no camera frames: the same picture is not processed again, there as
+    when running (before, ~50 "processed" frames a second of a 30 fps camera, and a frozen one was never noticed);
+    a dark room's camera frame read twice that way is not a black picture (it once kept the page "too dark" after the
+    camera came back)."""
     source = FOCUS_VIDEOS / "mahie_test_1.avi"
     if not source.exists():
         pytest.skip(f"needs {source} (../shared)")
@@ -1669,7 +1674,8 @@ def test_a_frozen_camera_is_reported_and_watching_resumes_with_new_pictures(site
         time.sleep(1)
         assert len(frame_log(page)) - before <= 2  # not processed again (one in flight, the clock's first read)
         page.evaluate("document.getElementById('video').play()")
-        assert wait_state(page, LIVE_STATES, 10_000) in LIVE_STATES
+        assert wait_state(page, ["running"], 10_000) == "running"  # (camera-dark is one of LIVE_STATES)
+        page.wait_for_function(f"window.eyestateLog.length > {len(frame_log(page)) + 5}", timeout=10_000)
         assert_same_origin_only(requests, site)
     finally:
         browser.close()
