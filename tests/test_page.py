@@ -853,7 +853,9 @@ def replay_csv_rows(clip, eye_model, tmp_path) -> list:
 
 
 # Browsers whose VideoFrame of a video element does not carry the frame's own time (page_clip.py reads frames by
-# frame callbacks there): Firefox stamps whole seconds of the playback position, Safari the playback position.
+# frame callbacks there): Firefox stamps whole seconds of the playback position, Safari the playback position. They
+# read the clip's first OTHER_FRAMES frames (one labelled blink, at frame 93), without the camera running first.
+OTHER_FRAMES = 200
 OTHER_VIDEOFRAMES = {
     "VideoFrame": None,
     "whole-second-timestamps": """const VF = window.VideoFrame; window.VideoFrame = class extends VF {
@@ -876,28 +878,39 @@ def focus_clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def focus_clip_front_csv() -> dict:
+    """The page's CSV rows and summary of focus_clip read in front, kept by test_clip_mode_matches_offline_replay
+    [VideoFrame] for the test that compares a run behind another tab with them (one reading of the clip less); empty
+    where that test did not run first."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def focus_clip_replay(focus_clip, page_eye_model, tmp_path_factory) -> list:
     return replay_csv_rows(focus_clip, page_eye_model, tmp_path_factory.mktemp("focus_replay"))
 
 
 @pytest.mark.shared
 @pytest.mark.parametrize("frames_by", list(OTHER_VIDEOFRAMES))
-def test_clip_mode_matches_offline_replay(site, playwright, focus_clip, focus_clip_replay, tmp_path, frames_by):
-    source, clip = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi", focus_clip
+def test_clip_mode_matches_offline_replay(site, playwright, focus_clip, focus_clip_replay, focus_clip_front_csv,
+                                         tmp_path, frames_by):
+    source, own_times = FOCUS_VIDEOS / f"{CLIP_VIDEO}.avi", frames_by == "VideoFrame"
+    frames = CLIP_FRAMES if own_times else OTHER_FRAMES
+    clip = focus_clip if own_times else video_to_webm(source, tmp_path / "clip.webm", 0, frames)
     # the live camera runs (a face, so model calls are in flight) when the clip is chosen: the clip must
     # wait for the live frame to finish and then own the pipeline alone
-    browser = launch(playwright, video_to_y4m(source, tmp_path / "camera.y4m", 0, 5))
+    browser = launch(playwright, video_to_y4m(source, tmp_path / "camera.y4m", 0, 5) if own_times else None)
     try:
         page, requests, console = open_page(
             browser, site, init_script=OTHER_VIDEOFRAMES[frames_by])
-        page.click("#start")
-        wait_state(page, ["running", "no-face", "uncertain"], 60_000)
-        page.wait_for_function("window.eyestateLog.length > 3", timeout=30_000)
+        if own_times:
+            page.click("#start")
+            wait_state(page, ["running", "no-face", "uncertain"], 60_000)
+            page.wait_for_function("window.eyestateLog.length > 3", timeout=30_000)
         page.set_input_files("#clip-file", str(clip))
         state = wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
         assert state == "clip-done", page.text_content("#status") + "\n".join(console[-20:])
-        own_times = not any("do not carry the frame's own time" in line for line in console)
-        assert own_times == (frames_by == "VideoFrame"), console[-20:]
+        assert own_times == (not any("do not carry the frame's own time" in line for line in console)), console[-20:]
         page_rows = read_csv(page.input_value("#clip-csv"))
         summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "blinks", "alarms", "dropped")}
         href = page.get_attribute("#clip-download", "href")
@@ -906,27 +919,29 @@ def test_clip_mode_matches_offline_replay(site, playwright, focus_clip, focus_cl
         browser.close()
 
     assert href and href.startswith("blob:")
-    assert len(page_rows) == CLIP_FRAMES and summary["frames"] == str(CLIP_FRAMES) and summary["dropped"] == "0"
-    assert [int(r["frame"]) for r in page_rows] == list(range(CLIP_FRAMES))
+    assert len(page_rows) == frames and summary["frames"] == str(frames) and summary["dropped"] == "0"
+    assert [int(r["frame"]) for r in page_rows] == list(range(frames))
     assert list(page_rows[0]) == ["frame", "time", "p_open_left", "p_open_right", "state_left", "state_right",
                                   "state", "blink_id", "alarm"]
 
-    replay_rows = focus_clip_replay
-    assert len(replay_rows) == CLIP_FRAMES
+    assert len(focus_clip_replay) == CLIP_FRAMES
+    replay_rows = focus_clip_replay[:frames]  # the replay of the first frames alone gives the same rows
 
     page_blinks = {int(r["blink_id"]) for r in page_rows} - {0}
     replay_blinks = {int(r["blink_id"]) for r in replay_rows} - {0}
-    assert len(page_blinks) == len(replay_blinks) == int(summary["blinks"]), (page_blinks, replay_blinks)
+    assert len(page_blinks) == len(replay_blinks) == int(summary["blinks"]) >= 1, (page_blinks, replay_blinks)
     assert [r["alarm"] for r in page_rows] == [r["alarm"] for r in replay_rows]  # no closure this long: all "0"
     assert summary["alarms"] == "0"
     same = sum(p["state_left"] == r["state_left"] and p["state_right"] == r["state_right"]
                for p, r in zip(page_rows, replay_rows))
     # Browser and OpenCV convert YUV to RGB and resample crops slightly differently; the states may
     # differ on a frame where p(open) sits right at a threshold, never more.
-    assert same / CLIP_FRAMES >= 0.97, f"per-frame states agree on {same}/{CLIP_FRAMES} frames"
+    assert same / frames >= 0.97, f"per-frame states agree on {same}/{frames} frames"
     diffs = [abs(float(p["p_open_left"]) - float(r["p_open_left"])) for p, r in zip(page_rows, replay_rows)
              if p["p_open_left"] and r["p_open_left"]]
     assert diffs and sorted(diffs)[len(diffs) // 2] < 0.02
+    if own_times:
+        focus_clip_front_csv.update(rows=page_rows, summary={k: summary[k] for k in ("frames", "blinks", "dropped")})
 
 
 @pytest.mark.shared
@@ -1263,7 +1278,8 @@ def test_a_clip_in_front_on_a_device_that_holds_the_main_thread_is_not_taken_for
 
 
 @pytest.mark.shared
-def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, focus_clip):
+def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playwright, focus_clip,
+                                                                     focus_clip_front_csv):
     """Behind another tab the page is not rendered and frame callbacks nearly stop (headless Chromium: about one a
     second while the pipeline runs; this clip then "finished" with 130 of its 360 frames, 19 counted unreadable). The
     reader then reads each frame by seeking (page_clip.ClipReader._step) and plays again once the page is in front. The
@@ -1283,9 +1299,12 @@ def test_a_clip_goes_on_behind_another_tab_and_gives_the_same_frames(site, playw
             summary = {k: page.get_attribute("#clip-summary", f"data-{k}") for k in ("frames", "blinks", "dropped")}
             return read_csv(page.input_value("#clip-csv")), summary
 
-        page.set_input_files("#clip-file", str(clip))
-        wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
-        front_rows, front_summary = result()
+        if focus_clip_front_csv:  # read in front already (test_clip_mode_matches_offline_replay), in another browser
+            front_rows, front_summary = focus_clip_front_csv["rows"], focus_clip_front_csv["summary"]
+        else:
+            page.set_input_files("#clip-file", str(clip))
+            wait_state(page, ["clip-done", "clip-failed", "model-failed"], 240_000)
+            front_rows, front_summary = result()
         before = page.evaluate(count)
 
         page.set_input_files("#clip-file", str(clip))
