@@ -100,3 +100,19 @@ def output_folder(text: str) -> str:
     else:
         _writable_above(path)
     return text
+
+
+def refuse_overwriting(parser: argparse.ArgumentParser, inputs, **outputs) -> None:
+    """parser.error when an output (option name -> path; "" or None: not written) names one of the `inputs` files or
+    the same file as another output: it would be replaced once the work is done (a model, a video, its labels)."""
+    given = {Path(path).resolve() for path in inputs if path}
+    taken = {}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        where, option = Path(path).resolve(), "--" + option.replace("_", "-")
+        if where in given:
+            parser.error(f"{option} {path} is one of the input files, which it would replace; choose another name")
+        if where in taken:
+            parser.error(f"{taken[where]} and {option} both name {path}; choose two files")
+        taken[where] = option

@@ -48,6 +48,8 @@ def evaluate_arrays(predict_fn: PredictFn, data: EyeData, spec: PreprocessSpec =
 def torch_predictor(model, device="cpu") -> PredictFn:
     import torch
 
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch sees no CUDA GPU; use --device cpu")
     model = model.to(device).eval()
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -99,9 +101,9 @@ def load_predictor(weights, device="cpu") -> tuple[PredictFn, PreprocessSpec, di
                          "(e.g. models/eye_state.pth)")
     if not path.is_file():
         raise FileNotFoundError(f"--weights {path} not found (expected a .pth checkpoint or an .onnx model)")
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         return onnx_predictor(path)
-    if path.suffix not in (".pth", ".pt"):
+    if path.suffix.lower() not in (".pth", ".pt"):
         raise ValueError(f"--weights {path}: expected a .pth checkpoint or an .onnx model")
     from pipeline.models import load_checkpoint
 

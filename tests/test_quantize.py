@@ -183,3 +183,17 @@ def test_an_output_path_that_is_a_folder_is_refused_before_any_work(tmp_path, ca
     with pytest.raises(SystemExit):
         quantize.main([x for pair in args.items() for x in pair])
     assert f"argument {option}: {tmp_path} is an existing folder" in capsys.readouterr().err
+
+
+def test_an_output_that_would_replace_the_model_or_the_other_output_is_refused(tmp_path, capsys):
+    model = tmp_path / "eye_state.onnx"
+    model.write_bytes((SHIPPED / "eye_state.onnx").read_bytes())
+    for args, message in ((["--out", str(model)], f"--out {model} is one of the input files"),
+                          (["--out", str(tmp_path / "q.onnx"), "--report", str(tmp_path / "q.onnx")],
+                           "--out and --report both name"),
+                          (["--out", str(tmp_path / "q.json")], "expected a file name ending in .onnx")):
+        with pytest.raises(SystemExit):
+            quantize.main(["--model", str(model), "--calib", str(tmp_path / "nothing"), *args])
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eye_state.onnx"]
+    assert model.read_bytes() == (SHIPPED / "eye_state.onnx").read_bytes()

@@ -168,6 +168,9 @@ def test_label_and_timestamp_files_in_other_common_shapes(tmp_path):
     path.write_text("closed\n0\nclosed\n")  # only the first line may be a header
     with pytest.raises(ValueError, match=":3: expected 0 or 1"):
         load_labels(path)
+    path.write_text("2\n0\n1\n")  # ... and not a number: taken for a header, it shifted every label by a frame
+    with pytest.raises(ValueError, match=":1: expected 0 or 1 per line .* got '2'"):
+        load_labels(path)
     times = tmp_path / "v_timestamps.txt"
     times.write_text("12.5\n12.6\n\n12.75\n")
     assert load_timestamps(times) == pytest.approx([0.0, 0.1, 0.25])

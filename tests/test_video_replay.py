@@ -352,7 +352,11 @@ def test_the_pages_rgba_build_and_bad_options_are_refused_before_any_replay(rgba
                           (["--max-frames", 0], "argument --max-frames: 0: expected a whole number of at least 1"),
                           (["--landmark-hold", -1], "argument --landmark-hold: -1: expected a number of at least 0"),
                           (["--models-dir", MAHIE_1], f"argument --models-dir: {MAHIE_1} is a file; expected a folder"),
-                          (["--model", ROOT / "models" / "eye_state.pth"], "expected the ONNX eye-state model")):
+                          (["--model", ROOT / "models" / "eye_state.pth"], "expected the ONNX eye-state model"),
+                          # the results must not replace the video's labels, the video, or each other
+                          (["--csv", MAHIE_1.with_name(MAHIE_1.stem + "_ideal.csv")], "is one of the input files"),
+                          (["--json", MAHIE_1], "is one of the input files"),
+                          (["--csv", tmp_path / "r", "--json", tmp_path / "r"], "--csv and --json both name")):
         with pytest.raises(SystemExit):
             replay([MAHIE_1, *args], capsys)
         assert message in capsys.readouterr().err
