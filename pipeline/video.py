@@ -348,7 +348,9 @@ def run(videos, labels=None, max_frames=None, models_dir=DEFAULT_MODELS_DIR, eye
         while name in per_frame:  # another video of that name (in another folder); never overwrite its rows
             name, n = f"{path.stem}#{n}", n + 1
         per_frame[name] = out["rows"]
-        info[name] = {"frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
+        # the file itself: two videos of one name (clip, clip#1) are told apart by it, not by their order
+        info[name] = {"path": _shown(path), "labels": _shown(label_path) if label_path is not None else None,
+                      "frames": out["frames"], "blinks": len(out["blinks"]), "alarms": out["alarms"],
                       "timings": out["timings"],
                       "face_frames": sum(r["face"] for r in out["rows"]), "expected_frames": expected,
                       "dark_eye_frames": sum(r["eyes_dark"] for r in out["rows"]),

@@ -317,12 +317,15 @@ def test_videos_of_the_same_name_keep_their_own_rows(tmp_path, capsys):
         (tmp_path / folder).mkdir()
         videos.append(tmp_path / folder / f"{stem}.avi")
         _write_video(videos[-1], frames)
-    out_csv = tmp_path / "frames.csv"
-    code, out = replay([*videos, "--no-iris", "--csv", out_csv], capsys)
+    out_csv, out_json = tmp_path / "frames.csv", tmp_path / "metrics.json"
+    code, out = replay([*videos, "--no-iris", "--csv", out_csv, "--json", out_json], capsys)
     assert code == 0, out.err
     rows = list(csv.DictReader(open(out_csv)))
     counts = {name: sum(r["video"] == name for r in rows) for name in {r["video"] for r in rows}}
     assert sorted(counts.values()) == [4, 5, 6] and counts["clip"] == 4 and counts["clip#2"] == 5
+    # each name's file is said in the JSON: which "clip" is which does not depend on the order given
+    paths = {name: v["path"] for name, v in json.loads(out_json.read_text())["videos"].items()}
+    assert sorted(paths.values()) == sorted(str(v) for v in videos) and paths["clip"] == str(videos[0])
 
 
 def test_frame_times_beside_a_tag_that_do_not_fit_fall_back_also_with_max_frames(tmp_path, capsys):
